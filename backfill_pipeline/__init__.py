@@ -1,0 +1,1 @@
+"""Collects Toastmasters district statistics into per-date snapshot directories."""

@@ -1,0 +1,63 @@
+"""Program years, data months and month ends (DASHBOARD.md sections 1 and 4)."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+
+EARLIEST_AS_OF = dt.date(2008, 7, 1)
+
+
+def program_year(year: int, month: int) -> str:
+    """Program year of a data month: July to June, written `2024-2025`."""
+    start = year if month >= 7 else year - 1
+    return f"{start}-{start + 1}"
+
+
+def program_year_start(py: str) -> int:
+    """First calendar year of a program year string."""
+    if not re.fullmatch(r"\d{4}-\d{4}", py) or int(py[5:]) != int(py[:4]) + 1:
+        raise ValueError(f"not a program year: {py!r}")
+    return int(py[:4])
+
+
+def month_end(year: int, month: int) -> dt.date:
+    """Last day of a month."""
+    return dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def previous_month(year: int, month: int) -> tuple[int, int]:
+    """The month before (year, month)."""
+    return (year - 1, 12) if month == 1 else (year, month - 1)
+
+
+def open_program_year(today: dt.date) -> str:
+    """The program year still being published on `today` (the one of today's month)."""
+    return program_year(today.year, today.month)
+
+
+def url_date(d: dt.date) -> str:
+    """A date as the report name writes it: `M/D/YYYY`, unpadded."""
+    return f"{d.month}/{d.day}/{d.year}"
+
+
+def parse_as_of(text: str, today: dt.date | None = None) -> dt.date:
+    """Validate a user-typed as-of date: ISO `YYYY-MM-DD`, not before 2008-07-01, not after today."""
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        raise ValueError(f"date must look like YYYY-MM-DD, got {text!r}")
+    try:
+        d = dt.date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"not a calendar date: {text!r}") from exc
+    return check_as_of(d, today)
+
+
+def check_as_of(d: dt.date, today: dt.date | None = None) -> dt.date:
+    """Reject as-of dates outside 2008-07-01 .. today."""
+    today = today or dt.date.today()
+    if d < EARLIEST_AS_OF:
+        raise ValueError(f"{d.isoformat()} is before {EARLIEST_AS_OF.isoformat()}, the first exported date")
+    if d > today:
+        raise ValueError(f"{d.isoformat()} is in the future (today is {today.isoformat()})")
+    return d

@@ -1,0 +1,59 @@
+"""District ids: normalising user input and ordering ids (DASHBOARD.md section 5)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_VALID = re.compile(r"^(?:[0-9]{1,4}|[A-Za-z])$")
+_SUMMARY_TOKEN = re.compile(r"^[A-Za-z0-9]+$")
+
+
+class InvalidDistrictId(ValueError):
+    """A district id that is not digits or one letter."""
+
+
+def normalise_district_id(raw: str) -> str:
+    """`District 42`, ` 42 ` and `42` all become `42`; leading zeros are kept; letters upper-cased."""
+    if not isinstance(raw, str):
+        raise InvalidDistrictId(f"district id must be a string, got {type(raw).__name__}")
+    text = raw.strip()
+    m = re.fullmatch(r"(?i:district)\s+(\S+)", text)
+    if m:
+        text = m.group(1)
+    if not _VALID.fullmatch(text):
+        raise InvalidDistrictId(
+            f"invalid district id {raw!r}: expected digits (like 42 or 09) or one letter (F, U)"
+        )
+    return text.upper()
+
+
+def is_valid_district_id(raw: str) -> bool:
+    """True when `raw` normalises to a district id."""
+    try:
+        normalise_district_id(raw)
+    except InvalidDistrictId:
+        return False
+    return True
+
+
+def district_sort_key(district_id: str) -> tuple[int, int, str]:
+    """Numeric ids in numeric order, letters last (`02, 09, 42, 109, F, U`)."""
+    if district_id.isdigit():
+        return (0, int(district_id), district_id)
+    return (1, 0, district_id)
+
+
+def sort_district_ids(ids: Iterable[str]) -> list[str]:
+    """De-duplicated, ordered district ids."""
+    return sorted(set(ids), key=district_sort_key)
+
+
+def district_ids_from_summary(values: Iterable[str]) -> list[str]:
+    """District ids from the summary's DISTRICT column: trimmed, alphanumeric only, ordered."""
+    kept = []
+    for value in values:
+        token = (value or "").strip()
+        if _SUMMARY_TOKEN.fullmatch(token):
+            kept.append(token)
+    return sort_district_ids(kept)
