@@ -1,0 +1,291 @@
+"""Fetch one report for one as-of date, faithfully (DASHBOARD.md section 4), through the raw cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .breaker import CircuitBreaker
+from .cache import CachedAnswer, RawCache
+from .calendar import EARLIEST_AS_OF, month_end, previous_month, program_year
+from .csvparse import ParsedCsv, parse_report
+from .districts import normalise_district_id
+from .errors import ServerError
+from .http import DashboardHttp, RetrySettings
+from .ratelimit import TokenBucket
+from .reports import DISTRICT_REPORTS, Report, export_url, report_name
+
+DEFAULT_BASE_URL = "https://dashboards.toastmasters.org"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything that shapes how politely and how persistently the client talks to the dashboard."""
+
+    base_url: str = DEFAULT_BASE_URL
+    rate: float = 2.0
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    max_attempts: int = 4
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 30.0
+    use_cache: bool = True
+
+
+@dataclass
+class FetchResult:
+    """The outcome of fetching one report for one as-of date."""
+
+    report: Report
+    district: str | None
+    as_of: dt.date
+    available: bool
+    data_month: tuple[int, int] | None = None
+    url: str | None = None
+    header: list[str] = field(default_factory=list)
+    rows: list[dict[str, str]] = field(default_factory=list)
+    sha256: str | None = None
+    bytes: int | None = None
+    cache_hit: bool = False
+    requests: int = 0
+
+    @property
+    def closing_period(self) -> bool | None:
+        """True when the data month is the month before the as-of month."""
+        if self.data_month is None:
+            return None
+        return self.data_month != (self.as_of.year, self.as_of.month)
+
+    def summary(self) -> dict:
+        """A JSON-ready description without the rows."""
+        return {
+            "report": self.report.value,
+            "district": self.district,
+            "url": self.url,
+            "available": self.available,
+            "asOf": self.as_of.isoformat(),
+            "dataMonth": f"{self.data_month[0]:04d}-{self.data_month[1]:02d}"
+            if self.data_month
+            else None,
+            "closingPeriod": self.closing_period,
+            "rows": len(self.rows),
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "cacheHit": self.cache_hit,
+            "requests": self.requests,
+        }
+
+
+@dataclass
+class DateFetch:
+    """The summary of a date and, when asked, one district's three reports."""
+
+    as_of: dt.date
+    summary: FetchResult
+    district_reports: list[FetchResult] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[FetchResult]:
+        return [self.summary, *self.district_reports]
+
+
+class DashboardClient:
+    """Fetches dashboard exports for as-of dates; every answer goes through the raw cache."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        root: Path | str,
+        *,
+        today: Callable[[], dt.date] = dt.date.today,
+        http: DashboardHttp | None = None,
+    ) -> None:
+        self.settings = settings
+        self.root = Path(root)
+        self.today = today
+        self.cache = RawCache(self.root) if settings.use_cache else None
+        self.breaker = CircuitBreaker(
+            self.root / "state" / "breaker.json",
+            failure_threshold=settings.breaker_threshold,
+            cooldown=settings.breaker_cooldown,
+        )
+        self.http = http or DashboardHttp(
+            limiter=TokenBucket(settings.rate),
+            breaker=self.breaker,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retry=RetrySettings(
+                max_attempts=settings.max_attempts,
+                backoff_base=settings.backoff_base,
+                backoff_max=settings.backoff_max,
+            ),
+        )
+        self.cache_hits = 0
+        self._bare_path_years: set[str] = set()
+
+    def close(self) -> None:
+        """Release the HTTP session."""
+        self.http.close()
+
+    def __enter__(self) -> DashboardClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what the run did ------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """Requests made, cache hits, retries, seconds waited on the rate limiter, breaker state."""
+        return {
+            "requests": self.http.stats.requests,
+            "retries": self.http.stats.retries,
+            "cacheHits": self.cache_hits,
+            "rateLimitWaitSeconds": round(self.http.limiter.waited_seconds, 3),
+            "backoffSeconds": round(self.http.stats.backoff_seconds, 3),
+            "breakerState": self.breaker.state().state,
+        }
+
+    # -- fetching --------------------------------------------------------------------------
+
+    def fetch_date(self, as_of: dt.date, district: str | None = None, *, force: bool = False):
+        """The summary for `as_of` and, with `district`, its three reports at the summary's month."""
+        summary = self.fetch(Report.SUMMARY, as_of, force=force)
+        result = DateFetch(as_of=as_of, summary=summary)
+        if district is not None:
+            for report in DISTRICT_REPORTS:
+                if summary.available:
+                    result.district_reports.append(
+                        self.fetch(
+                            report, as_of, district, data_month=summary.data_month, force=force
+                        )
+                    )
+                else:
+                    district_id = normalise_district_id(district)
+                    result.district_reports.append(
+                        FetchResult(report=report, district=district_id, as_of=as_of, available=False)
+                    )
+        return result
+
+    def fetch(
+        self,
+        report: Report,
+        as_of: dt.date,
+        district: str | None = None,
+        *,
+        data_month: tuple[int, int] | None = None,
+        force: bool = False,
+    ) -> FetchResult:
+        """Fetch `report` as of `as_of`; only a CSV whose footer says `as_of` is accepted.
+
+        Without `data_month` the own month is asked first, then the previous month (closing
+        period). With it (known from that date's summary) one request is enough.
+        """
+        if as_of < EARLIEST_AS_OF:
+            raise ValueError(f"{as_of} is before {EARLIEST_AS_OF}, the first exported date")
+        if report.per_district:
+            district = normalise_district_id(district or "")
+        elif district is not None:
+            raise ValueError("the summary report takes no district")
+
+        if self.cache and not force:
+            hit = self._from_cache(report, as_of, district)
+            if hit is not None:
+                return hit
+
+        requests_before = self.http.stats.requests
+        months = [data_month] if data_month else [
+            (as_of.year, as_of.month),
+            previous_month(as_of.year, as_of.month),
+        ]
+        for month in months:
+            body, url = self._get(report, month, as_of, district)
+            parsed = parse_report(body, report)
+            sha = self.cache.put(body, url=url, as_of=as_of) if self.cache else _sha(body)
+            if parsed.available_for(as_of):
+                result = self._accepted(report, district, as_of, url, body, sha, parsed)
+                result.requests = self.http.stats.requests - requests_before
+                if self.cache:
+                    self.cache.remember(
+                        CachedAnswer(
+                            report=report.value, district=district, as_of=as_of.isoformat(),
+                            available=True, url=url, sha256=sha, bytes=len(body),
+                            fetched_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                        )
+                    )
+                return result
+
+        if self.cache and self._is_final(as_of):
+            self.cache.remember(
+                CachedAnswer(
+                    report=report.value, district=district, as_of=as_of.isoformat(),
+                    available=False,
+                    fetched_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                )
+            )
+        return FetchResult(
+            report=report, district=district, as_of=as_of, available=False,
+            requests=self.http.stats.requests - requests_before,
+        )
+
+    def _from_cache(self, report: Report, as_of: dt.date, district: str | None):
+        answer = self.cache.lookup(report.value, district, as_of)
+        if answer is None:
+            return None
+        if not answer.available:
+            self.cache_hits += 1
+            return FetchResult(
+                report=report, district=district, as_of=as_of, available=False, cache_hit=True
+            )
+        body = self.cache.read(answer.sha256 or "")
+        if body is None:
+            return None  # the blob is gone or damaged: fetch again
+        parsed = parse_report(body, report)
+        if not parsed.available_for(as_of):
+            return None
+        self.cache_hits += 1
+        result = self._accepted(report, district, as_of, answer.url, body, answer.sha256, parsed)
+        result.cache_hit = True
+        return result
+
+    @staticmethod
+    def _accepted(report, district, as_of, url, body, sha, parsed: ParsedCsv) -> FetchResult:
+        return FetchResult(
+            report=report, district=district, as_of=as_of, available=True,
+            data_month=parsed.footer.data_month, url=url, header=parsed.header,
+            rows=parsed.rows, sha256=sha, bytes=len(body),
+        )
+
+    def _is_final(self, as_of: dt.date) -> bool:
+        """An unavailable answer is final once the as-of month and its closing window are over."""
+        return self.today() > month_end(as_of.year, as_of.month) + dt.timedelta(days=31)
+
+    def _possibly_open(self, py: str) -> bool:
+        today = self.today()
+        open_py = program_year(today.year, today.month)
+        # June data is still published well into July, under the old program year.
+        still_closing = program_year(today.year, 6) if today.month == 7 else None
+        return py in (open_py, still_closing)
+
+    def _get(self, report, month, as_of, district) -> tuple[bytes, str]:
+        name = report_name(report, month, as_of, district)
+        py = program_year(*month)
+        url = export_url(self.settings.base_url, name, py)
+        if self._possibly_open(py):
+            if py not in self._bare_path_years:
+                try:
+                    return self.http.get(url, max_attempts=1), url
+                except ServerError:
+                    # The open year is known to answer 5xx under /{PY}/; remember it for this client.
+                    self._bare_path_years.add(py)
+            url = export_url(self.settings.base_url, name, None)
+        return self.http.get(url), url
+
+
+def _sha(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
