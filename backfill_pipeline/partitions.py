@@ -1,0 +1,39 @@
+"""The partitions: as-of dates, districts, and date x district."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+DISTRICTS_PARTITION = "districts"
+
+# Chosen by measurement (scripts/bench_partitions.py, README "Scale"): the start of PY 2024-2025
+# keeps date x district under Dagster's ~100k recommendation for 128 districts into 2027.
+DEFAULT_START_DATE = dt.date(2024, 7, 1)
+
+districts_partitions = dg.DynamicPartitionsDefinition(name=DISTRICTS_PARTITION)
+
+
+def daily_partitions(start: dt.date) -> dg.DailyPartitionsDefinition:
+    """One partition per as-of date, from `start` to yesterday (the dashboard shows yesterday)."""
+    return dg.DailyPartitionsDefinition(start_date=start.isoformat())
+
+
+def date_district_partitions(daily: dg.DailyPartitionsDefinition) -> dg.MultiPartitionsDefinition:
+    """Date x district; keys look like `2025-09-08|42` (dimensions sort by name)."""
+    return dg.MultiPartitionsDefinition({"date": daily, "district": districts_partitions})
+
+
+def split_key(key: dg.MultiPartitionKey | str) -> tuple[dt.date, str]:
+    """(as-of date, district) of a date x district key."""
+    if not isinstance(key, dg.MultiPartitionKey):
+        date_part, district = str(key).split("|", 1)
+        return dt.date.fromisoformat(date_part), district
+    dims = key.keys_by_dimension
+    return dt.date.fromisoformat(dims["date"]), dims["district"]
+
+
+def date_district_key(as_of: dt.date, district: str) -> dg.MultiPartitionKey:
+    """The partition key of one (date, district)."""
+    return dg.MultiPartitionKey({"date": as_of.isoformat(), "district": district})
