@@ -1,0 +1,253 @@
+"""A small client for Dagster's GraphQL API over HTTP: launch, read, cancel and retry backfills."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import requests
+
+
+class DagsterUnreachable(Exception):
+    """Dagster's webserver did not answer."""
+
+
+class DagsterGraphQLError(Exception):
+    """Dagster answered with an error (GraphQL errors or an error type in the result union)."""
+
+    def __init__(self, message: str, *, typename: str | None = None) -> None:
+        super().__init__(message)
+        self.typename = typename
+
+
+class BackfillNotFound(DagsterGraphQLError):
+    """No backfill with that id."""
+
+
+_BACKFILL_FRAGMENT = """
+fragment BackfillFields on PartitionBackfill {
+  id status numPartitions numCancelable timestamp endTimestamp fromFailure title description
+  tags { key value }
+  assetSelection { path }
+  error { message }
+  assetBackfillData {
+    assetBackfillStatuses {
+      __typename
+      ... on AssetPartitionsStatusCounts {
+        assetKey { path } numPartitionsTargeted numPartitionsInProgress
+        numPartitionsMaterialized numPartitionsFailed
+      }
+    }
+  }
+  runs(limit: 1000) { runId status tags { key value } }
+}"""
+
+LAUNCH = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}"""
+
+BACKFILL = (
+    """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { ...BackfillFields }
+    ... on Error { message }
+  }
+}"""
+    + _BACKFILL_FRAGMENT
+)
+
+BACKFILLS = """
+query Backfills($limit: Int, $cursor: String) {
+  partitionBackfillsOrError(limit: $limit, cursor: $cursor) {
+    __typename
+    ... on PartitionBackfills {
+      results { id status numPartitions timestamp endTimestamp title tags { key value } }
+    }
+    ... on Error { message }
+  }
+}"""
+
+CANCEL = """
+mutation Cancel($id: String!) {
+  cancelPartitionBackfill(backfillId: $id) {
+    __typename
+    ... on CancelBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}"""
+
+REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  reexecutePartitionBackfill(reexecutionParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}"""
+
+PARTITION_STATUSES = """
+query Statuses($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    __typename
+    ... on AssetNode {
+      partitionStats { numMaterialized numPartitions numFailed numMaterializing }
+      assetPartitionStatuses {
+        __typename
+        ... on TimePartitionStatuses { ranges { startKey endKey status } }
+        ... on DefaultPartitionStatuses {
+          materializedPartitions failedPartitions materializingPartitions
+        }
+        ... on MultiPartitionStatuses {
+          primaryDimensionName
+          ranges {
+            primaryDimStartKey primaryDimEndKey
+            secondaryDim {
+              __typename
+              ... on DefaultPartitionStatuses {
+                materializedPartitions failedPartitions materializingPartitions
+              }
+              ... on TimePartitionStatuses { ranges { startKey endKey status } }
+            }
+          }
+        }
+      }
+    }
+    ... on Error { message }
+  }
+}"""
+
+
+@dataclass
+class PartitionStatuses:
+    """Partition keys of one asset by status."""
+
+    materialized: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    materializing: set[str] = field(default_factory=set)
+    stats: dict = field(default_factory=dict)
+
+
+def _days(start: str, end: str) -> list[str]:
+    a, b = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    return [(a + dt.timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
+
+
+def _time_ranges(ranges: list[dict], out: PartitionStatuses, suffix: str = "") -> None:
+    for r in ranges:
+        target = {"MATERIALIZED": out.materialized, "FAILED": out.failed}.get(
+            r["status"], out.materializing
+        )
+        target.update(f"{d}{suffix}" for d in _days(r["startKey"], r["endKey"]))
+
+
+class DagsterGraphQL:
+    """Posts GraphQL documents to Dagster's webserver; raises typed errors."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.url = base_url.rstrip("/") + "/graphql"
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def execute(self, query: str, variables: dict | None = None) -> dict:
+        """The `data` of a GraphQL answer."""
+        try:
+            r = self.session.post(
+                self.url, json={"query": query, "variables": variables or {}}, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise DagsterUnreachable(f"Dagster at {self.url} is unreachable: {exc}") from exc
+        if r.status_code >= 500 or r.status_code == 404:
+            raise DagsterUnreachable(f"Dagster at {self.url} answered HTTP {r.status_code}")
+        try:
+            body = r.json()
+        except ValueError as exc:
+            raise DagsterUnreachable(f"Dagster at {self.url} did not answer JSON") from exc
+        if body.get("errors"):
+            raise DagsterGraphQLError("; ".join(e.get("message", "?") for e in body["errors"]))
+        return body["data"]
+
+    @staticmethod
+    def _result(data: dict, field_name: str, ok: str) -> dict:
+        result = data[field_name]
+        typename = result.get("__typename")
+        if typename == ok:
+            return result
+        message = result.get("message") or typename
+        if typename == "BackfillNotFoundError":
+            raise BackfillNotFound(message, typename=typename)
+        raise DagsterGraphQLError(message, typename=typename)
+
+    def ping(self) -> str:
+        """Dagster's version; raises DagsterUnreachable when it does not answer."""
+        return self.execute("{ version }")["version"]
+
+    def launch_backfill(
+        self,
+        partitions_by_assets: list[dict],
+        *,
+        tags: dict[str, str] | None = None,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Launch an asset backfill; `partitions_by_assets` as in LaunchBackfillParams. Returns its id."""
+        params = {
+            "partitionsByAssets": partitions_by_assets,
+            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+            "title": title,
+            "description": description,
+        }
+        data = self.execute(LAUNCH, {"params": params})
+        return self._result(data, "launchPartitionBackfill", "LaunchBackfillSuccess")["backfillId"]
+
+    def backfill(self, backfill_id: str) -> dict:
+        """One backfill: status, counts per asset, runs, tags."""
+        data = self.execute(BACKFILL, {"id": backfill_id})
+        return self._result(data, "partitionBackfillOrError", "PartitionBackfill")
+
+    def backfills(self, limit: int = 50, cursor: str | None = None) -> list[dict]:
+        """The latest backfills, newest first."""
+        data = self.execute(BACKFILLS, {"limit": limit, "cursor": cursor})
+        return self._result(data, "partitionBackfillsOrError", "PartitionBackfills")["results"]
+
+    def cancel_backfill(self, backfill_id: str) -> None:
+        """Ask Dagster to cancel a backfill (its queued runs are canceled, running ones terminated)."""
+        data = self.execute(CANCEL, {"id": backfill_id})
+        self._result(data, "cancelPartitionBackfill", "CancelBackfillSuccess")
+
+    def reexecute_backfill(self, backfill_id: str, strategy: str = "FROM_FAILURE") -> str:
+        """Launch a new backfill of what failed (FROM_FAILURE) or of everything (ALL_STEPS)."""
+        data = self.execute(REEXECUTE, {"params": {"parentRunId": backfill_id, "strategy": strategy}})
+        return self._result(data, "reexecutePartitionBackfill", "LaunchBackfillSuccess")["backfillId"]
+
+    def partition_statuses(self, asset_path: list[str]) -> PartitionStatuses:
+        """Every partition key of an asset that is materialized, failed or materializing."""
+        data = self.execute(PARTITION_STATUSES, {"path": asset_path})
+        node = self._result(data, "assetNodeOrError", "AssetNode")
+        out = PartitionStatuses(stats=node.get("partitionStats") or {})
+        statuses = node["assetPartitionStatuses"]
+        kind = statuses["__typename"]
+        if kind == "TimePartitionStatuses":
+            _time_ranges(statuses["ranges"], out)
+        elif kind == "DefaultPartitionStatuses":
+            out.materialized.update(statuses["materializedPartitions"])
+            out.failed.update(statuses["failedPartitions"])
+            out.materializing.update(statuses["materializingPartitions"])
+        else:
+            # Multi-partitions: ranges of the date dimension, each with district statuses.
+            for r in statuses["ranges"]:
+                dates = _days(r["primaryDimStartKey"], r["primaryDimEndKey"])
+                second = r["secondaryDim"]
+                for d in dates:
+                    out.materialized.update(f"{d}|{k}" for k in second.get("materializedPartitions", []))
+                    out.failed.update(f"{d}|{k}" for k in second.get("failedPartitions", []))
+                    out.materializing.update(
+                        f"{d}|{k}" for k in second.get("materializingPartitions", [])
+                    )
+        return out
