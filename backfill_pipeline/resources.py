@@ -10,6 +10,8 @@ from pydantic import PrivateAttr
 
 from .dashboard.client import DEFAULT_BASE_URL, ClientSettings, DashboardClient, FetchResult
 from .dashboard.reports import DISTRICT_REPORTS, Report
+from .scope import DistrictConfiguration as DistrictConfigFile
+from .snapshots.store import PerDistrictFileSnapshotStore
 
 
 class RefreshService(dg.ConfigurableResource):
@@ -76,3 +78,23 @@ class RefreshService(dg.ConfigurableResource):
     def stats(self) -> dict:
         """Requests made, cache hits, retries and rate-limiter waiting so far in this run."""
         return self.client.stats()
+
+
+class SnapshotStore(dg.ConfigurableResource):
+    """The per-date snapshot directories under the data root (atomic, concurrent-safe writes)."""
+
+    data_root: str = "data"
+
+    def open(self) -> PerDistrictFileSnapshotStore:
+        """The core store over this data root."""
+        return PerDistrictFileSnapshotStore(Path(self.data_root))
+
+
+class DistrictConfiguration(dg.ConfigurableResource):
+    """The configured districts (`<root>/config/districts.json`); none means every district."""
+
+    data_root: str = "data"
+
+    def configured(self) -> list[str]:
+        """The configured district ids, normalised and ordered."""
+        return DistrictConfigFile(Path(self.data_root)).list()

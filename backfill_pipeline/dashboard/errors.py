@@ -69,3 +69,7 @@ class NotACsv(PermanentError):
 
 class TruncatedCsv(NotACsv):
     """The CSV stops mid-way: a short row, an open quote, or data rows with no footer."""
+
+
+class SuspiciousSummary(PermanentError):
+    """A summary listing far fewer districts than the dashboard ever has: not a success."""

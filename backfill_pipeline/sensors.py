@@ -1,0 +1,108 @@
+"""Sensors: district discovery, the refresh chain, and run-failure alerts."""
+
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from .assets import SOURCE_TAG
+from .partitions import DISTRICTS_PARTITION
+from .resources import DistrictConfiguration, SnapshotStore
+from .schedules import refresh_districts_request
+
+ALERT_LOG = Path("alerts") / "run-failures.jsonl"
+
+
+def scope_target(configured: list[str], store) -> list[str] | None:
+    """What the `districts` partitions should be: configured ids, else the newest summary's."""
+    if configured:
+        return configured
+    latest = store.latest_successful()
+    if latest is None:
+        return None
+    manifest = store.read_manifest(latest)
+    return [e.district_id for e in manifest.districts] if manifest else None
+
+
+@dg.sensor(
+    name="district_discovery",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps the districts partitions equal to the scope when the configuration changes.",
+)
+def district_discovery(
+    context: dg.SensorEvaluationContext, store: SnapshotStore, districts: DistrictConfiguration
+) -> dg.SensorResult | dg.SkipReason:
+    """Sync the `districts` partitions with the configured districts (or the newest summary's)."""
+    target = scope_target(districts.configured(), store.open())
+    if target is None:
+        return dg.SkipReason("no district configured and no summary collected yet")
+    digest = hashlib.sha256(",".join(target).encode()).hexdigest()[:16]
+    current = context.instance.get_dynamic_partitions(DISTRICTS_PARTITION)
+    if context.cursor == digest and current == target:
+        return dg.SkipReason("districts partitions already equal the scope")
+    add = [d for d in target if d not in set(current)]
+    remove = [d for d in current if d not in set(target)]
+    requests = []
+    if add:
+        requests.append(dg.AddDynamicPartitionsRequest(DISTRICTS_PARTITION, add))
+    if remove:
+        requests.append(dg.DeleteDynamicPartitionsRequest(DISTRICTS_PARTITION, remove))
+    context.log.info(f"districts partitions: add {add}, remove {remove}")
+    return dg.SensorResult(dynamic_partitions_requests=requests, cursor=digest)
+
+
+def build_refresh_chain_sensor(summary_job, district_job) -> dg.SensorDefinition:
+    """After a refresh run of the summary succeeds, refresh that date's districts in detail."""
+
+    @dg.run_status_sensor(
+        name="refresh_districts_after_summary",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[summary_job],
+        request_job=district_job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After the daily summary refresh succeeds, refresh every in-scope district.",
+    )
+    def refresh_districts_after_summary(context: dg.RunStatusSensorContext):
+        """Chain the district refresh after a successful summary refresh run."""
+        run = context.dagster_run
+        if run.tags.get(SOURCE_TAG) != "refresh" or not run.tags.get("dagster/partition"):
+            return dg.SkipReason("not a refresh run of one date")
+        request = refresh_districts_request(
+            context.instance, dt.date.fromisoformat(run.tags["dagster/partition"])
+        )
+        return request or dg.SkipReason("no district partitions yet")
+
+    return refresh_districts_after_summary
+
+
+def alert_record(run: dg.DagsterRun, message: str) -> dict:
+    """One line of the alert log."""
+    return {
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "runId": run.run_id,
+        "job": run.job_name,
+        "backfillId": run.tags.get("dagster/backfill"),
+        "partition": run.tags.get("dagster/partition"),
+        "source": run.tags.get(SOURCE_TAG),
+        "message": message,
+    }
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alerts",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records every failed run in the alert log under the data root.",
+)
+def run_failure_alerts(context: dg.RunFailureSensorContext, store: SnapshotStore) -> None:
+    """Append a JSON line per failed run to `<root>/alerts/run-failures.jsonl` and log it."""
+    message = context.failure_event.message or "run failed"
+    record = alert_record(context.dagster_run, message)
+    path = Path(store.data_root) / ALERT_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    context.log.error(f"run {record['runId']} ({record['job']}) failed: {message}")
