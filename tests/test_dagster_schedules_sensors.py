@@ -1,0 +1,137 @@
+"""Schedules and sensors: their run requests, cursors and effects, without a daemon."""
+
+import datetime as dt
+
+import dagster as dg
+
+from backfill_pipeline.definitions import build_definitions
+from backfill_pipeline.jobs import prune_old_runs
+from backfill_pipeline.partitions import DISTRICTS_PARTITION
+from backfill_pipeline.resources import DistrictConfiguration, SnapshotStore
+from backfill_pipeline.schedules import REFRESH_PRIORITY, refresh_districts_request
+from backfill_pipeline.scope import DistrictConfiguration as DistrictConfigFile
+from backfill_pipeline.sensors import district_discovery
+
+DEFS = build_definitions(dt.date(2025, 1, 1))
+REPO = DEFS.get_repository_def()
+
+
+def test_daily_refresh_asks_for_yesterday_with_priority():
+    schedule = REPO.get_schedule_def("daily_refresh")
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC)
+        )
+        request = schedule(ctx)
+    assert request.partition_key == "2026-11-28"
+    assert request.tags["backfill_pipeline/source"] == "refresh"
+    assert int(request.tags["dagster/priority"]) > 0 and request.tags["dagster/priority"] == REFRESH_PRIORITY
+    assert request.run_key == "refresh-summary-2026-11-28"
+
+
+def test_refresh_chain_covers_every_in_scope_district():
+    with dg.instance_for_test() as instance:
+        assert refresh_districts_request(instance, dt.date(2026, 11, 28)) is None
+        instance.add_dynamic_partitions(DISTRICTS_PARTITION, ["09", "42", "61", "F"])
+        request = refresh_districts_request(instance, dt.date(2026, 11, 28))
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-28|09"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-28|F"
+    assert request.tags["backfill_pipeline/source"] == "refresh"
+
+
+def test_refresh_chain_sensor_only_follows_refresh_runs(tmp_path):
+    sensor = REPO.get_sensor_def("refresh_districts_after_summary")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(DISTRICTS_PARTITION, ["42", "61"])
+        for tags, expect_request in [
+            ({"backfill_pipeline/source": "refresh", "dagster/partition": "2026-11-28"}, True),
+            ({"dagster/backfill": "abc", "dagster/partition": "2026-11-28"}, False),
+        ]:
+            run = instance.create_run_for_job(
+                job_def=REPO.get_job("all_districts_summary_job"), tags=tags
+            )
+            event = dg.DagsterEvent(
+                event_type_value="PIPELINE_SUCCESS", job_name=run.job_name, message="ok"
+            )
+            ctx = dg.build_run_status_sensor_context(
+                sensor_name=sensor.name, dagster_event=event, dagster_instance=instance, dagster_run=run
+            )
+            result = sensor(ctx)
+            if expect_request:
+                assert isinstance(result, dg.RunRequest)
+                assert result.tags["dagster/asset_partition_range_end"] == "2026-11-28|61"
+            else:
+                assert isinstance(result, dg.SkipReason)
+
+
+def test_discovery_keeps_partitions_equal_to_the_configuration(tmp_path):
+    resources = {"store": SnapshotStore(data_root=str(tmp_path)),
+                 "districts": DistrictConfiguration(data_root=str(tmp_path))}
+    config = DistrictConfigFile(tmp_path)
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, resources=resources)
+        assert isinstance(district_discovery(ctx), dg.SkipReason)  # nothing known yet
+
+        config.set(["61", "42"])
+        ctx = dg.build_sensor_context(instance=instance, resources=resources)
+        result = district_discovery(ctx)
+        (add,) = result.dynamic_partitions_requests
+        assert add.partition_keys == ["42", "61"] and result.cursor
+        instance.add_dynamic_partitions(DISTRICTS_PARTITION, add.partition_keys)
+
+        ctx = dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor)
+        assert isinstance(district_discovery(ctx), dg.SkipReason)
+
+        config.remove(["42"])
+        config.add(["F"])
+        ctx = dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor)
+        changed = district_discovery(ctx)
+        kinds = {type(r).__name__: r.partition_keys for r in changed.dynamic_partitions_requests}
+        assert kinds == {"AddDynamicPartitionsRequest": ["F"], "DeleteDynamicPartitionsRequest": ["42"]}
+        assert changed.cursor != result.cursor
+
+
+def test_prune_deletes_finished_runs_older_than_retention():
+    @dg.op
+    def noop():
+        return 1
+
+    @dg.job
+    def tiny():
+        noop()
+
+    with dg.instance_for_test() as instance:
+        old = [tiny.execute_in_process(instance=instance).run_id for _ in range(3)]
+        keep = prune_old_runs.execute_in_process(
+            instance=instance, run_config={"ops": {"delete_old_runs": {"config": {"retention_days": 30}}}}
+        )
+        assert keep.output_for_node("delete_old_runs") == 0
+        result = prune_old_runs.execute_in_process(
+            instance=instance, run_config={"ops": {"delete_old_runs": {"config": {"retention_days": 0}}}}
+        )
+        assert result.output_for_node("delete_old_runs") >= 3
+        remaining = {r.run_id for r in instance.get_runs()}
+        assert not remaining & set(old) and result.run_id in remaining
+
+
+def test_definitions_load_without_environment(monkeypatch):
+    for name in ("BACKFILL_DATA_ROOT", "BACKFILL_DASHBOARD_URL", "BACKFILL_START_DATE"):
+        monkeypatch.delenv(name, raising=False)
+    from backfill_pipeline.definitions import defs
+
+    loaded = defs()
+    assert {a.key.to_user_string() for a in loaded.assets} == {"all_districts_summary", "district_snapshot"}
+    for asset in loaded.assets:
+        assert asset.op.pool == "toastmasters_dashboard"
+        assert asset.backfill_policy.max_partitions_per_run > 1
+        assert asset.descriptions_by_key[asset.key]
+
+
+def test_resources_read_env_through_envvar(monkeypatch):
+    monkeypatch.setenv("BACKFILL_DASHBOARD_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("BACKFILL_RATE", "0.5")
+    from backfill_pipeline.definitions import resources
+
+    refresh = resources()["refresh"]
+    assert isinstance(refresh.base_url, dg.EnvVar) and refresh.base_url.env_var_name == "BACKFILL_DASHBOARD_URL"
+    assert isinstance(refresh.rate, dg.EnvVar)
