@@ -1,0 +1,359 @@
+"""PerDistrictFileSnapshotStore: one directory per as-of date, one JSON file per district.
+
+Rules (the layout is DESIGN.md section 4, plus `collections.json` per date and `.locks/`):
+
+- Every write to a date holds that date's inter-process lock; every file is written to a hidden
+  temporary name in its directory, fsynced and `os.replace`d, then the date's manifest and
+  metadata are rebuilt from the files on disk (unchanged files are recognised by a stat
+  fingerprint and not re-read).
+- A summary write never replaces a detailed file. A failed or unavailable write never replaces
+  a successful file of the same or higher detail: the file is kept and the error goes to the
+  collection's record, shown in metadata as `errorsWithDataKept` until a later write of that
+  district supersedes it. Anything else replaces the file (newest wins); a detailed file that
+  replaces a summary file keeps the district's summary row.
+- `collections.json` lists every collection that wrote to the date, keyed by (source, scope,
+  method, run id, backfill id). metadata.json shows the latest one's source, scope, method and
+  configured districts, and the whole list; each district file names its own collection.
+- The latest-successful pointer moves to a date whose status is `success` or `partial` when that
+  date is not older than the one it names: it never moves back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..dashboard.districts import normalise_district_id
+from . import readers
+from .atomic import atomic_write_bytes, fingerprint
+from .layout import COLLECTIONS, MANIFEST, METADATA, RANKINGS, Layout, district_file_name
+from .models import (
+    DETAIL_RANK,
+    Collections,
+    DateStatus,
+    Detail,
+    DistrictError,
+    DistrictSnapshot,
+    DistrictStatus,
+    LatestPointer,
+    Manifest,
+    ManifestEntry,
+    Metadata,
+    RankingEntry,
+    Rankings,
+    WriteContext,
+    utc_now,
+)
+from .rebuild import (
+    build_manifest,
+    build_metadata,
+    entry_for,
+    read_collections,
+    read_json_model,
+    reconcile_collections,
+    record_collection,
+    scan_date,
+)
+from .verify import Problem, verify_store
+
+log = logging.getLogger(__name__)
+
+POINTER_STATUSES: frozenset[str] = frozenset({"success", "partial"})
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a district write did: `written`, or which better file it kept and why."""
+
+    district_id: str
+    as_of: dt.date
+    written: bool
+    status: DistrictStatus
+    detail: Detail
+    reason: str  # "written", "kept-detailed" or "kept-success"
+
+
+def keep_reason(existing: ManifestEntry | None, new: DistrictSnapshot) -> str | None:
+    """Why the existing district file must stay instead of `new`; None when `new` replaces it."""
+    if existing is None:
+        return None
+    if new.detail == "summary" and existing.detail == "detailed":
+        return "kept-detailed"
+    if (
+        existing.status == "success"
+        and new.status != "success"
+        and DETAIL_RANK[existing.detail] >= DETAIL_RANK[new.detail]
+    ):
+        return "kept-success"
+    return None
+
+
+class PerDistrictFileSnapshotStore:
+    """The snapshot store of DESIGN.md section 4: atomic files, rebuilt manifest and metadata."""
+
+    def __init__(self, root: Path | str, *, durable: bool = True) -> None:
+        self.root = Path(root)
+        self.layout = Layout(self.root)
+        # durable=False skips fsync: only for building throwaway stores (tests, benchmarks).
+        self.durable = durable
+        self._reader = readers.SnapshotReader(self.layout)
+
+    # ------------------------------------------------------------------------------- writes
+
+    def write_district(self, snapshot: DistrictSnapshot, *, context: WriteContext) -> WriteResult:
+        """Write one district file, then rebuild the date's manifest and metadata under its lock."""
+        return self.write_districts(snapshot.as_of_date, [snapshot], context=context)[0]
+
+    def write_districts(
+        self, as_of: dt.date, snapshots: Sequence[DistrictSnapshot], *, context: WriteContext
+    ) -> list[WriteResult]:
+        """Write many district files of one date under one lock and one rebuild."""
+        ids = [s.district_id for s in snapshots]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"one write per district please, got {ids}")
+        for snapshot in snapshots:
+            if snapshot.as_of_date != as_of:
+                raise ValueError(
+                    f"district {snapshot.district_id} is for {snapshot.as_of_date}, not {as_of}"
+                )
+        results: list[WriteResult] = []
+        with self.layout.date_lock(as_of):
+            stored = read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
+            first = scan_date(self.layout, as_of, stored)
+            # The scan just made is the freshest "previous": the rebuild below reuses it.
+            previous = build_manifest(as_of, first, Collections(as_of_date=as_of))
+            on_disk = {e.district_id: e for e in first.entries}
+            known: dict[str, tuple[ManifestEntry, DistrictSnapshot]] = {}
+            written, kept, kept_errors = [], [], []
+            for snapshot in snapshots:
+                existing = on_disk.get(snapshot.district_id)
+                reason = keep_reason(existing, snapshot)
+                if reason is not None:
+                    kept.append(snapshot.district_id)
+                    kept_errors += [_with_ids(e, context) for e in snapshot.errors]
+                    results.append(
+                        WriteResult(
+                            snapshot.district_id,
+                            as_of,
+                            False,
+                            existing.status,
+                            existing.detail,
+                            reason,
+                        )
+                    )
+                    log.info(
+                        "district %s on %s: kept the %s %s file instead of the new %s %s one",
+                        snapshot.district_id,
+                        as_of,
+                        existing.status,
+                        existing.detail,
+                        snapshot.status,
+                        snapshot.detail,
+                    )
+                    continue
+                final = self._prepare(snapshot, existing, context)
+                name = district_file_name(final.district_id)
+                data = final.model_dump_json().encode()
+                path = self.layout.date_dir(as_of) / name
+                atomic_write_bytes(path, data, durable=self.durable)
+                known[name] = (entry_for(name, data, final, fingerprint(path)), final)
+                written.append(final.district_id)
+                results.append(
+                    WriteResult(
+                        final.district_id, as_of, True, final.status, final.detail, "written"
+                    )
+                )
+            collections = record_collection(
+                read_collections(self.layout, as_of),
+                context,
+                utc_now(),
+                written=written,
+                kept=kept,
+                kept_errors=kept_errors,
+            )
+            self.write_model(self.layout.date_file(as_of, COLLECTIONS), collections)
+            self._rebuild_locked(as_of, previous, known=known, collections=collections)
+        return results
+
+    def mark_date_unavailable(
+        self, as_of: dt.date, *, context: WriteContext, reason: str | None = None
+    ) -> Metadata:
+        """Record that the dashboard never published `as_of` (status `unavailable`, not failed)."""
+        with self.layout.date_lock(as_of):
+            self.layout.date_dir(as_of).mkdir(parents=True, exist_ok=True)
+            collections = record_collection(
+                read_collections(self.layout, as_of), context, utc_now(), date_unavailable=True
+            )
+            self.write_model(self.layout.date_file(as_of, COLLECTIONS), collections)
+            previous = read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
+            metadata = self._rebuild_locked(as_of, previous, collections=collections)
+        log.info("%s marked unavailable%s", as_of, f": {reason}" if reason else "")
+        return metadata
+
+    def write_rankings(
+        self,
+        as_of: dt.date,
+        rankings: Sequence[RankingEntry] | Rankings,
+        *,
+        data_month: tuple[int, int] | str | None = None,
+    ) -> Path:
+        """Write `all-districts-rankings.json` of a date and rebuild its manifest and metadata."""
+        if not isinstance(rankings, Rankings):
+            rankings = Rankings(
+                as_of_date=as_of,
+                data_month=data_month,
+                district_count=len(rankings),
+                rankings=list(rankings),
+            )
+        if rankings.as_of_date != as_of:
+            raise ValueError(f"rankings are for {rankings.as_of_date}, not {as_of}")
+        path = self.layout.date_file(as_of, RANKINGS)
+        with self.layout.date_lock(as_of):
+            self.write_model(path, rankings)
+            previous = read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
+            self._rebuild_locked(as_of, previous)
+        return path
+
+    def rebuild(self, as_of: dt.date) -> Metadata:
+        """Re-read every file of a date and rewrite its manifest and metadata."""
+        with self.layout.date_lock(as_of):
+            return self._rebuild_locked(as_of, None)
+
+    # ------------------------------------------------------------------------------- reads
+
+    def read_district(self, as_of: dt.date, district: str) -> DistrictSnapshot | None:
+        """One district file, or None when there is none."""
+        return self._reader.read_district(as_of, normalise_district_id(district))
+
+    def district_status(self, as_of: dt.date, district: str) -> ManifestEntry | None:
+        """Status, detail, data month of a district on a date (from the manifest when current)."""
+        return self._reader.district_entry(as_of, normalise_district_id(district))
+
+    def has_successful_detailed(self, as_of: dt.date, district: str) -> bool:
+        """True when the district has a successful detailed file for that date."""
+        entry = self.district_status(as_of, district)
+        return entry is not None and entry.status == "success" and entry.detail == "detailed"
+
+    def read_manifest(self, as_of: dt.date) -> Manifest | None:
+        """The date's manifest.json, or None."""
+        return read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
+
+    def read_metadata(self, as_of: dt.date) -> Metadata | None:
+        """The date's metadata.json, or None."""
+        return read_json_model(self.layout.date_file(as_of, METADATA), Metadata)
+
+    def read_collections(self, as_of: dt.date) -> Collections:
+        """The date's collections record (empty when none)."""
+        return read_collections(self.layout, as_of)
+
+    def read_rankings(self, as_of: dt.date) -> Rankings | None:
+        """The date's rankings, or None."""
+        return read_json_model(self.layout.date_file(as_of, RANKINGS), Rankings)
+
+    def read_snapshot(
+        self, as_of: dt.date, *, districts: Iterable[str] | None = None
+    ) -> readers.DateSnapshot | None:
+        """A date's metadata, manifest, rankings and district files (all, or those named)."""
+        wanted = None if districts is None else [normalise_district_id(d) for d in districts]
+        return self._reader.read_snapshot(as_of, wanted)
+
+    def list_dates(self) -> list[tuple[dt.date, DateStatus]]:
+        """Every as-of date with its status, oldest first."""
+        return self._reader.list_dates()
+
+    def coverage(
+        self, start: dt.date, end: dt.date, districts: Iterable[str] | None = None
+    ) -> readers.CoverageMatrix:
+        """Date x district -> status and detail, built from manifests only."""
+        wanted = None if districts is None else [normalise_district_id(d) for d in districts]
+        return self._reader.coverage(start, end, wanted)
+
+    def latest_successful(self) -> dt.date | None:
+        """The newest date with successful districts, from the forward-only pointer."""
+        pointer = read_json_model(self.layout.pointer, LatestPointer)
+        return pointer.as_of_date if pointer else None
+
+    def verify(self, repair: bool = False) -> list[Problem]:
+        """Check every snapshot (and fix what can be fixed when `repair`); returns the problems."""
+        return verify_store(self, repair=repair)
+
+    # ------------------------------------------------------------------------------- internals
+
+    def _prepare(
+        self, snapshot: DistrictSnapshot, existing: ManifestEntry | None, context: WriteContext
+    ) -> DistrictSnapshot:
+        update: dict = {
+            "collection": context.info(),
+            "errors": [_with_ids(e, context) for e in snapshot.errors],
+        }
+        if snapshot.detail == "detailed" and snapshot.raw.summary is None and existing is not None:
+            update.update(self._carried_summary(snapshot, existing))
+        return snapshot.model_copy(update=update)
+
+    def _carried_summary(self, snapshot: DistrictSnapshot, existing: ManifestEntry) -> dict:
+        # A detailed file keeps the district's summary row when the file it replaces had it.
+        if snapshot.data_month is not None and existing.data_month != snapshot.data_month:
+            return {}
+        old = self.read_district(snapshot.as_of_date, snapshot.district_id)
+        if old is None or old.raw.summary is None or old.figures.summary is None:
+            return {}
+        sources = [s for s in old.sources if s.report == "districtsummary"]
+        return {
+            "raw": snapshot.raw.model_copy(update={"summary": old.raw.summary}),
+            "figures": snapshot.figures.model_copy(update={"summary": old.figures.summary}),
+            "sources": [*snapshot.sources, *sources],
+        }
+
+    def _rebuild_locked(
+        self,
+        as_of: dt.date,
+        previous: Manifest | None,
+        *,
+        known: dict | None = None,
+        collections: Collections | None = None,
+    ) -> Metadata:
+        if collections is None:
+            collections = read_collections(self.layout, as_of)
+        scan = scan_date(self.layout, as_of, previous, known=known)
+        # Every write to a date holds its lock, so a temporary file seen now is a dead writer's.
+        for name in scan.temp_files:
+            (self.layout.date_dir(as_of) / name).unlink(missing_ok=True)
+        if reconcile_collections(collections, scan):
+            self.write_model(self.layout.date_file(as_of, COLLECTIONS), collections)
+        manifest = build_manifest(as_of, scan, collections)
+        metadata = build_metadata(as_of, scan, collections, manifest)
+        self.write_model(self.layout.date_file(as_of, MANIFEST), manifest)
+        self.write_model(self.layout.date_file(as_of, METADATA), metadata)
+        self._advance_pointer(as_of, metadata.status)
+        return metadata
+
+    def _advance_pointer(self, as_of: dt.date, status: DateStatus) -> None:
+        if status not in POINTER_STATUSES:
+            return
+        with self.layout.pointer_lock():
+            for stale in self.layout.pointer_temp_files():
+                stale.unlink(missing_ok=True)
+            current = read_json_model(self.layout.pointer, LatestPointer)
+            if current is not None and current.as_of_date > as_of:
+                return
+            if current is not None and current.as_of_date == as_of and current.status == status:
+                return
+            self.write_model(self.layout.pointer, LatestPointer(as_of_date=as_of, status=status))
+
+    def write_model(self, path: Path, model) -> None:
+        """Atomically write a stored model as indented camelCase JSON (callers hold the lock)."""
+        atomic_write_bytes(path, model.model_dump_json(indent=2).encode(), durable=self.durable)
+
+
+def _with_ids(error: DistrictError, context: WriteContext) -> DistrictError:
+    if error.run_id is not None and error.backfill_id is not None:
+        return error
+    return error.model_copy(
+        update={
+            "run_id": error.run_id or context.run_id,
+            "backfill_id": error.backfill_id or context.backfill_id,
+        }
+    )
