@@ -14,8 +14,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so `--help` stays fast and each module owns its own arguments.
     from .dashboard import command as dashboard_command
+    from .sandbox import command as sandbox_command
+    from .snapshots import commands as snapshot_commands
 
     dashboard_command.register(sub)
+    sandbox_command.register(sub)
+    snapshot_commands.register(sub)
     return parser
 
 

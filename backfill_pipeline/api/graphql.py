@@ -124,6 +124,16 @@ query Statuses($path: [String!]!) {
 }"""
 
 
+PARTITION_KEYS = """
+query Keys($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    __typename
+    ... on AssetNode { partitionKeysByDimension { name partitionKeys } }
+    ... on Error { message }
+  }
+}"""
+
+
 @dataclass
 class PartitionStatuses:
     """Partition keys of one asset by status."""
@@ -163,14 +173,17 @@ class DagsterGraphQL:
             )
         except requests.RequestException as exc:
             raise DagsterUnreachable(f"Dagster at {self.url} is unreachable: {exc}") from exc
-        if r.status_code >= 500 or r.status_code == 404:
-            raise DagsterUnreachable(f"Dagster at {self.url} answered HTTP {r.status_code}")
         try:
             body = r.json()
         except ValueError as exc:
-            raise DagsterUnreachable(f"Dagster at {self.url} did not answer JSON") from exc
+            raise DagsterUnreachable(
+                f"Dagster at {self.url} answered HTTP {r.status_code} without JSON"
+            ) from exc
+        # Dagster answers GraphQL execution errors with HTTP 500 and an `errors` list.
         if body.get("errors"):
             raise DagsterGraphQLError("; ".join(e.get("message", "?") for e in body["errors"]))
+        if r.status_code != 200 or "data" not in body:
+            raise DagsterUnreachable(f"Dagster at {self.url} answered HTTP {r.status_code}")
         return body["data"]
 
     @staticmethod
@@ -225,6 +238,12 @@ class DagsterGraphQL:
         """Launch a new backfill of what failed (FROM_FAILURE) or of everything (ALL_STEPS)."""
         data = self.execute(REEXECUTE, {"params": {"parentRunId": backfill_id, "strategy": strategy}})
         return self._result(data, "reexecutePartitionBackfill", "LaunchBackfillSuccess")["backfillId"]
+
+    def partition_keys(self, asset_path: list[str]) -> dict[str, list[str]]:
+        """The partition keys of each dimension of an asset (e.g. {"date": [...], "district": [...]})."""
+        data = self.execute(PARTITION_KEYS, {"path": asset_path})
+        node = self._result(data, "assetNodeOrError", "AssetNode")
+        return {d["name"]: d["partitionKeys"] for d in node["partitionKeysByDimension"]}
 
     def partition_statuses(self, asset_path: list[str]) -> PartitionStatuses:
         """Every partition key of an asset that is materialized, failed or materializing."""

@@ -1,0 +1,161 @@
+"""End to end: `dagster dev` (webserver + daemon) and the sandbox as real processes, backfills over
+HTTP GraphQL, the snapshot tree checked on disk. Budget: the backfill daemon ticks every ~30 s."""
+
+import datetime as dt
+import json
+import time
+
+import pytest
+import requests
+
+from backfill_pipeline.api.graphql import DagsterGraphQL
+from backfill_pipeline.devstack import dagster_service, free_port, sandbox_service
+from backfill_pipeline.sandbox import publication
+from backfill_pipeline.scope import DistrictConfiguration
+
+pytestmark = pytest.mark.e2e
+
+TODAY = dt.date(2026, 11, 29)
+DISTRICTS = ["42", "61", "109"]
+TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def consecutive_published(start: dt.date, n: int) -> list[str]:
+    """n consecutive published dates from `start` on, so one date range covers exactly them."""
+    d = start
+    while True:
+        run = [d + dt.timedelta(days=i) for i in range(n)]
+        if all(publication.is_published(x, today=TODAY) for x in run):
+            return [x.isoformat() for x in run]
+        d += dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    root = base / "data"
+    DistrictConfiguration(root).set(DISTRICTS)
+    sandbox = sandbox_service(free_port(), today=TODAY.isoformat(), log_path=base / "sandbox.log")
+    sandbox.start()
+    dagster = dagster_service(
+        free_port(), home=base / "dagster_home", log_path=base / "dagster.log",
+        env={"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url,
+             "BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": "20",
+             "BACKFILL_BATCH_SIZE": "10"},
+    )
+    try:
+        dagster.start(timeout=180)
+        graphql = DagsterGraphQL(dagster.url)
+        # The district_discovery sensor turns the configuration into partitions.
+        deadline = time.monotonic() + 150
+        while graphql.partition_keys(["district_snapshot"])["district"] != DISTRICTS:
+            assert time.monotonic() < deadline, "district_discovery never synced the partitions"
+            time.sleep(2)
+        yield dict(root=root, sandbox=sandbox, graphql=graphql, log=base / "dagster.log")
+    finally:
+        dagster.stop()
+        sandbox.stop()
+
+
+def faults(stack, rules):
+    requests.put(f"{stack['sandbox'].url}/_sandbox/faults", json=rules, timeout=5).raise_for_status()
+
+
+def ranges(dates, districts):
+    return [
+        {"assetKey": {"path": ["all_districts_summary"]},
+         "partitions": {"ranges": [{"start": dates[0], "end": dates[-1]}]}},
+        {"assetKey": {"path": ["district_snapshot"]},
+         "partitions": {"ranges": [{"start": f"{dates[0]}|{d}", "end": f"{dates[-1]}|{d}"}
+                                   for d in districts]}},
+    ]
+
+
+def wait_terminal(graphql, backfill_id, timeout=300):
+    deadline = time.monotonic() + timeout
+    while True:
+        b = graphql.backfill(backfill_id)
+        if b["status"] in TERMINAL:
+            return b
+        assert time.monotonic() < deadline, f"backfill {backfill_id} still {b['status']}"
+        time.sleep(3)
+
+
+def counts(backfill):
+    return {s["assetKey"]["path"][0]: s for s in backfill["assetBackfillData"]["assetBackfillStatuses"]}
+
+
+def test_backfill_partial_failure_then_retry_from_failure(stack):
+    graphql, root = stack["graphql"], stack["root"]
+    dates = consecutive_published(dt.date(2025, 3, 10), 3)
+    faults(stack, [{"kind": "html", "district": "61", "asOf": dates[1]}])
+
+    backfill_id = graphql.launch_backfill(ranges(dates, DISTRICTS), tags={"requester": "e2e"})
+    b = wait_terminal(graphql, backfill_id)
+    c = counts(b)
+    assert c["all_districts_summary"]["numPartitionsMaterialized"] == 3
+    assert c["district_snapshot"]["numPartitionsMaterialized"] == 8
+    assert c["district_snapshot"]["numPartitionsFailed"] == 1
+    # Batching: fewer runs than the 12 partitions.
+    assert 0 < len(b["runs"]) < 12
+
+    statuses = graphql.partition_statuses(["district_snapshot"])
+    assert statuses.failed == {f"{dates[1]}|61"}
+    assert {f"{d}|{x}" for d in dates for x in DISTRICTS} - statuses.failed <= statuses.materialized
+
+    for d in (dates[0], dates[2]):
+        meta = json.loads((root / "snapshots" / d / "metadata.json").read_text())
+        assert meta["status"] == "success" and meta["source"] == "backfill"
+        assert meta["detailedDistricts"] == DISTRICTS and meta["backfillId"] == backfill_id
+        manifest = json.loads((root / "snapshots" / d / "manifest.json").read_text())
+        assert {e["districtId"] for e in manifest["districts"]} == set(DISTRICTS)
+        assert (root / "snapshots" / d / "all-districts-rankings.json").exists()
+    partial = json.loads((root / "snapshots" / dates[1] / "metadata.json").read_text())
+    assert partial["status"] == "partial" and partial["failedDistricts"] == ["61"]
+    (error,) = [e for e in partial["districtErrors"] if e["district"] == "61"]
+    assert error["errorClass"] == "NotACsv" and error["retryable"] is False
+    assert error["backfillId"] == backfill_id and error["runId"]
+    alerts = (root / "alerts" / "run-failures.jsonl")
+    deadline = time.monotonic() + 60
+    while not alerts.exists() and time.monotonic() < deadline:
+        time.sleep(2)
+    assert backfill_id in alerts.read_text()
+
+    faults(stack, [])
+    retry_id = graphql.reexecute_backfill(backfill_id, "FROM_FAILURE")
+    assert retry_id != backfill_id
+    retried = wait_terminal(graphql, retry_id)
+    assert retried["status"] == "COMPLETED_SUCCESS"
+    rc = counts(retried)
+    assert rc["district_snapshot"]["numPartitionsTargeted"] == 1
+    assert rc.get("all_districts_summary", {}).get("numPartitionsTargeted", 0) == 0
+    fixed = json.loads((root / "snapshots" / dates[1] / "metadata.json").read_text())
+    assert fixed["status"] == "success" and fixed["failedDistricts"] == []
+    assert graphql.partition_statuses(["district_snapshot"]).failed == set()
+
+
+def test_cancelling_a_backfill_stops_it(stack):
+    graphql, root = stack["graphql"], stack["root"]
+    dates = consecutive_published(dt.date(2025, 5, 1), 12)
+    faults(stack, [{"kind": "latency", "latencyMs": 1500}])
+    try:
+        backfill_id = graphql.launch_backfill(ranges([dates[0], dates[-1]], DISTRICTS))
+        deadline = time.monotonic() + 120
+        while not any(r["status"] == "STARTED" for r in graphql.backfill(backfill_id)["runs"]):
+            assert time.monotonic() < deadline, "no run started"
+            time.sleep(1)
+        graphql.cancel_backfill(backfill_id)
+        b = wait_terminal(graphql, backfill_id, timeout=180)
+    finally:
+        faults(stack, [])
+    assert b["status"] == "CANCELED"
+    assert all(r["status"] in ("CANCELED", "SUCCESS", "FAILURE") for r in b["runs"])
+    c = counts(b)
+    # Dagster lets the run in flight finish (or terminates it) and launches nothing more:
+    # the districts level of the backfill never starts.
+    assert c["district_snapshot"]["numPartitionsTargeted"] == 36
+    assert c["district_snapshot"]["numPartitionsMaterialized"] == 0
+    assert c["district_snapshot"]["numPartitionsInProgress"] == 0
+    detailed = [p for p in (root / "snapshots").glob("2025-05-*/district_61.json")
+                if json.loads(p.read_text())["detail"] == "detailed"]
+    assert detailed == []
