@@ -97,7 +97,7 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50
             before = refresh.stats()
             try:
                 outcome = collect_summary(refresh.client, snapshot_store, as_of,
-                                          configured=configured, context=wc, force=_forced(context))
+                                          configured=configured, context=wc)
             except DashboardError as exc:
                 context.log.error(f"summary {key} failed: {error_class(exc)}: {exc}")
                 failures.append((key, exc))

@@ -99,10 +99,9 @@ def collect_summary(
     *,
     configured: list[str],
     context: WriteContext,
-    force: bool = False,
 ) -> SummaryOutcome:
     """Fetch a date's summary; write summary-detail files for in-scope districts, rankings, metadata."""
-    fetch = client.fetch(Report.SUMMARY, as_of, force=force)
+    fetch = client.fetch(Report.SUMMARY, as_of)
     if not fetch.available:
         store.mark_date_unavailable(as_of, context=context, reason="the dashboard has no data for it")
         return SummaryOutcome(as_of=as_of, available=False, fetch=fetch)
@@ -144,7 +143,11 @@ def collect_district(
     force: bool = False,
     attempt: int = 1,
 ) -> DistrictOutcome:
-    """Fetch a district's three reports for a date and write its detailed file (or its failure)."""
+    """Fetch a district's three reports for a date and write its detailed file (or its failure).
+
+    `force` re-collects a district already collected in detail; the CSVs still come from the
+    raw cache when it has them (an export for a past as-of date never changes).
+    """
     if not force and store.has_successful_detailed(as_of, district):
         return DistrictOutcome(as_of=as_of, district=district, status="skipped")
 

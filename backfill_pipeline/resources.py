@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
 
-from .dashboard.client import DEFAULT_BASE_URL, ClientSettings, DashboardClient, FetchResult
-from .dashboard.reports import DISTRICT_REPORTS, Report
+from .dashboard.client import DEFAULT_BASE_URL, ClientSettings, DashboardClient
+from .run_stats import record_run_stats
 from .scope import DistrictConfiguration as DistrictConfigFile
 from .snapshots.store import PerDistrictFileSnapshotStore
+
+RATE_TAG = "backfill_pipeline/rate"
+
+
+def _positive_float(value: str | None) -> float | None:
+    try:
+        rate = float(value) if value else None
+    except ValueError:
+        return None
+    return rate if rate and rate > 0 else None
 
 
 class RefreshService(dg.ConfigurableResource):
@@ -48,12 +58,23 @@ class RefreshService(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # One client per run: with the in-process executor its limiter, cache and breaker
-        # serve every partition of the run.
-        self._client = DashboardClient(self.settings(), Path(self.data_root))
+        # serve every partition of the run. A backfill may ask for a slower pace per run.
+        settings = self.settings()
+        tags = context.dagster_run.tags if context.dagster_run else {}
+        run_rate = _positive_float(tags.get(RATE_TAG))
+        if run_rate is not None:
+            settings = replace(settings, rate=run_rate)
+        self._client = DashboardClient(settings, Path(self.data_root))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._client is not None:
-            self._client.close()
+        if self._client is None:
+            return
+        self._client.close()
+        run = context.dagster_run
+        if run is not None:
+            # What this run cost the dashboard, for the backfill status (read without Dagster).
+            record_run_stats(Path(self.data_root), run.run_id, run.tags.get("dagster/backfill"),
+                             self._client.stats())
 
     @property
     def client(self) -> DashboardClient:
@@ -61,19 +82,6 @@ class RefreshService(dg.ConfigurableResource):
         if self._client is None:
             self._client = DashboardClient(self.settings(), Path(self.data_root))
         return self._client
-
-    def fetch_summary(self, as_of: dt.date, *, force: bool = False) -> FetchResult:
-        """The all-districts summary for an as-of date (own month first, then the closing month)."""
-        return self.client.fetch(Report.SUMMARY, as_of, force=force)
-
-    def fetch_district_reports(
-        self, as_of: dt.date, district: str, data_month: tuple[int, int], *, force: bool = False
-    ) -> list[FetchResult]:
-        """A district's three reports at the data month the date's summary settled: one request each."""
-        return [
-            self.client.fetch(report, as_of, district, data_month=data_month, force=force)
-            for report in DISTRICT_REPORTS
-        ]
 
     def stats(self) -> dict:
         """Requests made, cache hits, retries and rate-limiter waiting so far in this run."""

@@ -134,6 +134,26 @@ query Keys($path: [String!]!) {
 }"""
 
 
+REPOSITORIES = """
+{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name location { name } } }
+  ... on Error { message } } }"""
+
+ADD_PARTITION = """
+mutation Add($key: String!, $def: String!, $repo: RepositorySelector!) {
+  addDynamicPartition(partitionKey: $key, partitionsDefName: $def, repositorySelector: $repo) {
+    __typename
+    ... on AddDynamicPartitionSuccess { partitionKey }
+    ... on Error { message }
+  }
+}"""
+
+POOL = """
+query Pool($key: String!) {
+  instance { concurrencyLimit(concurrencyKey: $key) { slotCount activeSlotCount limit
+    pendingStepCount activeRunIds } }
+}"""
+
+
 @dataclass
 class PartitionStatuses:
     """Partition keys of one asset by status."""
@@ -167,12 +187,18 @@ class DagsterGraphQL:
 
     def execute(self, query: str, variables: dict | None = None) -> dict:
         """The `data` of a GraphQL answer."""
-        try:
-            r = self.session.post(
-                self.url, json={"query": query, "variables": variables or {}}, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            raise DagsterUnreachable(f"Dagster at {self.url} is unreachable: {exc}") from exc
+        payload = {"query": query, "variables": variables or {}}
+        # A query may be sent again if a kept-alive connection was dropped; a mutation may not.
+        attempts = 1 if query.lstrip().startswith("mutation") else 2
+        for attempt in range(1, attempts + 1):
+            try:
+                r = self.session.post(self.url, json=payload, timeout=self.timeout)
+                break
+            except requests.ConnectionError as exc:
+                if attempt == attempts:
+                    raise DagsterUnreachable(f"Dagster at {self.url} is unreachable: {exc}") from exc
+            except requests.RequestException as exc:
+                raise DagsterUnreachable(f"Dagster at {self.url} is unreachable: {exc}") from exc
         try:
             body = r.json()
         except ValueError as exc:
@@ -238,6 +264,27 @@ class DagsterGraphQL:
         """Launch a new backfill of what failed (FROM_FAILURE) or of everything (ALL_STEPS)."""
         data = self.execute(REEXECUTE, {"params": {"parentRunId": backfill_id, "strategy": strategy}})
         return self._result(data, "reexecutePartitionBackfill", "LaunchBackfillSuccess")["backfillId"]
+
+    def repository_selector(self) -> dict:
+        """The selector of the (single) repository of this workspace."""
+        data = self.execute(REPOSITORIES)
+        nodes = self._result(data, "repositoriesOrError", "RepositoryConnection")["nodes"]
+        if not nodes:
+            raise DagsterGraphQLError("no code location loaded in Dagster")
+        return {"repositoryName": nodes[0]["name"], "repositoryLocationName": nodes[0]["location"]["name"]}
+
+    def add_dynamic_partitions(self, partitions_def: str, keys: list[str]) -> None:
+        """Add keys to a dynamic partitions definition (existing ones are left alone)."""
+        repo = self.repository_selector()
+        for key in keys:
+            data = self.execute(ADD_PARTITION, {"key": key, "def": partitions_def, "repo": repo})
+            result = data["addDynamicPartition"]
+            if result["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
+                raise DagsterGraphQLError(result.get("message") or result["__typename"])
+
+    def pool(self, key: str) -> dict:
+        """Slots of a concurrency pool: limit, in use, pending."""
+        return self.execute(POOL, {"key": key})["instance"]["concurrencyLimit"]
 
     def partition_keys(self, asset_path: list[str]) -> dict[str, list[str]]:
         """The partition keys of each dimension of an asset (e.g. {"date": [...], "district": [...]})."""

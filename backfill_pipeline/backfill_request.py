@@ -1,0 +1,100 @@
+"""BackfillRequest: what a caller asks for, validated field by field (no Dagster here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from .dashboard.calendar import EARLIEST_AS_OF
+from .dashboard.districts import InvalidDistrictId, normalise_district_id
+
+MAX_TARGETS = 200
+MAX_DAYS = 3660
+MAX_CONCURRENCY = 2
+MAX_RATE = 10.0
+
+CollectionType = Literal["auto", "system-wide", "per-district"]
+
+
+class BackfillRequest(BaseModel):
+    """A backfill request; unknown fields are rejected and every error names its field."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
+        serialize_by_alias=True, extra="forbid", frozen=True,
+    )
+
+    start_date: dt.date
+    end_date: dt.date | None = None
+    target_districts: list[str] | None = Field(default=None, max_length=MAX_TARGETS)
+    collection_type: CollectionType = "auto"
+    skip_existing: bool = True
+    retry_failures: bool = True
+    concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
+    rate: float = Field(default=2.0, gt=0, le=MAX_RATE)
+    dry_run: bool = False
+    plan_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}$")
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _iso_only(cls, value):
+        # Only YYYY-MM-DD: pydantic would also take timestamps and other forms.
+        if isinstance(value, str) and (len(value) != 10 or value[4] != "-" or value[7] != "-"):
+            raise ValueError("must be a date written YYYY-MM-DD")
+        return value
+
+    @field_validator("target_districts")
+    @classmethod
+    def _districts(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        out: list[str] = []
+        for i, raw in enumerate(value):
+            try:
+                district = normalise_district_id(raw)
+            except InvalidDistrictId as exc:
+                raise ValueError(f"item {i}: {exc}") from None
+            if district not in out:
+                out.append(district)
+        return out
+
+    @model_validator(mode="after")
+    def _dates(self) -> BackfillRequest:
+        end = self.end_date or self.start_date
+        if self.start_date < EARLIEST_AS_OF:
+            raise ValueError(
+                f"startDate: {self.start_date} is before {EARLIEST_AS_OF}, the first exported date"
+            )
+        if end < self.start_date:
+            raise ValueError(f"endDate: {end} is before startDate {self.start_date}")
+        if (end - self.start_date).days >= MAX_DAYS:
+            raise ValueError(f"endDate: a backfill spans at most {MAX_DAYS} days")
+        return self
+
+    @property
+    def last_date(self) -> dt.date:
+        """endDate, defaulting to startDate."""
+        return self.end_date or self.start_date
+
+    def dates(self) -> list[dt.date]:
+        """Every as-of date asked for."""
+        n = (self.last_date - self.start_date).days + 1
+        return [self.start_date + dt.timedelta(days=i) for i in range(n)]
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as [{field, message}] with the request's own (camelCase) field names."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        message = err["msg"].removeprefix("Value error, ")
+        field = ".".join(loc) if loc else ""
+        if not field and ":" in message:
+            # Model-level checks name their field at the start of the message.
+            field, message = message.split(":", 1)
+            message = message.strip()
+        out.append({"field": field or "body", "message": message})
+    return out

@@ -1,0 +1,336 @@
+"""Turn a BackfillRequest into a plan: scope, strategy, partitions, runs and an exact request cost.
+
+No Dagster here: what Dagster knows (materialized and failed partitions, the order of the
+`districts` partitions) is passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+from .backfill_request import BackfillRequest
+from .dashboard.cache import RawCache
+from .dashboard.reports import DISTRICT_REPORTS, Report
+from .scope import resolve_scope
+
+SUMMARY_ASSET = "all_districts_summary"
+DISTRICT_ASSET = "district_snapshot"
+
+
+class PlanError(ValueError):
+    """A request that cannot be planned; `field` names the request field at fault."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class World:
+    """What the planner needs to know about the deployment, read by the caller."""
+
+    today: dt.date
+    partition_start: dt.date
+    configured: list[str]
+    available: list[str] | None
+    district_partitions: list[str]
+    materialized: dict[str, set[str]]
+    failed: dict[str, set[str]]
+    batch_size: int
+    pool_limit: int = 2
+
+
+@dataclass
+class Cost:
+    """HTTP requests the plan makes when every first attempt is answered, with bounds around it."""
+
+    requests: int
+    lower: int
+    upper: int
+    runs: int
+    seconds: float
+    cached: int
+    by_report: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """The partitions to launch and what they will cost."""
+
+    strategy: str
+    rationale: str
+    scope: str
+    dates: list[str]
+    districts: list[str]
+    out_of_scope: list[dict]
+    summary_partitions: list[str]
+    district_partitions: list[str]
+    skipped: dict[str, int]
+    cost: Cost
+    force: bool
+    rate_per_run: float
+    plan_hash: str = ""
+
+    @property
+    def partition_count(self) -> int:
+        return len(self.summary_partitions) + len(self.district_partitions)
+
+    def partitions_by_assets(self) -> list[dict]:
+        """LaunchBackfillParams.partitionsByAssets: consecutive dates folded into ranges."""
+        out = []
+        if self.summary_partitions:
+            out.append({
+                "assetKey": {"path": [SUMMARY_ASSET]},
+                "partitions": {"ranges": [{"start": a, "end": b}
+                                          for a, b in date_ranges(self.summary_partitions)]},
+            })
+        if self.district_partitions:
+            by_district: dict[str, list[str]] = {}
+            for key in self.district_partitions:
+                date, district = key.split("|")
+                by_district.setdefault(district, []).append(date)
+            ranges = [{"start": f"{a}|{d}", "end": f"{b}|{d}"}
+                      for d, dates in by_district.items() for a, b in date_ranges(dates)]
+            out.append({"assetKey": {"path": [DISTRICT_ASSET]}, "partitions": {"ranges": ranges}})
+        return out
+
+    def to_dict(self) -> dict:
+        """The plan as the API shows it (partition lists shortened to counts and ranges)."""
+        return {
+            "strategy": self.strategy,
+            "rationale": self.rationale,
+            "scope": self.scope,
+            "dates": {"start": self.dates[0], "end": self.dates[-1], "count": len(self.dates)},
+            "districts": self.districts,
+            "outOfScope": self.out_of_scope,
+            "partitions": {
+                SUMMARY_ASSET: len(self.summary_partitions),
+                DISTRICT_ASSET: len(self.district_partitions),
+                "total": self.partition_count,
+            },
+            "skipped": self.skipped,
+            "cost": {
+                "requests": self.cost.requests,
+                "lowerBound": self.cost.lower,
+                "upperBound": self.cost.upper,
+                "cachedCsvs": self.cost.cached,
+                "byReport": self.cost.by_report,
+                "runs": self.cost.runs,
+                "seconds": self.cost.seconds,
+                "notes": self.cost.notes,
+            },
+            "force": self.force,
+            "ratePerRun": self.rate_per_run,
+            "planHash": self.plan_hash,
+        }
+
+
+def date_ranges(dates: Iterable[str]) -> list[tuple[str, str]]:
+    """Consecutive ISO dates folded into (first, last) ranges."""
+    days = sorted({dt.date.fromisoformat(d) for d in dates})
+    ranges: list[tuple[str, str]] = []
+    for d in days:
+        if ranges and dt.date.fromisoformat(ranges[-1][1]) + dt.timedelta(days=1) == d:
+            ranges[-1] = (ranges[-1][0], d.isoformat())
+        else:
+            ranges.append((d.isoformat(), d.isoformat()))
+    return ranges
+
+
+def _runs_for_dates(dates: list[str], batch: int) -> int:
+    return sum(math.ceil(((dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days + 1) / batch)
+               for a, b in date_ranges(dates))
+
+
+def _runs_for_districts(keys: list[str], order: list[str], batch: int) -> int:
+    """Dagster splits a date x district subset into one range per date and contiguous districts."""
+    position = {d: i for i, d in enumerate(order)}
+    by_date: dict[str, list[int]] = {}
+    for key in keys:
+        date, district = key.split("|")
+        by_date.setdefault(date, []).append(position.get(district, len(position)))
+    runs = 0
+    for indexes in by_date.values():
+        indexes.sort()
+        length = 1
+        for prev, cur in zip(indexes, indexes[1:], strict=False):
+            if cur == prev + 1:
+                length += 1
+            else:
+                runs += math.ceil(length / batch)
+                length = 1
+        runs += math.ceil(length / batch)
+    return runs
+
+
+def choose_strategy(request: BackfillRequest) -> tuple[str, str]:
+    """(strategy, rationale) from the collection type and whether districts were named."""
+    targets = request.target_districts
+    if request.collection_type == "system-wide":
+        return "system-wide", (
+            "system-wide asked for: one all-districts summary per date, summary detail for every "
+            "in-scope district" + (" (the named districts are covered by it)" if targets else "")
+        )
+    if request.collection_type == "per-district":
+        return "per-district", (
+            "per-district asked for: three detailed reports per district per date"
+            + ("" if targets else ", for every in-scope district")
+        )
+    if targets:
+        return "per-district", (
+            f"auto: {len(targets)} district(s) named, so the detailed per-district reports "
+            "(3 requests per district per date) for just those"
+        )
+    return "system-wide", (
+        "auto: no district named, so the cheap system-wide collection "
+        "(1 request per date covers every district)"
+    )
+
+
+def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) -> Plan:
+    """Plan a request against what the deployment, the store and the raw cache already hold."""
+    yesterday = world.today - dt.timedelta(days=1)
+    if request.last_date > yesterday:
+        raise PlanError("endDate" if request.end_date else "startDate",
+                        f"{request.last_date} is in the future or today; the dashboard shows "
+                        f"yesterday ({yesterday}) at the latest")
+    if request.start_date < world.partition_start:
+        raise PlanError("startDate", f"{request.start_date} is before this deployment's first "
+                        f"partition {world.partition_start} (BACKFILL_START_DATE)")
+
+    strategy, rationale = choose_strategy(request)
+    scope = resolve_scope(request.target_districts, world.configured, world.available)
+    out_of_scope = [o.to_dict() for o in scope.out_of_scope]
+    districts = list(scope.in_scope)
+    if strategy == "per-district" and not districts:
+        raise PlanError("targetDistricts", "no requested district is in scope: "
+                        + "; ".join(f"{o['id']}: {o['reason']}" for o in out_of_scope))
+    dates = [d.isoformat() for d in request.dates()]
+    force = not request.skip_existing
+    skipped = {"materialized": 0, "failed": 0}
+
+    def keep(asset: str, key: str) -> bool:
+        if not force and key in world.materialized.get(asset, set()):
+            skipped["materialized"] += 1
+            return False
+        if not request.retry_failures and key in world.failed.get(asset, set()):
+            skipped["failed"] += 1
+            return False
+        return True
+
+    summary_keys = [d for d in dates if keep(SUMMARY_ASSET, d)]
+    district_keys: list[str] = []
+    if strategy == "per-district":
+        district_keys = [f"{d}|{x}" for d in dates for x in districts if keep(DISTRICT_ASSET, f"{d}|{x}")]
+        # The summary of a date is only needed where a district of that date is collected.
+        needed = {k.split("|")[0] for k in district_keys}
+        dropped = [d for d in summary_keys if d not in needed]
+        summary_keys = [d for d in summary_keys if d in needed]
+        skipped["summaryNotNeeded"] = len(dropped)
+
+    cost = _cost(request, world, cache, summary_keys, district_keys)
+    scope_kind = ("system-wide" if strategy == "system-wide"
+                  else "single-district" if len(districts) == 1 else "targeted")
+    plan = Plan(
+        strategy=strategy, rationale=rationale, scope=scope_kind, dates=dates, districts=districts,
+        out_of_scope=out_of_scope, summary_partitions=summary_keys, district_partitions=district_keys,
+        skipped=skipped, cost=cost, force=force,
+        rate_per_run=round(request.rate / min(request.concurrency, world.pool_limit), 3),
+    )
+    plan.plan_hash = plan_hash(plan, request)
+    return plan
+
+
+def _cost(request, world, cache, summary_keys, district_keys) -> Cost:
+    def known(report: Report, district: str | None, date: str) -> str | None:
+        """`available`, `unavailable` or None: what the raw cache already answered."""
+        if cache is None:
+            return None
+        hit = cache.lookup(report.value, district, dt.date.fromisoformat(date))
+        if hit is None:
+            return None
+        if hit.available and cache.read(hit.sha256 or "") is None:
+            return None
+        return "available" if hit.available else "unavailable"
+
+    by_report = {r.value: 0 for r in Report}
+    cached = uncertain_summary = 0
+    maybe_saved = 0
+    summary_state = {}
+    for date in sorted(set(summary_keys) | {k.split("|")[0] for k in district_keys}):
+        summary_state[date] = known(Report.SUMMARY, None, date)
+    for date in summary_keys:
+        if summary_state[date] is None:
+            by_report[Report.SUMMARY.value] += 1
+            uncertain_summary += 1
+        else:
+            cached += 1
+    dates_needing_summary_in_district_run = set()
+    for key in district_keys:
+        date, district = key.split("|")
+        state = summary_state[date]
+        if state == "unavailable":
+            continue
+        if state is None and date not in summary_keys:
+            dates_needing_summary_in_district_run.add(date)
+        for report in DISTRICT_REPORTS:
+            if known(report, district, date) is None:
+                by_report[report.value] += 1
+                if state is None:
+                    maybe_saved += 1
+            else:
+                cached += 1
+    by_report[Report.SUMMARY.value] += len(dates_needing_summary_in_district_run)
+    uncertain_summary += len(dates_needing_summary_in_district_run)
+    exact = sum(by_report.values())
+    runs = _runs_for_dates(summary_keys, world.batch_size) + _runs_for_districts(
+        district_keys, world.district_partitions, world.batch_size
+    )
+    open_years = _open_year_runs(summary_keys, district_keys, world)
+    notes = []
+    if uncertain_summary:
+        notes.append(f"+{uncertain_summary} if every uncached date is inside a closing window "
+                     "(one more summary request each)")
+    if maybe_saved:
+        notes.append(f"-{maybe_saved} if the uncached dates turn out unpublished (no district requests)")
+    if open_years:
+        notes.append(f"+{open_years} if the open program year answers 5xx under /PY/ (one per run)")
+    notes.append("retries of transient failures add requests")
+    return Cost(
+        requests=exact, lower=exact - maybe_saved, upper=exact + uncertain_summary + open_years,
+        runs=runs, seconds=round(exact / request.rate, 1), cached=cached, by_report=by_report,
+        notes=notes,
+    )
+
+
+def _open_year_runs(summary_keys, district_keys, world) -> int:
+    def is_open(date: str) -> bool:
+        day = dt.date.fromisoformat(date)
+        start = dt.date(world.today.year if world.today.month >= 7 else world.today.year - 1, 6, 1)
+        return day >= start
+    if not any(is_open(d) for d in summary_keys) and not any(is_open(k.split("|")[0]) for k in district_keys):
+        return 0
+    return _runs_for_dates([d for d in summary_keys if is_open(d)], world.batch_size) + \
+        _runs_for_districts([k for k in district_keys if is_open(k.split("|")[0])],
+                            world.district_partitions, world.batch_size)
+
+
+def plan_hash(plan: Plan, request: BackfillRequest) -> str:
+    """A digest of what would be launched; it changes when the store or Dagster state changes."""
+    body = {
+        "strategy": plan.strategy,
+        "summary": plan.summary_partitions,
+        "districts": plan.district_partitions,
+        "force": plan.force,
+        "rate": request.rate,
+        "concurrency": request.concurrency,
+        "cost": asdict(plan.cost)["requests"],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
