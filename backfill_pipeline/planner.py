@@ -210,8 +210,10 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
     out_of_scope = [o.to_dict() for o in scope.out_of_scope]
     districts = list(scope.in_scope)
     if strategy == "per-district" and not districts:
-        raise PlanError("targetDistricts", "no requested district is in scope: "
-                        + "; ".join(f"{o['id']}: {o['reason']}" for o in out_of_scope))
+        why = "; ".join(f"{o['id']}: {o['message']}" for o in out_of_scope) or (
+            "no district is configured and no summary has been collected yet to list them"
+        )
+        raise PlanError("targetDistricts", f"no district in scope ({why})")
     dates = [d.isoformat() for d in request.dates()]
     force = not request.skip_existing
     skipped = {"materialized": 0, "failed": 0}
