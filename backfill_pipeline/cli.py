@@ -13,6 +13,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so `--help` stays fast and each module owns its own arguments.
+    from . import demo
+    from .api import cli_commands as backfill_commands
     from .dashboard import command as dashboard_command
     from .sandbox import command as sandbox_command
     from .snapshots import commands as snapshot_commands
@@ -20,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard_command.register(sub)
     sandbox_command.register(sub)
     snapshot_commands.register(sub)
+    backfill_commands.register(sub)
+    demo.register(sub)
     return parser
 
 

@@ -3,6 +3,8 @@ HTTP GraphQL, the snapshot tree checked on disk. Budget: the backfill daemon tic
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -51,7 +53,7 @@ def stack(tmp_path_factory):
         while graphql.partition_keys(["district_snapshot"])["district"] != DISTRICTS:
             assert time.monotonic() < deadline, "district_discovery never synced the partitions"
             time.sleep(2)
-        yield dict(root=root, sandbox=sandbox, graphql=graphql, log=base / "dagster.log")
+        yield dict(root=root, sandbox=sandbox, graphql=graphql, log=base / "dagster.log", url=dagster.url)
     finally:
         dagster.stop()
         sandbox.stop()
@@ -159,3 +161,40 @@ def test_cancelling_a_backfill_stops_it(stack):
     detailed = [p for p in (root / "snapshots").glob("2025-05-*/district_61.json")
                 if json.loads(p.read_text())["detail"] == "detailed"]
     assert detailed == []
+
+
+def cli(stack, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "backfill_pipeline.cli", *args, "--dagster-url", stack["url"],
+         "--root", str(stack["root"])], capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_cli_plans_launches_follows_and_reports(stack):
+    dates = consecutive_published(dt.date(2025, 6, 2), 2)
+    before = {b["id"] for b in stack["graphql"].backfills()}
+    dry = cli(stack, "backfill", "--start", dates[0], "--end", dates[1], "--districts", "109",
+              "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)["plan"]
+    assert plan["strategy"] == "per-district" and plan["districts"] == ["109"]
+    assert plan["partitions"] == {"all_districts_summary": 2, "district_snapshot": 2, "total": 4}
+    assert {b["id"] for b in stack["graphql"].backfills()} == before  # a dry run launches nothing
+
+    bad = cli(stack, "backfill", "--start", dates[1], "--end", dates[0])
+    assert bad.returncode == 2 and "endDate" in bad.stderr
+
+    run = cli(stack, "backfill", "--start", dates[0], "--end", dates[1], "--districts", "109")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "strategy   per-district" in run.stdout and "launched backfill" in run.stdout
+    assert "109" in run.stdout and "succeeded" in run.stdout
+    backfill_id = run.stdout.split("launched backfill ")[1].split()[0]
+
+    listed = cli(stack, "list", "--json")
+    assert backfill_id in {b["id"] for b in json.loads(listed.stdout)}
+    status = json.loads(cli(stack, "status", backfill_id, "--json").stdout)
+    assert status["state"] == "succeeded" and status["districts"]["109"]["done"] == 2
+    assert status["performance"]["requestsMade"] >= 6
+    assert cli(stack, "cancel", backfill_id).returncode == 5  # already over
+    assert cli(stack, "retry", backfill_id).returncode == 5  # nothing failed
+    assert cli(stack, "status", "nosuchid").returncode == 4
