@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here so `--help` stays fast and each module owns its own arguments.
     from . import demo
     from .api import cli_commands as backfill_commands
+    from .api import command as api_command
     from .dashboard import command as dashboard_command
     from .sandbox import command as sandbox_command
     from .snapshots import commands as snapshot_commands
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_command.register(sub)
     snapshot_commands.register(sub)
     backfill_commands.register(sub)
+    api_command.register(sub)
     demo.register(sub)
     return parser
 

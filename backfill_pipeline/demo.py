@@ -87,7 +87,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print_status(status)
 
         say(f"[5/5] the snapshot tree under {root / 'snapshots'}")
-        print_tree(root / "snapshots")
+        print_tree(root / "snapshots", status["plan"]["districts"])
         say(f"\nDagster UI: {dagster.url}/runs/b/{answer['backfillId']}   "
             f"assets: {dagster.url}/assets")
         say(f"REST API:   {location}")
@@ -105,27 +105,33 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def follow_over_http(location: str, interval: float = 3.0) -> dict:
-    """Poll the API's status of a backfill until it ends, drawing a progress bar."""
+    """Poll the API's status of a backfill until it ends, printing each change of progress."""
+    last = None
     while True:
         status = requests.get(location, timeout=30).json()
         c = status["counts"]
-        say(f"      {status['state']:<12} {progress_bar(c['materialized'] + c['failed'], c['targeted'])}"
-            f"  runs {status['runs']['byStatus']}")
+        line = (f"      {status['state']:<12} {progress_bar(c['materialized'] + c['failed'], c['targeted'])}"
+                f"  runs {status['runs']['byStatus']}")
+        if line != last:
+            say(line)
+            last = line
         if status["state"] in FINAL_STATES:
             return status
         time.sleep(interval)
 
 
-def print_tree(path: Path, limit: int = 8) -> None:
-    """The snapshot directories, a few files each."""
+def print_tree(path: Path, detailed: list[str]) -> None:
+    """Each snapshot directory: its date files, and the detailed district files."""
     for day in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(f.name for f in day.iterdir() if not f.name.startswith("."))
-        detailed = [f for f in files if f.startswith("district_")]
-        print(f"  {day.name}/  {len(detailed)} district files")
-        for name in [f for f in files if not f.startswith("district_")] + detailed[:limit]:
+        districts = [f for f in files if f.startswith("district_")]
+        print(f"  {day.name}/  {len(districts)} district files (summary detail, "
+              f"detailed for {', '.join(detailed)})")
+        for name in [f for f in files if not f.startswith("district_")]:
             print(f"    {name}")
-        if len(detailed) > limit:
-            print(f"    ... {len(detailed) - limit} more")
+        for district in detailed:
+            if f"district_{district}.json" in files:
+                print(f"    district_{district}.json")
     pointer = path / "latest-successful.json"
     if pointer.exists():
         print(f"  {pointer.name}")
