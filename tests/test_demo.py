@@ -1,0 +1,38 @@
+"""The main job: `backfill-pipeline demo` starts everything, backfills through the REST API, shows
+the snapshot tree, and (with --exit-when-done) stops everything it started."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from backfill_pipeline.devstack import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_runs_a_backfill_end_to_end(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "-m", "backfill_pipeline.cli", "demo", "--dir", str(tmp_path),
+         "--dagster-port", str(free_port()), "--api-port", str(free_port()), "--days", "2",
+         "--districts", "61", "--exit-when-done"],
+        capture_output=True, text=True, timeout=420,
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = p.stdout
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+        assert step in out
+    assert "202 Accepted" in out and "succeeded" in out and "district_61.json" in out
+    assert "Dagster UI: http://127.0.0.1:" in out
+    days = sorted(d for d in (tmp_path / "data" / "snapshots").iterdir() if d.is_dir())
+    assert len([d for d in days if not d.name.startswith(".")]) == 2
+    for day in days:
+        if day.name.startswith("."):
+            continue
+        snap = json.loads((day / "district_61.json").read_text())
+        assert snap["detail"] == "detailed" and snap["status"] == "success"
+        assert json.loads((day / "metadata.json").read_text())["status"] == "success"
+    # Nothing left running: the ports are free again.
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
