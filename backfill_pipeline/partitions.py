@@ -6,7 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
-DISTRICTS_PARTITION = "districts"
+from .planner import DISTRICTS_PARTITION
 
 # Chosen by measurement (scripts/bench_partitions.py, README "Scale"): the start of PY 2024-2025
 # keeps date x district under Dagster's ~100k recommendation for 128 districts into 2027.

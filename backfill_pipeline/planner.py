@@ -18,8 +18,10 @@ from .dashboard.cache import RawCache
 from .dashboard.reports import DISTRICT_REPORTS, Report
 from .scope import resolve_scope
 
+# Names the Dagster layer defines and this side plans against.
 SUMMARY_ASSET = "all_districts_summary"
 DISTRICT_ASSET = "district_snapshot"
+DISTRICTS_PARTITION = "districts"
 
 
 class PlanError(ValueError):

@@ -13,8 +13,7 @@ from .. import config
 from ..backfill_request import BackfillRequest
 from ..dashboard.breaker import CircuitBreaker
 from ..dashboard.cache import RawCache
-from ..partitions import DISTRICTS_PARTITION
-from ..planner import DISTRICT_ASSET, SUMMARY_ASSET, Plan, World, make_plan
+from ..planner import DISTRICT_ASSET, DISTRICTS_PARTITION, SUMMARY_ASSET, Plan, World, make_plan
 from ..run_stats import read_run_stats
 from ..scope import DistrictConfiguration
 from ..snapshots.store import PerDistrictFileSnapshotStore
