@@ -119,7 +119,7 @@ def test_district_snapshot_batch_writes_detailed_files_and_skips_them_next_time(
     assert set(metas) == {f"{d}|{x}" for d in (DATE_A, DATE_B) for x in ("42", "61")}
     # One request per report: the data month comes from the summary (cached on disk).
     assert env["sandbox"].stats()["exportRequests"] - before == 4 * 3
-    for key, meta in metas.items():
+    for _key, meta in metas.items():
         assert meta["status"].value == "success" and meta["requests"].value == 3
     snap = env["store"].read_district(DATE_A, "61")
     assert snap.detail == "detailed" and snap.raw.club_performance and snap.figures.detailed.clubs > 0

@@ -133,5 +133,6 @@ def test_resources_read_env_through_envvar(monkeypatch):
     from backfill_pipeline.definitions import resources
 
     refresh = resources()["refresh"]
-    assert isinstance(refresh.base_url, dg.EnvVar) and refresh.base_url.env_var_name == "BACKFILL_DASHBOARD_URL"
+    assert isinstance(refresh.base_url, dg.EnvVar)
+    assert refresh.base_url.env_var_name == "BACKFILL_DASHBOARD_URL"
     assert isinstance(refresh.rate, dg.EnvVar)

@@ -34,7 +34,9 @@ def find_date(predicate, start=dt.date(2025, 2, 1), days=120):
     raise AssertionError("no such date in the sandbox")
 
 
-NORMAL = find_date(lambda d: publication.is_published(d, today=TODAY) and not publication.is_closing_period(d))
+NORMAL = find_date(
+    lambda d: publication.is_published(d, today=TODAY) and not publication.is_closing_period(d)
+)
 CLOSING = find_date(lambda d: publication.is_published(d, today=TODAY) and publication.is_closing_period(d))
 UNPUBLISHED = find_date(publication.is_unpublished, start=dt.date(2024, 7, 1), days=365)
 OPEN_YEAR = find_date(
@@ -60,7 +62,7 @@ def test_normal_date_one_request_own_month(fresh_sandbox, tmp_path):
     assert r.available and not r.cache_hit
     assert r.data_month == (NORMAL.year, NORMAL.month) and r.closing_period is False
     assert r.requests == 1 == total(fresh_sandbox)
-    assert f"/2024-2025/export.aspx?type=CSV&report=districtsummary~" in r.url
+    assert "/2024-2025/export.aspx?type=CSV&report=districtsummary~" in r.url
     assert f"~{NORMAL.month}/{NORMAL.day}/{NORMAL.year}~" in r.url
     assert 100 <= len(r.rows) <= 140
     assert {"DISTRICT", "REGION", "Total YTD Payments"} <= set(r.header)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ..backfill_request import BackfillRequest, field_errors
 from ..planner import PlanError
 from .graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
-from .service import BackfillService, NotCancellable, NothingToRetry, PlanConflict
+from .service import BackfillService, NotCancellable, NothingToRetry, PlanConflict, StillRunning
 
 FINAL_STATES = {"succeeded", "completed-with-failures", "failed", "canceled"}
 
@@ -71,7 +71,7 @@ def _guarded(fn):
             return _fail(f"{exc} (is `dagster dev` running? set --dagster-url)", 3)
         except BackfillNotFound as exc:
             return _fail(str(exc), 4)
-        except (NotCancellable, NothingToRetry) as exc:
+        except (NotCancellable, NothingToRetry, StillRunning) as exc:
             return _fail(str(exc), 5)
         except DagsterGraphQLError as exc:
             return _fail(f"Dagster refused: {exc}", 1)

@@ -50,6 +50,10 @@ class NothingToRetry(Exception):
     """The backfill has no failed partition to re-execute."""
 
 
+class StillRunning(Exception):
+    """The backfill has not ended yet, so what failed is not known yet."""
+
+
 @dataclass
 class Launched:
     """A launched backfill (or, for a dry run, only its plan)."""
@@ -183,7 +187,9 @@ class BackfillService:
             "dagsterStatus": b["status"],
             "requestId": tags.get(f"{TAG_PREFIX}request-id"),
             "strategy": tags.get(f"{TAG_PREFIX}strategy"),
-            "requester": tags.get("requester"),
+            # A re-executed backfill inherits its parent's tags: our record knows who asked.
+            "requester": record.get("requester") or tags.get("requester"),
+            "retryOf": record.get("parent") or tags.get("dagster/parent_backfill_id"),
             "title": b.get("title"),
             "createdAt": _iso(b.get("timestamp")),
             "endedAt": _iso(b.get("endTimestamp")),
@@ -264,7 +270,7 @@ class BackfillService:
                         "dagsterStatus": b["status"], "title": b.get("title"),
                         "partitions": b.get("numPartitions"),
                         "strategy": tags.get(f"{TAG_PREFIX}strategy"),
-                        "requester": tags.get("requester"),
+                        "requester": self._record(b["id"]).get("requester") or tags.get("requester"),
                         "createdAt": _iso(b.get("timestamp"))})
         return out
 
@@ -284,7 +290,7 @@ class BackfillService:
         failed = sum(s.get("numPartitionsFailed", 0) for s in
                      (b.get("assetBackfillData") or {}).get("assetBackfillStatuses", []))
         if b["status"] in CANCELLABLE:
-            raise NotCancellable(f"backfill {backfill_id} is still {b['status']}; retry once it ends")
+            raise StillRunning(f"backfill {backfill_id} is still {b['status']}; retry once it ends")
         if not failed:
             raise NothingToRetry(f"backfill {backfill_id} has no failed partition")
         new_id = self.graphql.reexecute_backfill(b["id"], "FROM_FAILURE")
