@@ -190,6 +190,12 @@ def test_cli_plans_launches_follows_and_reports(stack):
     assert "109" in run.stdout and "succeeded" in run.stdout
     backfill_id = run.stdout.split("launched backfill ")[1].split()[0]
 
+    # The backfill's tags reach its runs: the per-backfill concurrency lane and the per-run rate.
+    for r in stack["graphql"].backfill(backfill_id)["runs"]:
+        tags = {t["key"]: t["value"] for t in r["tags"]}
+        assert tags["backfill_pipeline/rate"] == "1.0" and "backfill_pipeline/concurrency-2" in tags
+        assert tags["backfill_pipeline/source"] == "backfill"
+
     listed = cli(stack, "list", "--json")
     assert backfill_id in {b["id"] for b in json.loads(listed.stdout)}
     status = json.loads(cli(stack, "status", backfill_id, "--json").stdout)

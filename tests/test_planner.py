@@ -92,6 +92,11 @@ def test_per_district_plan_and_its_ranges(tmp_path):
     assert plan.cost.runs == 1 + 3
     ranges = plan.partitions_by_assets()[1]["partitions"]["ranges"]
     assert {"start": "2025-03-10|42", "end": "2025-03-12|42"} in ranges and len(ranges) == 2
+    # 42 and 61 are neighbours among the districts partitions: one rectangle covers them.
+    assert plan.partitions_by_assets(ALL)[1]["partitions"]["ranges"] == [
+        {"start": "2025-03-10|42", "end": "2025-03-12|61"}]
+    # Not neighbours: one range per district.
+    assert len(plan.partitions_by_assets(["42", "01", "61"])[1]["partitions"]["ranges"]) == 2
 
 
 def test_runs_follow_the_order_of_the_districts_partitions(tmp_path):
@@ -156,6 +161,20 @@ def test_not_configured_targets_are_reported_not_dropped(tmp_path):
 def test_concurrency_splits_the_rate_between_runs(tmp_path):
     assert make_plan(req(rate=2, concurrency=2), world(), RawCache(tmp_path)).rate_per_run == 1.0
     assert make_plan(req(rate=2, concurrency=1), world(), RawCache(tmp_path)).rate_per_run == 2.0
+
+
+def test_district_ranges_fall_back_per_district_when_dates_differ():
+    from backfill_pipeline.planner import district_ranges
+
+    keys = ["2025-03-10|42", "2025-03-10|61", "2025-03-11|42"]
+    assert district_ranges(keys, ALL) == [
+        ("2025-03-10|42", "2025-03-11|42"), ("2025-03-10|61", "2025-03-10|61")]
+
+
+def test_a_request_spans_at_most_a_year():
+    with pytest.raises(ValidationError, match="at most 366 days"):
+        req(endDate="2026-03-11")
+    assert len(req(endDate="2026-03-10").dates()) == 366
 
 
 def test_date_ranges():

@@ -114,9 +114,11 @@ class BackfillService:
             raise PlanConflict(request.plan_hash, plan)
         if request.dry_run or plan.partition_count == 0:
             return Launched(plan=plan, backfill_id=None, request_id=request_id)
-        missing = [d for d in plan.districts if d not in set(self.world_partitions())]
+        order = self.world_partitions()
+        missing = [d for d in plan.districts if d not in set(order)]
         if plan.district_partitions and missing:
             self.graphql.add_dynamic_partitions(DISTRICTS_PARTITION, missing)
+            order = self.world_partitions()
         tags = {
             "requester": requester[:64],
             f"{TAG_PREFIX}request-id": request_id,
@@ -134,7 +136,7 @@ class BackfillService:
             f" districts {','.join(plan.districts[:8])}" if plan.strategy == "per-district" else ""
         )
         backfill_id = self.graphql.launch_backfill(
-            plan.partitions_by_assets(), tags=tags, title=title[:100], description=plan.rationale
+            plan.partitions_by_assets(order), tags=tags, title=title[:100], description=plan.rationale
         )
         self._save(backfill_id, {"requestId": request_id, "requester": requester,
                                  "request": request.model_dump(mode="json"), "plan": plan.to_dict(),
