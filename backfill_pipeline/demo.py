@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from .api.cli_commands import FINAL_STATES, print_plan, print_status, progress_bar
+from .dashboard.calendar import utc_today
 from .devstack import Service, dagster_service, free_port, sandbox_service
 from .sandbox import publication
 
@@ -45,12 +46,13 @@ def run_demo(args: argparse.Namespace) -> int:
     base = Path(args.dir).resolve()
     root, home, logs = base / "data", base / "dagster_home", base / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    today = dt.date.today()
+    today = utc_today()
     dates = demo_dates(today, args.days)
     services: list[Service] = []
     try:
         say(f"[1/5] sandbox dashboard (logs in {logs})")
-        sandbox = sandbox_service(args.sandbox_port or free_port(), log_path=logs / "sandbox.log")
+        sandbox = sandbox_service(args.sandbox_port or free_port(), today=today.isoformat(),
+                                  log_path=logs / "sandbox.log")
         services.append(sandbox.start())
         say(f"      {sandbox.url}")
 

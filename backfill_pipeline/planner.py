@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from .backfill_request import BackfillRequest
 from .dashboard.cache import RawCache
+from .dashboard.calendar import possibly_open_program_years, previous_month, program_year
 from .dashboard.reports import DISTRICT_REPORTS, Report
 from .scope import resolve_scope
 
@@ -336,12 +337,15 @@ def _cost(request, world, cache, summary_keys, district_keys) -> Cost:
 
 
 def _open_year_runs(summary_keys, district_keys, world) -> int:
+    """Runs touching a possibly open program year: each may meet one 5xx under /PY/ first."""
+    open_years = possibly_open_program_years(world.today)
+
     def is_open(date: str) -> bool:
         day = dt.date.fromisoformat(date)
-        start = dt.date(world.today.year if world.today.month >= 7 else world.today.year - 1, 6, 1)
-        return day >= start
-    if not any(is_open(d) for d in summary_keys) and not any(is_open(k.split("|")[0]) for k in district_keys):
-        return 0
+        # A date's data month is its own month or the one before (closing period).
+        months = [(day.year, day.month), previous_month(day.year, day.month)]
+        return any(program_year(*m) in open_years for m in months)
+
     return _runs_for_dates([d for d in summary_keys if is_open(d)], world.batch_size) + \
         _runs_for_districts([k for k in district_keys if is_open(k.split("|")[0])],
                             world.district_partitions, world.batch_size)

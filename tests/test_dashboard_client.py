@@ -346,3 +346,27 @@ def test_fetch_command_rejects_bad_input_before_any_request(fresh_sandbox, tmp_p
     assert p.returncode == 2 and message in p.stderr
     assert total(fresh_sandbox) == 0
     assert not (tmp_path / "raw").exists()
+
+
+def test_open_year_transient_errors_are_retried_before_the_fallback(fresh_sandbox, tmp_path):
+    # A 429 under /2026-2027/ is retried (after Retry-After), then the 500 sends us to the bare path.
+    fresh_sandbox.set_faults([{"kind": "429", "retryAfter": 1, "times": 1}])
+    with client_for(fresh_sandbox, tmp_path) as c:
+        r = c.fetch(Report.SUMMARY, OPEN_YEAR)
+    assert r.available and "/export.aspx?" in r.url and "/2026-2027/" not in r.url
+    log = requests.get(f"{fresh_sandbox.url}/_sandbox/requests").json()["requests"]
+    statuses = [e["status"] for e in log]
+    assert statuses == [429, 500, 200]
+
+
+def test_an_open_circuit_is_not_retried(fresh_sandbox, tmp_path):
+    fresh_sandbox.set_faults([{"kind": "error", "status": 503}])
+    with client_for(fresh_sandbox, tmp_path, max_attempts=4, breaker_threshold=2,
+                    breaker_cooldown=60) as c:
+        with pytest.raises(CircuitOpen):
+            c.fetch(Report.SUMMARY, NORMAL)  # 2 failures open it; the 3rd attempt fails fast
+        assert total(fresh_sandbox) == 2 and c.stats()["retries"] == 2
+        started = time.monotonic()
+        with pytest.raises(CircuitOpen):
+            c.fetch(Report.SUMMARY, NORMAL)
+        assert time.monotonic() - started < 0.2 and total(fresh_sandbox) == 2

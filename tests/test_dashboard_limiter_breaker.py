@@ -143,3 +143,13 @@ def test_backoff_grows_is_bounded_and_jittered():
         delays = {backoff_delay(attempt, settings, rng) for _ in range(20)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1
+
+
+def test_a_late_success_does_not_close_an_open_circuit(tmp_path):
+    clock = FakeClock()
+    breaker = CircuitBreaker(tmp_path / "b.json", failure_threshold=1, cooldown=10, clock=clock)
+    breaker.record_failure()
+    breaker.record_success()  # an answer to a request sent before the circuit opened
+    assert breaker.state().state == OPEN
+    with pytest.raises(CircuitOpen):
+        breaker.before_request()

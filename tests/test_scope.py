@@ -99,8 +99,8 @@ def test_invalid_ids_write_nothing(tmp_path):
 
 def test_split_ids():
     assert split_ids(["42,61", "F"]) == ["42", "61", "F"]
-    assert split_ids(["42 61"]) == ["42", "61"]
-    assert split_ids(["District", "42", "District 61"]) == ["District 42", "District 61"]
+    assert split_ids(["42 61"]) == ["42 61"]  # one id, rejected later as invalid
+    assert split_ids(["District 42", " District 61 ,09"]) == ["District 42", "District 61", "09"]
 
 
 def _parser():
@@ -162,7 +162,9 @@ def test_districts_command_in_a_subprocess(tmp_path):
             [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=60
         )
 
-    assert cli("districts", "add", "42 61", "District 9").returncode == 0
+    spaced = cli("districts", "add", "District 4 2")
+    assert spaced.returncode == 2 and "invalid district id" in spaced.stderr
+    assert cli("districts", "add", "42,61", "District 9").returncode == 0
     listed = cli("districts", "list")
     assert listed.returncode == 0 and listed.stdout.split() == ["9", "42", "61"]
     bad = cli("districts", "remove", "61,xy")

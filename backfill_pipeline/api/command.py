@@ -7,6 +7,7 @@ import datetime as dt
 import sys
 
 from .. import config
+from ..dashboard.calendar import utc_today
 
 
 def _iso_date(text: str) -> dt.date:
@@ -55,7 +56,7 @@ def run_api(args: argparse.Namespace) -> int:
     dagster_url = args.dagster_url or config.dagster_url()
     root = args.root or config.data_root()
     fixed = args.today
-    today = (lambda: fixed) if fixed else dt.date.today
+    today = (lambda: fixed) if fixed else utc_today
 
     def service() -> BackfillService:
         return BackfillService(dagster_url=dagster_url, data_root=root, today=today)

@@ -13,6 +13,7 @@ from .. import config
 from ..backfill_request import BackfillRequest
 from ..dashboard.breaker import CircuitBreaker
 from ..dashboard.cache import RawCache
+from ..dashboard.calendar import utc_today
 from ..planner import DISTRICT_ASSET, DISTRICTS_PARTITION, SUMMARY_ASSET, Plan, World, make_plan
 from ..run_stats import read_run_stats
 from ..scope import DistrictConfiguration
@@ -67,7 +68,7 @@ class BackfillService:
     """The product's one way to start, watch, cancel and retry backfills."""
 
     def __init__(self, *, dagster_url: str | None = None, data_root: Path | str | None = None,
-                 batch_size: int | None = None, today=dt.date.today) -> None:
+                 batch_size: int | None = None, today=utc_today) -> None:
         self.graphql = DagsterGraphQL(dagster_url or config.dagster_url())
         self.root = Path(data_root or config.data_root())
         self.store = PerDistrictFileSnapshotStore(self.root)

@@ -85,10 +85,12 @@ class CircuitBreaker:
             self._write(s)
 
     def record_success(self) -> None:
-        """The dashboard answered: close the circuit."""
+        """The dashboard answered: reset the count, and close a half-open circuit (the probe).
+
+        A late answer to a request sent before the circuit opened does not close it."""
         with self._lock:
             s = self._read()
-            if s != BreakerState():
+            if s.state != OPEN and s != BreakerState():
                 self._write(BreakerState())
 
     def record_failure(self) -> None:

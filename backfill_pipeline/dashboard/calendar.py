@@ -32,9 +32,18 @@ def previous_month(year: int, month: int) -> tuple[int, int]:
     return (year - 1, 12) if month == 1 else (year, month - 1)
 
 
-def open_program_year(today: dt.date) -> str:
-    """The program year still being published on `today` (the one of today's month)."""
-    return program_year(today.year, today.month)
+def utc_today() -> dt.date:
+    """Today in UTC, the calendar of Dagster's daily partitions and schedules."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def possibly_open_program_years(today: dt.date) -> set[str]:
+    """Program years that may still be published on `today`: today's, and in July the one
+    before (June data is published well into July, under the old program year)."""
+    years = {program_year(today.year, today.month)}
+    if today.month == 7:
+        years.add(program_year(today.year, 6))
+    return years
 
 
 def url_date(d: dt.date) -> str:
@@ -55,7 +64,7 @@ def parse_as_of(text: str, today: dt.date | None = None) -> dt.date:
 
 def check_as_of(d: dt.date, today: dt.date | None = None) -> dt.date:
     """Reject as-of dates outside 2008-07-01 .. today."""
-    today = today or dt.date.today()
+    today = today or utc_today()
     if d < EARLIEST_AS_OF:
         raise ValueError(f"{d.isoformat()} is before {EARLIEST_AS_OF.isoformat()}, the first exported date")
     if d > today:

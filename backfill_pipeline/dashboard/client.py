@@ -10,7 +10,14 @@ from pathlib import Path
 
 from .breaker import CircuitBreaker
 from .cache import CachedAnswer, RawCache
-from .calendar import EARLIEST_AS_OF, month_end, previous_month, program_year
+from .calendar import (
+    EARLIEST_AS_OF,
+    month_end,
+    possibly_open_program_years,
+    previous_month,
+    program_year,
+    utc_today,
+)
 from .csvparse import ParsedCsv, parse_report
 from .districts import normalise_district_id
 from .errors import ServerError
@@ -102,7 +109,7 @@ class DashboardClient:
         settings: ClientSettings,
         root: Path | str,
         *,
-        today: Callable[[], dt.date] = dt.date.today,
+        today: Callable[[], dt.date] = utc_today,
         http: DashboardHttp | None = None,
     ) -> None:
         self.settings = settings
@@ -266,11 +273,7 @@ class DashboardClient:
         return self.today() > month_end(as_of.year, as_of.month) + dt.timedelta(days=31)
 
     def _possibly_open(self, py: str) -> bool:
-        today = self.today()
-        open_py = program_year(today.year, today.month)
-        # June data is still published well into July, under the old program year.
-        still_closing = program_year(today.year, 6) if today.month == 7 else None
-        return py in (open_py, still_closing)
+        return py in possibly_open_program_years(self.today())
 
     def _get(self, report, month, as_of, district) -> tuple[bytes, str]:
         name = report_name(report, month, as_of, district)
@@ -279,7 +282,7 @@ class DashboardClient:
         if self._possibly_open(py):
             if py not in self._bare_path_years:
                 try:
-                    return self.http.get(url, max_attempts=1), url
+                    return self.http.get(url, retry_5xx=False), url
                 except ServerError:
                     # The open year is known to answer 5xx under /{PY}/; remember it for this client.
                     self._bare_path_years.add(py)

@@ -12,6 +12,7 @@ import requests
 
 from .breaker import CircuitBreaker
 from .errors import (
+    CircuitOpen,
     ClientHttpError,
     ConnectionFailed,
     DashboardError,
@@ -97,14 +98,20 @@ class DashboardHttp:
         """Close the underlying session."""
         self.session.close()
 
-    def get(self, url: str, *, max_attempts: int | None = None) -> bytes:
-        """The body of a 200 answer; retries retryable failures with backoff."""
+    def get(self, url: str, *, max_attempts: int | None = None, retry_5xx: bool = True) -> bytes:
+        """The body of a 200 answer; retries retryable failures with backoff.
+
+        An open circuit is raised at once (failing fast is its point); with `retry_5xx=False` a
+        5xx is too, so the caller can try another path.
+        """
         attempts = max_attempts or self.retry.max_attempts
         for attempt in range(1, attempts + 1):
             try:
                 return self._get_once(url)
             except RetryableError as exc:
-                if attempt == attempts:
+                if attempt == attempts or isinstance(exc, CircuitOpen):
+                    raise
+                if isinstance(exc, ServerError) and not retry_5xx:
                     raise
                 delay = backoff_delay(attempt, self.retry, self._rng)
                 if isinstance(exc, RateLimited) and exc.retry_after is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -28,18 +27,9 @@ def _add_root(parser: argparse.ArgumentParser) -> None:
 
 
 def split_ids(values: list[str]) -> list[str]:
-    """`["42,61", "F"]` -> `["42", "61", "F"]`; `District 42` stays one id."""
-    tokens = [t for v in values for t in re.split(r"[,\s]+", v) if t]
-    ids: list[str] = []
-    i = 0
-    while i < len(tokens):
-        if tokens[i].lower() == "district" and i + 1 < len(tokens):
-            ids.append(f"{tokens[i]} {tokens[i + 1]}")
-            i += 2
-        else:
-            ids.append(tokens[i])
-            i += 1
-    return ids
+    """`["42,61", "F"]` -> `["42", "61", "F"]`: commas and separate arguments split ids; spaces
+    never do, so `District 4 2` stays one (invalid) id instead of becoming 4 and 2."""
+    return [t.strip() for v in values for t in v.split(",") if t.strip()]
 
 
 def register(subparsers) -> None:
