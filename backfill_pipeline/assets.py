@@ -19,11 +19,14 @@ SOURCE_TAG = "backfill_pipeline/source"
 SCOPE_TAG = "backfill_pipeline/scope"
 FORCE_TAG = "backfill_pipeline/force"
 
-# Transient failures (connection trouble, 5xx, 429, open breaker) are retried by Dagster with
-# exponential backoff; a batch with only permanent failures raises Failure(allow_retries=False).
-TRANSIENT_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+
+
+def transient_retry(delay: float = 15) -> dg.RetryPolicy:
+    """Transient failures (connection trouble, 5xx, 429, open breaker) are retried by Dagster with
+    exponential backoff; a batch with only permanent failures raises Failure(allow_retries=False)."""
+    return dg.RetryPolicy(
+        max_retries=3, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    )
 
 
 def _write_context(context: dg.AssetExecutionContext, scope: str, method: str,
@@ -32,7 +35,7 @@ def _write_context(context: dg.AssetExecutionContext, scope: str, method: str,
     backfill_id = tags.get("dagster/backfill")
     return WriteContext(
         source=tags.get(SOURCE_TAG) or ("backfill" if backfill_id else "refresh"),
-        scope=tags.get(SCOPE_TAG) or scope,
+        scope=scope,
         collection_method=method,
         run_id=context.run.run_id,
         backfill_id=backfill_id,
@@ -66,16 +69,17 @@ def _failure(asset: str, failures: list[tuple[str, BaseException]]) -> dg.Failur
     )
 
 
-def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50
-                 ) -> list[dg.AssetsDefinition]:
+def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50,
+                 retry_delay: float = 15) -> list[dg.AssetsDefinition]:
     """The summary (daily) and district snapshot (date x district) assets over `daily`."""
     date_district = date_district_partitions(daily)
+    retry_policy = transient_retry(retry_delay)
 
     @dg.asset(
         partitions_def=daily,
         backfill_policy=dg.BackfillPolicy.multi_run(batch_size),
         pool=POOL,
-        retry_policy=TRANSIENT_RETRY,
+        retry_policy=retry_policy,
         output_required=False,
         group_name=GROUP,
         kinds={"csv", "json"},
@@ -94,11 +98,13 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50
         newest_districts: tuple[dt.date, list[str]] | None = None
         for key in context.partition_keys:
             as_of = dt.date.fromisoformat(key)
+            if context.retry_number > 0 and _summary_done_in_this_run(context, snapshot_store, as_of):
+                continue  # materialized by an earlier attempt of this run
             before = refresh.stats()
             try:
                 outcome = collect_summary(refresh.client, snapshot_store, as_of,
                                           configured=configured, context=wc)
-            except DashboardError as exc:
+            except Exception as exc:  # noqa: BLE001 - one date's failure must not stop the others
                 context.log.error(f"summary {key} failed: {error_class(exc)}: {exc}")
                 failures.append((key, exc))
                 continue
@@ -119,7 +125,7 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50
         partitions_def=date_district,
         backfill_policy=dg.BackfillPolicy.multi_run(batch_size),
         pool=POOL,
-        retry_policy=TRANSIENT_RETRY,
+        retry_policy=retry_policy,
         output_required=False,
         group_name=GROUP,
         kinds={"csv", "json"},
@@ -143,18 +149,25 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50
         configured = districts.configured()
         keys = list(context.partition_keys)
         n_districts = len({split_key(k)[1] for k in keys})
-        wc = _write_context(context, "single-district" if n_districts == 1 else "targeted",
-                            "per-district-csvs", configured)
+        scope = context.run.tags.get(SCOPE_TAG) or (
+            "single-district" if n_districts == 1 else "targeted")
+        wc = _write_context(context, scope, "per-district-csvs", configured)
         force = _forced(context)
         failures: list[tuple[str, BaseException]] = []
         for key in keys:
             as_of, district = split_key(key)
+            if context.retry_number > 0 and _done_in_this_run(context, snapshot_store, as_of, district):
+                continue  # materialized by an earlier attempt of this run
             before = refresh.stats()
-            outcome = _earlier_attempt(context, snapshot_store, as_of, district) or collect_district(
-                refresh.client, snapshot_store, as_of, district, context=wc,
-                force=force and not _done_in_this_run(context, snapshot_store, as_of, district),
-                attempt=context.retry_number + 1,
-            )
+            try:
+                outcome = _earlier_attempt(context, snapshot_store, as_of, district) or collect_district(
+                    refresh.client, snapshot_store, as_of, district, context=wc, force=force,
+                    attempt=context.retry_number + 1,
+                )
+            except Exception as exc:  # noqa: BLE001 - one key's failure must not stop the others
+                context.log.error(f"{key} failed: {error_class(exc)}: {exc}")
+                failures.append((str(key), exc))
+                continue
             if outcome.status == "failed":
                 failures.append((str(key), outcome.error))
                 continue
@@ -186,6 +199,11 @@ class _StoredError(DashboardError):
     """A permanent error read back from the store on a retry."""
 
 
+def _summary_done_in_this_run(context, store, as_of) -> bool:
+    return any(c.run_id == context.run.run_id and c.collection_method == "all-districts-csv"
+               for c in store.read_collections(as_of).collections)
+
+
 def _done_in_this_run(context, store, as_of, district) -> bool:
     snap = store.read_district(as_of, district)
     return bool(
@@ -196,24 +214,26 @@ def _done_in_this_run(context, store, as_of, district) -> bool:
 
 def _sync_district_partitions(context, store, configured: list[str], as_of: dt.date,
                               summary_districts: list[str]) -> None:
-    """Keep the `districts` partitions equal to the scope: configured ids, else the newest summary."""
-    newest = max((d for d, status in store.list_dates() if status != "unavailable"), default=None)
-    if not configured and newest is not None and as_of < newest:
-        return
-    target = configured or summary_districts
-    added, removed = sync_district_partitions(context.instance, target)
-    if added or removed:
-        context.log.info(f"districts partitions: added {added}, removed {removed}")
+    """Keep the `districts` partitions equal to the scope (see `district_partitions_change`)."""
+    current = context.instance.get_dynamic_partitions(DISTRICTS_PARTITION)
+    add, remove = district_partitions_change(current, configured, summary_districts)
+    if add:
+        context.instance.add_dynamic_partitions(DISTRICTS_PARTITION, add)
+    for d in remove:
+        context.instance.delete_dynamic_partition(DISTRICTS_PARTITION, d)
+    if add or remove:
+        context.log.info(f"districts partitions: added {add}, removed {remove}")
 
 
-def sync_district_partitions(instance: dg.DagsterInstance, target: list[str]
-                             ) -> tuple[list[str], list[str]]:
-    """Make the dynamic `districts` partitions equal to `target`; returns (added, removed)."""
-    current = set(instance.get_dynamic_partitions(DISTRICTS_PARTITION))
-    added = [d for d in target if d not in current]
-    removed = sorted(current - set(target))
-    if added:
-        instance.add_dynamic_partitions(DISTRICTS_PARTITION, added)
-    for d in removed:
-        instance.delete_dynamic_partition(DISTRICTS_PARTITION, d)
-    return added, removed
+def district_partitions_change(current: list[str], configured: list[str],
+                               listed: list[str] | None) -> tuple[list[str], list[str]]:
+    """(add, remove) that bring the `districts` partitions to the scope.
+
+    Configured districts: exactly those. None configured: every district the dashboard lists,
+    added but never removed, so a district that has left the dashboard keeps its history and a
+    partition the API added for a past date is not pulled from under a running backfill.
+    """
+    have = set(current)
+    if configured:
+        return [d for d in configured if d not in have], [d for d in current if d not in set(configured)]
+    return [d for d in (listed or []) if d not in have], []

@@ -88,10 +88,6 @@ class DistrictOutcome:
         return meta
 
 
-def _month(fetch: FetchResult) -> tuple[int, int] | None:
-    return fetch.data_month
-
-
 def collect_summary(
     client: DashboardClient,
     store: PerDistrictFileSnapshotStore,
@@ -108,11 +104,14 @@ def collect_summary(
 
     districts = district_ids_from_summary(row.get("DISTRICT", "") for row in fetch.rows)
     if len(districts) < MIN_DISTRICTS:
+        if client.cache is not None:
+            # Not a usable answer: the next attempt must ask the dashboard again.
+            client.cache.forget(Report.SUMMARY.value, None, as_of)
         raise SuspiciousSummary(
             f"summary for {as_of} lists {len(districts)} districts (expected 125-132)", url=fetch.url
         )
     scope = resolve_scope(None, configured, districts)
-    rows = {row["DISTRICT"].strip(): row for row in fetch.rows if row.get("DISTRICT")}
+    rows = {_summary_id(row): row for row in fetch.rows if _summary_id(row)}
     source = SourceReport.from_fetch(fetch)
     snapshots = [
         summary_district(
@@ -125,12 +124,14 @@ def collect_summary(
     store.write_rankings(as_of, compute_borda_rankings(fetch.rows), data_month=fetch.data_month)
     return SummaryOutcome(
         as_of=as_of, available=True, fetch=fetch, districts=districts,
-        in_scope=list(scope.in_scope), out_of_scope=[_plain(o) for o in scope.out_of_scope],
+        in_scope=list(scope.in_scope), out_of_scope=[o.to_dict() for o in scope.out_of_scope],
     )
 
 
-def _plain(item) -> dict:
-    return item if isinstance(item, dict) else item.to_dict()
+def _summary_id(row: dict[str, str]) -> str | None:
+    """The normalised district id of a summary row, or None for rows without a valid one."""
+    ids = district_ids_from_summary([row.get("DISTRICT", "")])
+    return ids[0] if ids else None
 
 
 def collect_district(
@@ -194,9 +195,7 @@ def collect_district(
         return DistrictOutcome(as_of=as_of, district=district, status="unavailable", results=results)
 
     by_report = {r.report: r for r in results}
-    summary_row = next(
-        (row for row in summary.rows if row.get("DISTRICT", "").strip() == district), None
-    )
+    summary_row = next((row for row in summary.rows if _summary_id(row) == district), None)
     snap = detailed_district(
         **common,
         club_rows=by_report[Report.CLUB].rows,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from .assets import SOURCE_TAG
+from .assets import SOURCE_TAG, district_partitions_change
 from .partitions import DISTRICTS_PARTITION
 from .resources import DistrictConfiguration, SnapshotStore
 from .schedules import refresh_districts_request
@@ -16,36 +16,34 @@ from .schedules import refresh_districts_request
 ALERT_LOG = Path("alerts") / "run-failures.jsonl"
 
 
-def scope_target(configured: list[str], store) -> list[str] | None:
-    """What the `districts` partitions should be: configured ids, else the newest summary's."""
-    if configured:
-        return configured
+def listed_districts(store) -> list[str] | None:
+    """Every district the newest collected summary lists (its rankings cover them all)."""
     latest = store.latest_successful()
-    if latest is None:
-        return None
-    manifest = store.read_manifest(latest)
-    return [e.district_id for e in manifest.districts] if manifest else None
+    rankings = store.read_rankings(latest) if latest else None
+    return [r.district_id for r in rankings.rankings] if rankings else None
 
 
 @dg.sensor(
     name="district_discovery",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Keeps the districts partitions equal to the scope when the configuration changes.",
+    description="Keeps the districts partitions equal to the configured districts, or adds every "
+    "district the newest summary lists when none are configured.",
 )
 def district_discovery(
     context: dg.SensorEvaluationContext, store: SnapshotStore, districts: DistrictConfiguration
 ) -> dg.SensorResult | dg.SkipReason:
     """Sync the `districts` partitions with the configured districts (or the newest summary's)."""
-    target = scope_target(districts.configured(), store.open())
-    if target is None:
+    configured = districts.configured()
+    listed = None if configured else listed_districts(store.open())
+    if not configured and listed is None:
         return dg.SkipReason("no district configured and no summary collected yet")
+    target = configured or listed
     digest = hashlib.sha256(",".join(target).encode()).hexdigest()[:16]
     current = context.instance.get_dynamic_partitions(DISTRICTS_PARTITION)
-    if context.cursor == digest and current == target:
-        return dg.SkipReason("districts partitions already equal the scope")
-    add = [d for d in target if d not in set(current)]
-    remove = [d for d in current if d not in set(target)]
+    add, remove = district_partitions_change(current, configured, listed)
+    if not add and not remove:
+        return dg.SkipReason("districts partitions already match the scope")
     requests = []
     if add:
         requests.append(dg.AddDynamicPartitionsRequest(DISTRICTS_PARTITION, add))

@@ -39,10 +39,10 @@ UNPUBLISHED = next(
 
 @pytest.fixture
 def env(fresh_sandbox, tmp_path):
-    summary, district = build_assets(daily_partitions(START), batch_size=10)
+    summary, district = build_assets(daily_partitions(START), batch_size=10, retry_delay=0.2)
     resources = {
         "refresh": RefreshService(base_url=fresh_sandbox.url, data_root=str(tmp_path), rate="100",
-                                  breaker_threshold=100),
+                                  breaker_threshold=100, max_attempts=1),
         "store": SnapshotStore(data_root=str(tmp_path)),
         "districts": DistrictConfiguration(data_root=str(tmp_path)),
     }
@@ -187,3 +187,32 @@ def test_failed_run_records_an_alert_line(env):
     lines = (env["root"] / "alerts" / "run-failures.jsonl").read_text().splitlines()
     record = json.loads(lines[-1])
     assert record["runId"] == result.run_id and record["message"]
+
+
+def test_transient_failure_is_retried_by_dagster_and_each_key_materializes_once(env):
+    env["instance"].add_dynamic_partitions(DISTRICTS_PARTITION, ["42", "61"])
+    materialize_summary(env, DATE_A)
+    # One 503 for district 61; the client makes one attempt, so the step fails retryable.
+    env["sandbox"].set_faults([{"kind": "error", "status": 503, "district": "61", "times": 1}])
+    result = materialize_districts(env, date_district_key(DATE_A, "42"), date_district_key(DATE_A, "61"))
+    assert result.success
+    events = [e.event_type_value for e in result.all_events]
+    assert "STEP_UP_FOR_RETRY" in events and "STEP_RESTARTED" in events
+    keys = [str(e.partition) for e in result.get_asset_materialization_events()]
+    assert sorted(keys) == [f"{DATE_A}|42", f"{DATE_A}|61"]  # once each, despite two attempts
+    snap = env["store"].read_district(DATE_A, "61")
+    assert snap.status == "success" and snap.detail == "detailed"
+    assert env["store"].read_metadata(DATE_A).status == "success"
+
+
+def test_a_summary_failure_is_retried_and_the_other_dates_are_not_redone(env):
+    env["sandbox"].set_faults([{"kind": "error", "status": 503, "asOf": DATE_B.isoformat(), "times": 1}])
+    result = dg.materialize(
+        [env["summary"]], instance=env["instance"], resources=env["resources"],
+        tags={"dagster/asset_partition_range_start": DATE_A.isoformat(),
+              "dagster/asset_partition_range_end": DATE_B.isoformat()},
+    )
+    assert result.success
+    keys = [str(e.partition) for e in result.get_asset_materialization_events()]
+    expected = {(DATE_A + dt.timedelta(days=i)).isoformat() for i in range((DATE_B - DATE_A).days + 1)}
+    assert sorted(keys) == sorted(expected)  # once each

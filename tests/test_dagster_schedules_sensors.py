@@ -136,3 +136,12 @@ def test_resources_read_env_through_envvar(monkeypatch):
     assert isinstance(refresh.base_url, dg.EnvVar)
     assert refresh.base_url.env_var_name == "BACKFILL_DASHBOARD_URL"
     assert isinstance(refresh.rate, dg.EnvVar)
+
+
+def test_partitions_change_is_exact_when_configured_and_add_only_otherwise():
+    from backfill_pipeline.assets import district_partitions_change
+
+    assert district_partitions_change(["42", "61"], ["61", "F"], None) == (["F"], ["42"])
+    # Nothing configured: a district gone from the dashboard keeps its partition (and history).
+    assert district_partitions_change(["42", "61"], [], ["61", "109"]) == (["109"], [])
+    assert district_partitions_change([], [], None) == ([], [])

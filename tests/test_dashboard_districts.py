@@ -47,5 +47,9 @@ def test_summary_ids_ordered_numerically_letters_last():
     assert district_ids_from_summary(column) == ["02", "09", "42", "109", "F", "U"]
 
 
+def test_summary_ids_are_normalised():
+    assert district_ids_from_summary(["f", "u", "42", "12345", "4 2"]) == ["42", "F", "U"]
+
+
 def test_sort_is_numeric_not_lexical():
     assert sort_district_ids(["9", "10", "100", "A"]) == ["9", "10", "100", "A"]

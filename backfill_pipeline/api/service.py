@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import config
@@ -90,7 +90,7 @@ class BackfillService:
             today=self.today(),
             partition_start=dt.date.fromisoformat(dates[0]) if dates else self.today(),
             configured=DistrictConfiguration(self.root).list(),
-            available=self._available_districts(),
+            available=None,
             district_partitions=district_dims.get("district", []),
             materialized={a: s.materialized for a, s in statuses.items()},
             failed={a: s.failed for a, s in statuses.items()},
@@ -98,14 +98,19 @@ class BackfillService:
             pool_limit=pool.get("limit") or pool.get("slotCount") or 2,
         )
 
-    def _available_districts(self) -> list[str] | None:
-        latest = self.store.latest_successful()
-        rankings = self.store.read_rankings(latest) if latest else None
-        return [r.district_id for r in rankings.rankings] if rankings else None
+    def _available_districts(self, dates: list[dt.date]) -> list[str] | None:
+        """Districts the collected summaries of these dates list; None when none is collected."""
+        listed: set[str] = set()
+        for day in dates:
+            rankings = self.store.read_rankings(day)
+            if rankings is not None:
+                listed.update(r.district_id for r in rankings.rankings)
+        return sorted(listed) if listed else None
 
     def plan(self, request: BackfillRequest) -> Plan:
         """The plan and its exact cost; launches nothing."""
-        return make_plan(request, self.world(), self.cache)
+        world = replace(self.world(), available=self._available_districts(request.dates()))
+        return make_plan(request, world, self.cache)
 
     def launch(self, request: BackfillRequest, *, requester: str = "api") -> Launched:
         """Plan, then (unless a dry run) launch the plan as one Dagster asset backfill."""

@@ -79,6 +79,10 @@ class RawCache:
         except (FileNotFoundError, ValueError, TypeError):
             return None
 
+    def forget(self, report: str, district: str | None, as_of: dt.date) -> None:
+        """Drop a remembered answer (the blob stays: other answers may share it)."""
+        self._answer_path(report, district, as_of).unlink(missing_ok=True)
+
     def remember(self, answer: CachedAnswer) -> None:
         """Remember an answer so the same fetch costs no request next time."""
         path = self._answer_path(answer.report, answer.district, dt.date.fromisoformat(answer.as_of))

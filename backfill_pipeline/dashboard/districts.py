@@ -50,10 +50,11 @@ def sort_district_ids(ids: Iterable[str]) -> list[str]:
 
 
 def district_ids_from_summary(values: Iterable[str]) -> list[str]:
-    """District ids from the summary's DISTRICT column: trimmed, alphanumeric only, ordered."""
+    """District ids from the summary's DISTRICT column: trimmed, alphanumeric only, normalised
+    (letters upper-cased), ordered."""
     kept = []
     for value in values:
         token = (value or "").strip()
-        if _SUMMARY_TOKEN.fullmatch(token):
-            kept.append(token)
+        if _SUMMARY_TOKEN.fullmatch(token) and is_valid_district_id(token):
+            kept.append(normalise_district_id(token))
     return sort_district_ids(kept)
