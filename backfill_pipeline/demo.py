@@ -75,7 +75,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
         say(f"[4/5] POST {api_url}/api/backfills")
         body = {"startDate": dates[0].isoformat(), "endDate": dates[-1].isoformat(),
-                "targetDistricts": args.districts.split(","), "rate": 10, "concurrency": 2}
+                "targetDistricts": args.districts.split(","), "rate": 8, "concurrency": 2}
         r = requests.post(f"{api_url}/api/backfills", json=body, timeout=60,
                           headers={"X-Requested-By": "demo"})
         if r.status_code != 202:

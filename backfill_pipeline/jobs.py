@@ -26,27 +26,44 @@ class PruneConfig(dg.Config):
     retention_days: int = RUN_RETENTION_DAYS
 
 
+def materialized_anything(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """True when the run recorded an asset materialization."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1
+    ).records
+    return bool(records)
+
+
 @dg.op
 def delete_old_runs(context: dg.OpExecutionContext, config: PruneConfig) -> int:
-    """Delete finished runs (and their event logs) older than the retention period."""
+    """Delete finished runs older than the retention period that materialized nothing."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=config.retention_days)
-    deleted = 0
+    deleted = kept = 0
+    cursor = None
     while True:
         records = context.instance.get_run_records(
-            filters=dg.RunsFilter(statuses=FINISHED, created_before=cutoff), limit=200
+            filters=dg.RunsFilter(statuses=FINISHED, created_before=cutoff), limit=200, cursor=cursor
         )
-        records = [r for r in records if r.dagster_run.run_id != context.run_id]
         if not records:
             break
+        cursor = records[-1].dagster_run.run_id
         for record in records:
-            context.instance.delete_run(record.dagster_run.run_id)
+            run_id = record.dagster_run.run_id
+            # Deleting a run deletes its events, and materializations are the partitions'
+            # history (the asset pages, skipExisting): those runs stay.
+            if run_id == context.run_id or materialized_anything(context.instance, run_id):
+                kept += 1
+                continue
+            context.instance.delete_run(run_id)
             deleted += 1
-    context.log.info(f"deleted {deleted} finished runs created before {cutoff:%Y-%m-%d %H:%M} UTC")
-    context.add_output_metadata({"deleted_runs": deleted, "cutoff": cutoff.isoformat()})
+    context.log.info(f"deleted {deleted} finished runs created before {cutoff:%Y-%m-%d %H:%M} UTC; "
+                     f"kept {kept} that materialized partitions")
+    context.add_output_metadata({"deleted_runs": deleted, "kept_runs": kept, "cutoff": cutoff.isoformat()})
     return deleted
 
 
-@dg.job(description="Delete finished runs older than the retention period (Dagster OSS keeps them forever).")
+@dg.job(description="Delete finished runs older than the retention period that materialized nothing "
+        "(Dagster OSS keeps runs forever; materializations are the partitions' history).")
 def prune_old_runs():
     """Run-history upkeep."""
     delete_old_runs()

@@ -21,10 +21,10 @@ pytestmark = pytest.mark.e2e
 LIST = "/api/backfills"
 PER_DISTRICT_DATES = published_dates(dt.date(2025, 9, 15), 3, closing=False)
 PER_DISTRICT = {"startDate": PER_DISTRICT_DATES[0], "endDate": PER_DISTRICT_DATES[-1],
-                "targetDistricts": ["42", "61"], "collectionType": "per-district", "rate": 10}
+                "targetDistricts": ["42", "61"], "collectionType": "per-district", "rate": 8}
 SYSTEM_WIDE_DATES = [(dt.date(2025, 10, 19) + dt.timedelta(days=i)).isoformat() for i in range(4)]
 SYSTEM_WIDE = {"startDate": SYSTEM_WIDE_DATES[0], "endDate": SYSTEM_WIDE_DATES[-1],
-               "collectionType": "system-wide", "rate": 10}
+               "collectionType": "system-wide", "rate": 8}
 
 
 def counted(stats: dict, dates: list[str]) -> int:
@@ -102,7 +102,7 @@ def test_per_district_over_collected_summaries_costs_only_district_reports(api_s
     # district reports are left, and the data month is known, so the cost is certain.
     s, c = api_stack, api_stack.contract
     dates = SYSTEM_WIDE_DATES[1:3]
-    request = {"startDate": dates[0], "endDate": dates[-1], "targetDistricts": ["109"], "rate": 10}
+    request = {"startDate": dates[0], "endDate": dates[-1], "targetDistricts": ["109"], "rate": 8}
     plan = c.check(s.post({**request, "dryRun": True}), "POST", LIST, 200)["plan"]
     assert plan["partitions"] == {"all_districts_summary": 0, "district_snapshot": 2, "total": 2}
     assert plan["cost"]["requests"] == plan["cost"]["lowerBound"] == plan["cost"]["upperBound"] == 2 * 3

@@ -100,8 +100,13 @@ def test_prune_deletes_finished_runs_older_than_retention():
     def tiny():
         noop()
 
+    @dg.asset
+    def thing():
+        return 1
+
     with dg.instance_for_test() as instance:
         old = [tiny.execute_in_process(instance=instance).run_id for _ in range(3)]
+        history = dg.materialize([thing], instance=instance).run_id
         keep = prune_old_runs.execute_in_process(
             instance=instance, run_config={"ops": {"delete_old_runs": {"config": {"retention_days": 30}}}}
         )
@@ -112,6 +117,8 @@ def test_prune_deletes_finished_runs_older_than_retention():
         assert result.output_for_node("delete_old_runs") >= 3
         remaining = {r.run_id for r in instance.get_runs()}
         assert not remaining & set(old) and result.run_id in remaining
+        assert history in remaining  # its materialization is the asset's history
+        assert instance.get_latest_materialization_event(thing.key) is not None
 
 
 def test_definitions_load_without_environment(monkeypatch):

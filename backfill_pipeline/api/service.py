@@ -180,7 +180,8 @@ class BackfillService:
                      if "assetKey" in s}
         dates = _dates_of(record, per_asset)
         districts = (record.get("plan") or {}).get("districts", [])
-        progress, errors, unavailable = self._store_progress(b["id"], dates, districts, tags)
+        detailed = tags.get(f"{TAG_PREFIX}strategy") == "per-district"
+        progress, errors, unavailable = self._store_progress(b["id"], dates, districts, detailed)
         counts = {
             "targeted": sum(s["numPartitionsTargeted"] for s in per_asset.values()),
             "materialized": sum(s["numPartitionsMaterialized"] for s in per_asset.values()),
@@ -215,8 +216,11 @@ class BackfillService:
             "error": (b.get("error") or {}).get("message"),
         }
 
-    def _store_progress(self, backfill_id, dates, districts, tags):
-        progress = {d: {"done": 0, "failed": 0, "unavailable": 0, "lastError": None} for d in districts}
+    def _store_progress(self, backfill_id, dates, districts, detailed: bool):
+        """Per-district progress (detailed backfills), this backfill's district errors, and the
+        partitions found unavailable (a date's summary, plus each district of a detailed one)."""
+        progress = {d: {"done": 0, "failed": 0, "unavailable": 0, "lastError": None}
+                    for d in (districts if detailed else [])}
         errors: list[dict] = []
         unavailable = 0
         for day in dates:
@@ -226,11 +230,10 @@ class BackfillService:
                 continue
             if metadata.status == "unavailable":
                 unavailable += 1
-            for e in metadata.district_errors:
-                if e.backfill_id in (None, backfill_id) or not tags:
-                    errors.append(e.model_dump(mode="json"))
+            errors += [e.model_dump(mode="json") for e in metadata.district_errors
+                       if e.backfill_id == backfill_id]
             entries = {e.district_id: e for e in manifest.districts} if manifest else {}
-            for district in districts:
+            for district in progress:
                 entry = entries.get(district)
                 if entry is None:
                     continue

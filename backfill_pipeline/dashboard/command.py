@@ -8,7 +8,7 @@ import sys
 
 from .. import config
 from .calendar import parse_as_of
-from .client import ClientSettings, DashboardClient
+from .client import DashboardClient
 from .districts import InvalidDistrictId, normalise_district_id
 from .errors import DashboardError
 
@@ -33,14 +33,13 @@ def run_fetch(args: argparse.Namespace) -> int:
     try:
         as_of = parse_as_of(args.as_of)
         district = normalise_district_id(args.district) if args.district is not None else None
-        rate = args.rate if args.rate is not None else config.rate()
-        if rate <= 0:
-            raise ValueError(f"--rate must be positive, got {rate}")
+        settings = config.client_settings(base_url=args.base_url, rate=args.rate)
+        if settings.rate <= 0:
+            raise ValueError(f"--rate must be positive, got {settings.rate}")
     except (ValueError, InvalidDistrictId) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    settings = ClientSettings(base_url=args.base_url or config.dashboard_url(), rate=rate)
     root = args.root or config.data_root()
     with DashboardClient(settings, root) as client:
         try:
