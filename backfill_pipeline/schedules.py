@@ -8,6 +8,7 @@ import dagster as dg
 from .assets import SCOPE_TAG, SOURCE_TAG
 from .jobs import prune_old_runs
 from .partitions import DISTRICTS_PARTITION, date_district_key
+from .resources import SnapshotStore
 
 # Refresh runs jump the queue ahead of backfill runs (higher dagster/priority runs first).
 REFRESH_PRIORITY = "10"
@@ -16,10 +17,10 @@ REFRESH_PRIORITY = "10"
 REFRESH_TAGS = {SOURCE_TAG: "refresh", "dagster/priority": REFRESH_PRIORITY}
 
 
-def refresh_summary_request(as_of: dt.date) -> dg.RunRequest:
+def refresh_summary_request(as_of: dt.date, attempt_on: dt.date | None = None) -> dg.RunRequest:
     """The refresh run of one date's summary (which also syncs the `districts` partitions)."""
     return dg.RunRequest(
-        run_key=f"refresh-summary-{as_of}",
+        run_key=f"refresh-summary-{as_of}" + (f"-again-{attempt_on}" if attempt_on else ""),
         partition_key=as_of.isoformat(),
         tags={**REFRESH_TAGS, SCOPE_TAG: "system-wide"},
     )
@@ -43,6 +44,21 @@ def refresh_districts_request(instance: dg.DagsterInstance, as_of: dt.date) -> d
     )
 
 
+LAGGING_DAYS = 2
+
+
+def lagging_dates(store, yesterday: dt.date) -> list[dt.date]:
+    """The days before yesterday stored as unavailable: the dashboard is sometimes a day or two
+    behind, and an unavailable answer that recent is not final, so the refresh asks again."""
+    out = []
+    for back in range(LAGGING_DAYS, 0, -1):
+        day = yesterday - dt.timedelta(days=back)
+        metadata = store.read_metadata(day)
+        if metadata is not None and metadata.status == "unavailable":
+            out.append(day)
+    return out
+
+
 def build_refresh_schedule(summary_job, cron: str = "0 9 * * *") -> dg.ScheduleDefinition:
     """The daily refresh: yesterday's summary; a sensor then refreshes every in-scope district."""
 
@@ -54,9 +70,12 @@ def build_refresh_schedule(summary_job, cron: str = "0 9 * * *") -> dg.ScheduleD
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Every day: yesterday's summary, then every in-scope district, ahead of backfills.",
     )
-    def daily_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        """Refresh yesterday (the dashboard shows the previous day)."""
-        return refresh_summary_request(context.scheduled_execution_time.date() - dt.timedelta(days=1))
+    def daily_refresh(context: dg.ScheduleEvaluationContext, store: SnapshotStore) -> list[dg.RunRequest]:
+        """Refresh yesterday (the dashboard shows the previous day) and recent dates it lagged on."""
+        yesterday = context.scheduled_execution_time.date() - dt.timedelta(days=1)
+        again = [refresh_summary_request(d, attempt_on=yesterday)
+                 for d in lagging_dates(store.open(), yesterday)]
+        return [*again, refresh_summary_request(yesterday)]
 
     return daily_refresh
 

@@ -16,13 +16,14 @@ DEFS = build_definitions(dt.date(2025, 1, 1))
 REPO = DEFS.get_repository_def()
 
 
-def test_daily_refresh_asks_for_yesterday_with_priority():
+def test_daily_refresh_asks_for_yesterday_with_priority(tmp_path):
     schedule = REPO.get_schedule_def("daily_refresh")
     with dg.instance_for_test() as instance:
         ctx = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC)
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
+            resources={"store": SnapshotStore(data_root=str(tmp_path))},
         )
-        request = schedule(ctx)
+        (request,) = schedule(ctx)
     assert request.partition_key == "2026-11-28"
     assert request.tags["backfill_pipeline/source"] == "refresh"
     assert int(request.tags["dagster/priority"]) > 0 and request.tags["dagster/priority"] == REFRESH_PRIORITY
@@ -152,3 +153,21 @@ def test_partitions_change_is_exact_when_configured_and_add_only_otherwise():
     # Nothing configured: a district gone from the dashboard keeps its partition (and history).
     assert district_partitions_change(["42", "61"], [], ["61", "109"]) == (["109"], [])
     assert district_partitions_change([], [], None) == ([], [])
+
+
+def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(tmp_path):
+    from backfill_pipeline.snapshots.models import WriteContext
+    from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
+
+    store = PerDistrictFileSnapshotStore(tmp_path)
+    ctx = WriteContext(source="refresh", scope="system-wide", collection_method="all-districts-csv")
+    store.mark_date_unavailable(dt.date(2026, 11, 27), context=ctx)  # lagged: ask again
+    store.mark_date_unavailable(dt.date(2026, 11, 20), context=ctx)  # too old for the refresh
+    schedule = REPO.get_schedule_def("daily_refresh")
+    with dg.instance_for_test() as instance:
+        requests = schedule(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
+            resources={"store": SnapshotStore(data_root=str(tmp_path))},
+        ))
+    assert [r.partition_key for r in requests] == ["2026-11-27", "2026-11-28"]
+    assert requests[0].run_key == "refresh-summary-2026-11-27-again-2026-11-28"

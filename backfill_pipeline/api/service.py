@@ -13,7 +13,7 @@ from .. import config
 from ..backfill_request import BackfillRequest
 from ..dashboard.breaker import CircuitBreaker
 from ..dashboard.cache import RawCache
-from ..dashboard.calendar import utc_today
+from ..dashboard.calendar import unavailable_is_final, utc_today
 from ..planner import DISTRICT_ASSET, DISTRICTS_PARTITION, SUMMARY_ASSET, Plan, World, make_plan
 from ..run_stats import read_run_stats
 from ..scope import DistrictConfiguration
@@ -86,6 +86,11 @@ class BackfillService:
         statuses = {a: self.graphql.partition_statuses([a]) for a in (SUMMARY_ASSET, DISTRICT_ASSET)}
         dates = summary_keys.get("default") or next(iter(summary_keys.values()), [])
         pool = self.graphql.pool(POOL)
+        for day in self._recent_unavailable():
+            # Materialized as unavailable, but maybe only because the dashboard lagged: not final.
+            statuses[SUMMARY_ASSET].materialized.discard(day)
+            statuses[DISTRICT_ASSET].materialized -= {
+                k for k in statuses[DISTRICT_ASSET].materialized if k.startswith(f"{day}|")}
         return World(
             today=self.today(),
             partition_start=dt.date.fromisoformat(dates[0]) if dates else self.today(),
@@ -97,6 +102,17 @@ class BackfillService:
             batch_size=self.batch_size,
             pool_limit=pool.get("limit") or pool.get("slotCount") or 2,
         )
+
+    def _recent_unavailable(self) -> list[str]:
+        """Dates stored as unavailable while that answer may still change (not cached either)."""
+        today = self.today()
+        out, day = [], today - dt.timedelta(days=1)
+        while not unavailable_is_final(day, today):
+            metadata = self.store.read_metadata(day)
+            if metadata is not None and metadata.status == "unavailable":
+                out.append(day.isoformat())
+            day -= dt.timedelta(days=1)
+        return out
 
     def _available_districts(self, dates: list[dt.date]) -> list[str] | None:
         """Districts the collected summaries of these dates list; None when none is collected."""

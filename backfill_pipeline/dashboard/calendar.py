@@ -32,6 +32,11 @@ def previous_month(year: int, month: int) -> tuple[int, int]:
     return (year - 1, 12) if month == 1 else (year, month - 1)
 
 
+def unavailable_is_final(as_of: dt.date, today: dt.date) -> bool:
+    """Whether "no data for as_of" can no longer change: its month and closing window are over."""
+    return today > month_end(as_of.year, as_of.month) + dt.timedelta(days=31)
+
+
 def utc_today() -> dt.date:
     """Today in UTC, the calendar of Dagster's daily partitions and schedules."""
     return dt.datetime.now(dt.UTC).date()

@@ -12,10 +12,10 @@ from .breaker import CircuitBreaker
 from .cache import CachedAnswer, RawCache
 from .calendar import (
     EARLIEST_AS_OF,
-    month_end,
     possibly_open_program_years,
     previous_month,
     program_year,
+    unavailable_is_final,
     utc_today,
 )
 from .csvparse import ParsedCsv, parse_report
@@ -269,8 +269,7 @@ class DashboardClient:
         )
 
     def _is_final(self, as_of: dt.date) -> bool:
-        """An unavailable answer is final once the as-of month and its closing window are over."""
-        return self.today() > month_end(as_of.year, as_of.month) + dt.timedelta(days=31)
+        return unavailable_is_final(as_of, self.today())
 
     def _possibly_open(self, py: str) -> bool:
         return py in possibly_open_program_years(self.today())
