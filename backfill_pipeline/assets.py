@@ -10,14 +10,11 @@ from .collect import DistrictOutcome, collect_district, collect_summary
 from .dashboard.errors import DashboardError
 from .dashboard.http import error_class
 from .partitions import DISTRICTS_PARTITION, date_district_partitions, split_key
+from .planner import FORCE_TAG, POOL, SCOPE_TAG, SOURCE_TAG
 from .resources import DistrictConfiguration, RefreshService, SnapshotStore
 from .snapshots.models import WriteContext
 
-POOL = "toastmasters_dashboard"
 GROUP = "toastmasters"
-SOURCE_TAG = "backfill_pipeline/source"
-SCOPE_TAG = "backfill_pipeline/scope"
-FORCE_TAG = "backfill_pipeline/force"
 
 
 

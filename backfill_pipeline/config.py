@@ -18,6 +18,11 @@ def dashboard_url() -> str:
     return os.environ.get("BACKFILL_DASHBOARD_URL") or DEFAULT_BASE_URL
 
 
+def batch_size() -> int:
+    """`BACKFILL_BATCH_SIZE`: partitions per backfill run (BackfillPolicy.multi_run), default 50."""
+    return int(os.environ.get("BACKFILL_BATCH_SIZE") or 50)
+
+
 def dagster_url() -> str:
     """`BACKFILL_DAGSTER_URL`: where the API and CLI reach Dagster's webserver."""
     return os.environ.get("BACKFILL_DAGSTER_URL") or "http://127.0.0.1:3000"

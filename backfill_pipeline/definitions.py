@@ -7,7 +7,9 @@ import os
 
 import dagster as dg
 
+from . import config
 from .assets import build_assets
+from .dashboard.client import DEFAULT_BASE_URL
 from .jobs import build_asset_jobs, prune_old_runs
 from .partitions import DEFAULT_START_DATE, daily_partitions
 from .resources import DistrictConfiguration, RefreshService, SnapshotStore
@@ -29,7 +31,7 @@ def resources() -> dict:
     root = _env("BACKFILL_DATA_ROOT", "data")
     return {
         "refresh": RefreshService(
-            base_url=_env("BACKFILL_DASHBOARD_URL", "https://dashboards.toastmasters.org"),
+            base_url=_env("BACKFILL_DASHBOARD_URL", DEFAULT_BASE_URL),
             data_root=root,
             rate=_env("BACKFILL_RATE", "2"),
             use_cache=_env("BACKFILL_CACHE", "true"),
@@ -72,4 +74,4 @@ def build_definitions(start: dt.date, *, batch_size: int = 50) -> dg.Definitions
 @dg.definitions
 def defs() -> dg.Definitions:
     """Loaded by `dagster dev` / the code server; reads the environment now, not at import."""
-    return build_definitions(start_date(), batch_size=int(os.environ.get("BACKFILL_BATCH_SIZE") or 50))
+    return build_definitions(start_date(), batch_size=config.batch_size())

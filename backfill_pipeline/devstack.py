@@ -118,3 +118,32 @@ def dagster_service(port: int, *, home: Path, env: dict[str, str], log_path: Pat
             "-p", str(port)]
     return Service("dagster", argv, env=full_env, url=f"http://127.0.0.1:{port}",
                    health="/server_info", log_path=log_path, cwd=REPO_ROOT)
+
+
+def start_configured_stack(base: Path, *, today: str, districts: list[str], env: dict[str, str]
+                           ) -> tuple[Service, Service]:
+    """The sandbox and `dagster dev` over `<base>/data` with `districts` configured, returned once
+    the district_discovery sensor has turned them into partitions (tests use it)."""
+    from .api.graphql import DagsterGraphQL
+    from .scope import DistrictConfiguration
+
+    root = base / "data"
+    DistrictConfiguration(root).set(districts)
+    sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log").start()
+    dagster = dagster_service(
+        free_port(), home=base / "dagster_home", log_path=base / "dagster.log",
+        env={"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url, **env},
+    )
+    try:
+        dagster.start(timeout=180)
+        graphql = DagsterGraphQL(dagster.url)
+        deadline = time.monotonic() + 150
+        while graphql.partition_keys(["district_snapshot"])["district"] != districts:
+            if time.monotonic() > deadline:
+                raise TimeoutError("district_discovery never synced the districts partitions")
+            time.sleep(2)
+    except BaseException:
+        dagster.stop()
+        sandbox.stop()
+        raise
+    return sandbox, dagster

@@ -23,6 +23,13 @@ from .scope import resolve_scope
 SUMMARY_ASSET = "all_districts_summary"
 DISTRICT_ASSET = "district_snapshot"
 DISTRICTS_PARTITION = "districts"
+POOL = "toastmasters_dashboard"
+# Run tags the service puts on backfills (Dagster copies them to their runs) and assets read.
+TAG_PREFIX = "backfill_pipeline/"
+SOURCE_TAG = f"{TAG_PREFIX}source"
+SCOPE_TAG = f"{TAG_PREFIX}scope"
+FORCE_TAG = f"{TAG_PREFIX}force"
+RATE_TAG = f"{TAG_PREFIX}rate"
 
 
 class PlanError(ValueError):

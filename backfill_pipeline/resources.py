@@ -9,11 +9,10 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from .dashboard.client import DEFAULT_BASE_URL, ClientSettings, DashboardClient
+from .planner import RATE_TAG
 from .run_stats import record_run_stats
 from .scope import DistrictConfiguration as DistrictConfigFile
 from .snapshots.store import PerDistrictFileSnapshotStore
-
-RATE_TAG = "backfill_pipeline/rate"
 
 
 def _positive_float(value: str | None) -> float | None:

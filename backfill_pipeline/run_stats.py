@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
+
+from .snapshots.atomic import atomic_write_bytes
 
 
 def runs_dir(root: Path) -> Path:
@@ -16,12 +17,9 @@ def runs_dir(root: Path) -> Path:
 def record_run_stats(root: Path, run_id: str, backfill_id: str | None, stats: dict) -> Path:
     """Write one run's request counts, cache hits and waits, atomically."""
     path = runs_dir(root) / f"{run_id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"runId": run_id, "backfillId": backfill_id,
               "finishedAt": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **stats}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(record).encode())
     return path
 
 

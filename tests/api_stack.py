@@ -23,9 +23,8 @@ from backfill_pipeline.api import openapi
 from backfill_pipeline.api.app import create_app
 from backfill_pipeline.api.graphql import DagsterGraphQL
 from backfill_pipeline.api.service import BackfillService
-from backfill_pipeline.devstack import Service, dagster_service, free_port, sandbox_service
+from backfill_pipeline.devstack import Service, free_port, start_configured_stack
 from backfill_pipeline.sandbox import publication
-from backfill_pipeline.scope import DistrictConfiguration
 
 TODAY = dt.date(2026, 11, 29)
 DISTRICTS = ["42", "61", "109"]
@@ -184,23 +183,13 @@ class ApiStack:
 def start_stack(base: Path) -> ApiStack:
     """Start sandbox, `dagster dev` and the API; wait until the districts partitions are synced."""
     root = base / "data"
-    DistrictConfiguration(root).set(DISTRICTS)
-    sandbox = sandbox_service(free_port(), today=TODAY.isoformat(), log_path=base / "sandbox.log")
-    sandbox.start()
-    dagster = dagster_service(
-        free_port(), home=base / "dagster_home", log_path=base / "dagster.log",
-        env={"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url,
-             "BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": "20",
+    sandbox, dagster = start_configured_stack(
+        base, today=TODAY.isoformat(), districts=DISTRICTS,
+        env={"BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": "20",
              "BACKFILL_BATCH_SIZE": str(BATCH_SIZE)},
     )
+    graphql = DagsterGraphQL(dagster.url)
     try:
-        dagster.start(timeout=180)
-        graphql = DagsterGraphQL(dagster.url)
-        # The district_discovery sensor turns the configuration into partitions.
-        deadline = time.monotonic() + 150
-        while graphql.partition_keys(["district_snapshot"])["district"] != DISTRICTS:
-            assert time.monotonic() < deadline, "district_discovery never synced the partitions"
-            time.sleep(2)
         api = api_for(dagster.url, root).start()
     except BaseException:
         dagster.stop()

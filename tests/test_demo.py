@@ -2,6 +2,7 @@
 the snapshot tree, and (with --exit-when-done) stops everything it started."""
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -13,9 +14,10 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_runs_a_backfill_end_to_end(tmp_path):
+    dagster_port, api_port = free_port(), free_port()
     p = subprocess.run(
         [sys.executable, "-m", "backfill_pipeline.cli", "demo", "--dir", str(tmp_path),
-         "--dagster-port", str(free_port()), "--api-port", str(free_port()), "--days", "2",
+         "--dagster-port", str(dagster_port), "--api-port", str(api_port), "--days", "2",
          "--districts", "61", "--exit-when-done"],
         capture_output=True, text=True, timeout=420,
     )
@@ -33,6 +35,8 @@ def test_demo_runs_a_backfill_end_to_end(tmp_path):
         snap = json.loads((day / "district_61.json").read_text())
         assert snap["detail"] == "detailed" and snap["status"] == "success"
         assert json.loads((day / "metadata.json").read_text())["status"] == "success"
-    # Nothing left running: the ports are free again.
-    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
-    assert leftover.stdout.strip() == ""
+    # Nothing left running: Dagster and the API no longer answer.
+    for port in (dagster_port, api_port):
+        with socket.socket() as s, pytest.raises(OSError):
+            s.settimeout(2)
+            s.connect(("127.0.0.1", port))

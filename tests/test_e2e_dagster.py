@@ -11,9 +11,8 @@ import pytest
 import requests
 
 from backfill_pipeline.api.graphql import DagsterGraphQL
-from backfill_pipeline.devstack import dagster_service, free_port, sandbox_service
+from backfill_pipeline.devstack import start_configured_stack
 from backfill_pipeline.sandbox import publication
-from backfill_pipeline.scope import DistrictConfiguration
 
 pytestmark = pytest.mark.e2e
 
@@ -36,23 +35,12 @@ def consecutive_published(start: dt.date, n: int) -> list[str]:
 def stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     root = base / "data"
-    DistrictConfiguration(root).set(DISTRICTS)
-    sandbox = sandbox_service(free_port(), today=TODAY.isoformat(), log_path=base / "sandbox.log")
-    sandbox.start()
-    dagster = dagster_service(
-        free_port(), home=base / "dagster_home", log_path=base / "dagster.log",
-        env={"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url,
-             "BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": "20",
-             "BACKFILL_BATCH_SIZE": "10"},
+    sandbox, dagster = start_configured_stack(
+        base, today=TODAY.isoformat(), districts=DISTRICTS,
+        env={"BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": "20", "BACKFILL_BATCH_SIZE": "10"},
     )
+    graphql = DagsterGraphQL(dagster.url)
     try:
-        dagster.start(timeout=180)
-        graphql = DagsterGraphQL(dagster.url)
-        # The district_discovery sensor turns the configuration into partitions.
-        deadline = time.monotonic() + 150
-        while graphql.partition_keys(["district_snapshot"])["district"] != DISTRICTS:
-            assert time.monotonic() < deadline, "district_discovery never synced the partitions"
-            time.sleep(2)
         yield dict(root=root, sandbox=sandbox, graphql=graphql, log=base / "dagster.log", url=dagster.url)
     finally:
         dagster.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,14 +13,26 @@ from ..backfill_request import BackfillRequest
 from ..dashboard.breaker import CircuitBreaker
 from ..dashboard.cache import RawCache
 from ..dashboard.calendar import unavailable_is_final, utc_today
-from ..planner import DISTRICT_ASSET, DISTRICTS_PARTITION, SUMMARY_ASSET, Plan, World, make_plan
+from ..planner import (
+    DISTRICT_ASSET,
+    DISTRICTS_PARTITION,
+    FORCE_TAG,
+    POOL,
+    RATE_TAG,
+    SCOPE_TAG,
+    SOURCE_TAG,
+    SUMMARY_ASSET,
+    TAG_PREFIX,
+    Plan,
+    World,
+    make_plan,
+)
 from ..run_stats import read_run_stats
 from ..scope import DistrictConfiguration
+from ..snapshots.atomic import atomic_write_bytes
 from ..snapshots.store import PerDistrictFileSnapshotStore
 from .graphql import BackfillNotFound, DagsterGraphQL, DagsterGraphQLError
 
-TAG_PREFIX = "backfill_pipeline/"
-POOL = "toastmasters_dashboard"
 STATES = {
     "REQUESTED": "running",
     "COMPLETED": "succeeded",
@@ -73,7 +84,7 @@ class BackfillService:
         self.root = Path(data_root or config.data_root())
         self.store = PerDistrictFileSnapshotStore(self.root)
         self.cache = RawCache(self.root)
-        self.batch_size = batch_size or int(os.environ.get("BACKFILL_BATCH_SIZE") or 50)
+        self.batch_size = batch_size or config.batch_size()
         self.today = today
         self.records = self.root / "backfills"
 
@@ -145,15 +156,15 @@ class BackfillService:
             "requester": requester[:64],
             f"{TAG_PREFIX}request-id": request_id,
             f"{TAG_PREFIX}strategy": plan.strategy,
-            f"{TAG_PREFIX}source": "backfill",
-            f"{TAG_PREFIX}scope": plan.scope,
-            f"{TAG_PREFIX}rate": str(plan.rate_per_run),
+            SOURCE_TAG: "backfill",
+            SCOPE_TAG: plan.scope,
+            RATE_TAG: str(plan.rate_per_run),
             f"{TAG_PREFIX}plan-hash": plan.plan_hash,
             # Each backfill's runs at once: a per-backfill limit in dagster.yaml for each lane.
             f"{TAG_PREFIX}concurrency-{request.concurrency}": request_id,
         }
         if plan.force:
-            tags[f"{TAG_PREFIX}force"] = "true"
+            tags[FORCE_TAG] = "true"
         title = f"{plan.strategy} {plan.dates[0]}..{plan.dates[-1]}" + (
             f" districts {','.join(plan.districts[:8])}" if plan.strategy == "per-district" else ""
         )
@@ -172,11 +183,8 @@ class BackfillService:
     # -- records -------------------------------------------------------------------------------
 
     def _save(self, backfill_id: str, record: dict) -> None:
-        self.records.mkdir(parents=True, exist_ok=True)
-        path = self.records / f"{_safe_id(backfill_id)}.json"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, path)
+        atomic_write_bytes(self.records / f"{_safe_id(backfill_id)}.json",
+                           json.dumps(record, indent=2).encode())
 
     def _record(self, backfill_id: str) -> dict:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from ..snapshots.atomic import atomic_write_bytes
 from .errors import CircuitOpen
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
@@ -51,9 +51,7 @@ class CircuitBreaker:
             return BreakerState()
 
     def _write(self, state: BreakerState) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(state)))
-        os.replace(tmp, self.path)
+        atomic_write_bytes(self.path, json.dumps(asdict(state)).encode(), durable=False)
 
     def state(self) -> BreakerState:
         """The current shared state."""

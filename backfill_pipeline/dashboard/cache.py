@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..snapshots.atomic import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -22,16 +23,6 @@ class CachedAnswer:
     sha256: str | None = None
     bytes: int | None = None
     fetched_at: str | None = None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class RawCache:
@@ -49,7 +40,7 @@ class RawCache:
         sha = hashlib.sha256(body).hexdigest()
         blob = self.blob_path(sha)
         if not blob.exists():
-            _atomic_write(blob, body)
+            atomic_write_bytes(blob, body)
         sidecar = {
             "url": url,
             "asOf": as_of.isoformat(),
@@ -57,7 +48,7 @@ class RawCache:
             "sha256": sha,
             "bytes": len(body),
         }
-        _atomic_write(blob.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
+        atomic_write_bytes(blob.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
         return sha
 
     def read(self, sha256: str) -> bytes | None:
@@ -86,4 +77,4 @@ class RawCache:
     def remember(self, answer: CachedAnswer) -> None:
         """Remember an answer so the same fetch costs no request next time."""
         path = self._answer_path(answer.report, answer.district, dt.date.fromisoformat(answer.as_of))
-        _atomic_write(path, json.dumps(asdict(answer), indent=2).encode())
+        atomic_write_bytes(path, json.dumps(asdict(answer), indent=2).encode())
