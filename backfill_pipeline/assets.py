@@ -1,6 +1,5 @@
 """The two partitioned assets: thin loops over `collect`, one materialization per key that succeeded."""
 
-
 import datetime as dt
 from collections.abc import Iterator
 
@@ -17,7 +16,6 @@ from .snapshots.models import WriteContext
 GROUP = "toastmasters"
 
 
-
 def transient_retry(delay: float = 15) -> dg.RetryPolicy:
     """Transient failures (connection trouble, 5xx, 429, open breaker) are retried by Dagster with
     exponential backoff; a batch with only permanent failures raises Failure(allow_retries=False)."""
@@ -26,8 +24,9 @@ def transient_retry(delay: float = 15) -> dg.RetryPolicy:
     )
 
 
-def _write_context(context: dg.AssetExecutionContext, scope: str, method: str,
-                   configured: list[str]) -> WriteContext:
+def _write_context(
+    context: dg.AssetExecutionContext, scope: str, method: str, configured: list[str]
+) -> WriteContext:
     tags = context.run.tags
     backfill_id = tags.get("dagster/backfill")
     return WriteContext(
@@ -48,9 +47,7 @@ def _stat_delta(before: dict, after: dict) -> dict:
     return {
         "requests": after["requests"] - before["requests"],
         "cache_hits": after["cacheHits"] - before["cacheHits"],
-        "rate_limit_wait_seconds": round(
-            after["rateLimitWaitSeconds"] - before["rateLimitWaitSeconds"], 3
-        ),
+        "rate_limit_wait_seconds": round(after["rateLimitWaitSeconds"] - before["rateLimitWaitSeconds"], 3),
     }
 
 
@@ -58,16 +55,19 @@ def _failure(asset: str, failures: list[tuple[str, BaseException]]) -> dg.Failur
     retryable = any(getattr(exc, "retryable", False) for _, exc in failures)
     lines = [f"{key}: {error_class(exc)}: {exc}" for key, exc in failures]
     return dg.Failure(
-        description=f"{asset}: {len(failures)} partition(s) failed: "
-        + ", ".join(key for key, _ in failures),
-        metadata={"failed_partitions": [k for k, _ in failures], "errors": "\n".join(lines),
-                  "retryable": retryable},
+        description=f"{asset}: {len(failures)} partition(s) failed: " + ", ".join(key for key, _ in failures),
+        metadata={
+            "failed_partitions": [k for k, _ in failures],
+            "errors": "\n".join(lines),
+            "retryable": retryable,
+        },
         allow_retries=retryable,
     )
 
 
-def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50,
-                 retry_delay: float = 15) -> list[dg.AssetsDefinition]:
+def build_assets(
+    daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50, retry_delay: float = 15
+) -> list[dg.AssetsDefinition]:
     """The summary (daily) and district snapshot (date x district) assets over `daily`."""
     date_district = date_district_partitions(daily)
     retry_policy = transient_retry(retry_delay)
@@ -99,8 +99,9 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50,
                 continue  # materialized by an earlier attempt of this run
             before = refresh.stats()
             try:
-                outcome = collect_summary(refresh.client, snapshot_store, as_of,
-                                          configured=configured, context=wc)
+                outcome = collect_summary(
+                    refresh.client, snapshot_store, as_of, configured=configured, context=wc
+                )
             except Exception as exc:  # noqa: BLE001 - one date's failure must not stop the others
                 context.log.error(f"summary {key} failed: {error_class(exc)}: {exc}")
                 failures.append((key, exc))
@@ -110,7 +111,8 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50,
             if outcome.available and (newest_districts is None or as_of > newest_districts[0]):
                 newest_districts = (as_of, outcome.in_scope)
             yield dg.AssetMaterialization(
-                asset_key=context.asset_key, partition=key,
+                asset_key=context.asset_key,
+                partition=key,
                 metadata={**outcome.metadata(), **_stat_delta(before, refresh.stats())},
             )
         if newest_districts is not None:
@@ -129,9 +131,7 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50,
         deps=[
             dg.AssetDep(
                 all_districts_summary,
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-                    partition_dimension_name="date"
-                ),
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"),
             )
         ],
     )
@@ -146,8 +146,7 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50,
         configured = districts.configured()
         keys = list(context.partition_keys)
         n_districts = len({split_key(k)[1] for k in keys})
-        scope = context.run.tags.get(SCOPE_TAG) or (
-            "single-district" if n_districts == 1 else "targeted")
+        scope = context.run.tags.get(SCOPE_TAG) or ("single-district" if n_districts == 1 else "targeted")
         wc = _write_context(context, scope, "per-district-csvs", configured)
         force = _forced(context)
         failures: list[tuple[str, BaseException]] = []
@@ -158,7 +157,12 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50,
             before = refresh.stats()
             try:
                 outcome = _earlier_attempt(context, snapshot_store, as_of, district) or collect_district(
-                    refresh.client, snapshot_store, as_of, district, context=wc, force=force,
+                    refresh.client,
+                    snapshot_store,
+                    as_of,
+                    district,
+                    context=wc,
+                    force=force,
                     attempt=context.retry_number + 1,
                 )
             except Exception as exc:  # noqa: BLE001 - one key's failure must not stop the others
@@ -169,7 +173,8 @@ def build_assets(daily: dg.DailyPartitionsDefinition, *, batch_size: int = 50,
                 failures.append((str(key), outcome.error))
                 continue
             yield dg.AssetMaterialization(
-                asset_key=context.asset_key, partition=key,
+                asset_key=context.asset_key,
+                partition=key,
                 metadata={**outcome.metadata(), **_stat_delta(before, refresh.stats())},
             )
         if failures:
@@ -188,8 +193,12 @@ def _earlier_attempt(context, store, as_of, district) -> DistrictOutcome | None:
     last = snap.errors[-1]
     if last.run_id != context.run.run_id or last.retryable:
         return None
-    return DistrictOutcome(as_of=as_of, district=district, status="failed",
-                           error=_StoredError(f"{last.error_class}: {last.message}"))
+    return DistrictOutcome(
+        as_of=as_of,
+        district=district,
+        status="failed",
+        error=_StoredError(f"{last.error_class}: {last.message}"),
+    )
 
 
 class _StoredError(DashboardError):
@@ -197,20 +206,25 @@ class _StoredError(DashboardError):
 
 
 def _summary_done_in_this_run(context, store, as_of) -> bool:
-    return any(c.run_id == context.run.run_id and c.collection_method == "all-districts-csv"
-               for c in store.read_collections(as_of).collections)
+    return any(
+        c.run_id == context.run.run_id and c.collection_method == "all-districts-csv"
+        for c in store.read_collections(as_of).collections
+    )
 
 
 def _done_in_this_run(context, store, as_of, district) -> bool:
     snap = store.read_district(as_of, district)
     return bool(
-        snap is not None and snap.status == "success" and snap.collection is not None
+        snap is not None
+        and snap.status == "success"
+        and snap.collection is not None
         and snap.collection.run_id == context.run.run_id
     )
 
 
-def _sync_district_partitions(context, store, configured: list[str], as_of: dt.date,
-                              summary_districts: list[str]) -> None:
+def _sync_district_partitions(
+    context, store, configured: list[str], as_of: dt.date, summary_districts: list[str]
+) -> None:
     """Keep the `districts` partitions equal to the scope (see `district_partitions_change`)."""
     current = context.instance.get_dynamic_partitions(DISTRICTS_PARTITION)
     add, remove = district_partitions_change(current, configured, summary_districts)
@@ -222,8 +236,9 @@ def _sync_district_partitions(context, store, configured: list[str], as_of: dt.d
         context.log.info(f"districts partitions: added {add}, removed {remove}")
 
 
-def district_partitions_change(current: list[str], configured: list[str],
-                               listed: list[str] | None) -> tuple[list[str], list[str]]:
+def district_partitions_change(
+    current: list[str], configured: list[str], listed: list[str] | None
+) -> tuple[list[str], list[str]]:
     """(add, remove) that bring the `districts` partitions to the scope.
 
     Configured districts: exactly those. None configured: every district the dashboard lists,

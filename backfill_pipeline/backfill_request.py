@@ -26,8 +26,12 @@ class BackfillRequest(BaseModel):
     """A backfill request; unknown fields are rejected and every error names its field."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
-        serialize_by_alias=True, extra="forbid", frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        frozen=True,
     )
 
     start_date: dt.date

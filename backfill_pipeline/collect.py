@@ -115,16 +115,24 @@ def collect_summary(
     source = SourceReport.from_fetch(fetch)
     snapshots = [
         summary_district(
-            district_id=d, as_of=as_of, data_month=fetch.data_month,
-            is_closing_period=bool(fetch.closing_period), summary_row=rows[d], source=source,
+            district_id=d,
+            as_of=as_of,
+            data_month=fetch.data_month,
+            is_closing_period=bool(fetch.closing_period),
+            summary_row=rows[d],
+            source=source,
         )
         for d in scope.in_scope
     ]
     store.write_districts(as_of, snapshots, context=context)
     store.write_rankings(as_of, compute_borda_rankings(fetch.rows), data_month=fetch.data_month)
     return SummaryOutcome(
-        as_of=as_of, available=True, fetch=fetch, districts=districts,
-        in_scope=list(scope.in_scope), out_of_scope=[o.to_dict() for o in scope.out_of_scope],
+        as_of=as_of,
+        available=True,
+        fetch=fetch,
+        districts=districts,
+        in_scope=list(scope.in_scope),
+        out_of_scope=[o.to_dict() for o in scope.out_of_scope],
     )
 
 
@@ -160,7 +168,9 @@ def collect_district(
         summary = client.fetch(Report.SUMMARY, as_of)
         if not summary.available:
             snap = unavailable_district(
-                district_id=district, as_of=as_of, detail="detailed",
+                district_id=district,
+                as_of=as_of,
+                detail="detailed",
                 reason="the dashboard has no data for this date",
             )
             store.write_district(snap, context=context)
@@ -169,26 +179,33 @@ def collect_district(
             results.append(client.fetch(report, as_of, district, data_month=summary.data_month))
     except DashboardError as exc:
         error = DistrictError.from_exception(
-            exc, district=district, report=report.value if report else None, attempt=attempt,
-            run_id=context.run_id, backfill_id=context.backfill_id,
+            exc,
+            district=district,
+            report=report.value if report else None,
+            attempt=attempt,
+            run_id=context.run_id,
+            backfill_id=context.backfill_id,
         )
         store.write_district(
             failed_district(district_id=district, as_of=as_of, detail="detailed", errors=[error]),
             context=context,
         )
         log.warning("district %s on %s failed at %s: %s", district, as_of, report, exc)
-        return DistrictOutcome(as_of=as_of, district=district, status="failed", error=exc,
-                               results=results)
+        return DistrictOutcome(as_of=as_of, district=district, status="failed", error=exc, results=results)
 
     sources = [SourceReport.from_fetch(r) for r in results]
     common = dict(
-        district_id=district, as_of=as_of, data_month=summary.data_month,
+        district_id=district,
+        as_of=as_of,
+        data_month=summary.data_month,
         is_closing_period=bool(summary.closing_period),
     )
     if not all(r.available for r in results):
         missing = [r.report.value for r in results if not r.available]
         snap = unavailable_district(
-            **common, detail="detailed", sources=sources,
+            **common,
+            detail="detailed",
+            sources=sources,
             reason=f"not on the dashboard that date ({', '.join(missing)} empty)",
         )
         store.write_district(snap, context=context)

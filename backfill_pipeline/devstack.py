@@ -55,8 +55,17 @@ def wait_for(url: str, timeout: float, process: subprocess.Popen | None = None) 
 class Service:
     """A child process in its own process group, stopped with everything it started."""
 
-    def __init__(self, name: str, argv: list[str], *, env: dict, url: str, health: str,
-                 log_path: Path | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict,
+        url: str,
+        health: str,
+        log_path: Path | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name, self.argv, self.env, self.url, self.health = name, argv, env, url, health
         self.log_path = log_path
         self.cwd = cwd
@@ -67,8 +76,12 @@ class Service:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=self.cwd,
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.cwd,
             )
         finally:
             if out is not subprocess.DEVNULL:
@@ -105,23 +118,35 @@ def sandbox_service(port: int, *, today: str | None = None, log_path: Path | Non
     argv = [sys.executable, "-m", "backfill_pipeline.sandbox", "--port", str(port)]
     if today:
         argv += ["--today", today]
-    return Service("sandbox", argv, env=dict(os.environ), url=f"http://127.0.0.1:{port}",
-                   health="/_sandbox/health", log_path=log_path)
+    return Service(
+        "sandbox",
+        argv,
+        env=dict(os.environ),
+        url=f"http://127.0.0.1:{port}",
+        health="/_sandbox/health",
+        log_path=log_path,
+    )
 
 
-def dagster_service(port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None
-                    ) -> Service:
+def dagster_service(port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None) -> Service:
     """`dagster dev` (webserver, daemon, code server) over backfill_pipeline.definitions."""
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(prepare_dagster_home(home))}
     dagster = Path(sys.executable).with_name("dagster")
-    argv = [str(dagster), "dev", "-m", "backfill_pipeline.definitions", "-h", "127.0.0.1",
-            "-p", str(port)]
-    return Service("dagster", argv, env=full_env, url=f"http://127.0.0.1:{port}",
-                   health="/server_info", log_path=log_path, cwd=REPO_ROOT)
+    argv = [str(dagster), "dev", "-m", "backfill_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    return Service(
+        "dagster",
+        argv,
+        env=full_env,
+        url=f"http://127.0.0.1:{port}",
+        health="/server_info",
+        log_path=log_path,
+        cwd=REPO_ROOT,
+    )
 
 
-def start_configured_stack(base: Path, *, today: str, districts: list[str], env: dict[str, str]
-                           ) -> tuple[Service, Service]:
+def start_configured_stack(
+    base: Path, *, today: str, districts: list[str], env: dict[str, str]
+) -> tuple[Service, Service]:
     """The sandbox and `dagster dev` over `<base>/data` with `districts` configured, returned once
     the district_discovery sensor has turned them into partitions (tests use it)."""
     from .api.graphql import DagsterGraphQL
@@ -131,7 +156,9 @@ def start_configured_stack(base: Path, *, today: str, districts: list[str], env:
     DistrictConfiguration(root).set(districts)
     sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log").start()
     dagster = dagster_service(
-        free_port(), home=base / "dagster_home", log_path=base / "dagster.log",
+        free_port(),
+        home=base / "dagster_home",
+        log_path=base / "dagster.log",
         env={"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url, **env},
     )
     try:

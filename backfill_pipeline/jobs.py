@@ -1,6 +1,5 @@
 """Jobs: the two asset jobs the schedules launch, and the run-history upkeep job."""
 
-
 import datetime as dt
 
 import dagster as dg
@@ -9,14 +8,19 @@ RUN_RETENTION_DAYS = 90
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
-def build_asset_jobs(summary: dg.AssetsDefinition, district: dg.AssetsDefinition
-                     ):
+def build_asset_jobs(summary: dg.AssetsDefinition, district: dg.AssetsDefinition):
     """One job per asset, so a schedule can ask for one date or one date x all districts."""
     return (
-        dg.define_asset_job("all_districts_summary_job", selection=[summary],
-                            description="Collect the all-districts summary of as-of dates."),
-        dg.define_asset_job("district_snapshot_job", selection=[district],
-                            description="Collect districts in detail for as-of dates."),
+        dg.define_asset_job(
+            "all_districts_summary_job",
+            selection=[summary],
+            description="Collect the all-districts summary of as-of dates.",
+        ),
+        dg.define_asset_job(
+            "district_snapshot_job",
+            selection=[district],
+            description="Collect districts in detail for as-of dates.",
+        ),
     )
 
 
@@ -56,14 +60,18 @@ def delete_old_runs(context: dg.OpExecutionContext, config: PruneConfig) -> int:
                 continue
             context.instance.delete_run(run_id)
             deleted += 1
-    context.log.info(f"deleted {deleted} finished runs created before {cutoff:%Y-%m-%d %H:%M} UTC; "
-                     f"kept {kept} that materialized partitions")
+    context.log.info(
+        f"deleted {deleted} finished runs created before {cutoff:%Y-%m-%d %H:%M} UTC; "
+        f"kept {kept} that materialized partitions"
+    )
     context.add_output_metadata({"deleted_runs": deleted, "kept_runs": kept, "cutoff": cutoff.isoformat()})
     return deleted
 
 
-@dg.job(description="Delete finished runs older than the retention period that materialized nothing "
-        "(Dagster OSS keeps runs forever; materializations are the partitions' history).")
+@dg.job(
+    description="Delete finished runs older than the retention period that materialized nothing "
+    "(Dagster OSS keeps runs forever; materializations are the partitions' history)."
+)
 def prune_old_runs():
     """Run-history upkeep."""
     delete_old_runs()

@@ -101,14 +101,19 @@ class Plan:
         """
         out = []
         if self.summary_partitions:
-            out.append({
-                "assetKey": {"path": [SUMMARY_ASSET]},
-                "partitions": {"ranges": [{"start": a, "end": b}
-                                          for a, b in date_ranges(self.summary_partitions)]},
-            })
+            out.append(
+                {
+                    "assetKey": {"path": [SUMMARY_ASSET]},
+                    "partitions": {
+                        "ranges": [{"start": a, "end": b} for a, b in date_ranges(self.summary_partitions)]
+                    },
+                }
+            )
         if self.district_partitions:
-            ranges = [{"start": a, "end": b}
-                      for a, b in district_ranges(self.district_partitions, district_order or [])]
+            ranges = [
+                {"start": a, "end": b}
+                for a, b in district_ranges(self.district_partitions, district_order or [])
+            ]
             out.append({"assetKey": {"path": [DISTRICT_ASSET]}, "partitions": {"ranges": ranges}})
         return out
 
@@ -176,8 +181,10 @@ def district_ranges(keys: list[str], order: list[str]) -> list[tuple[str, str]]:
 
 
 def _runs_for_dates(dates: list[str], batch: int) -> int:
-    return sum(math.ceil(((dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days + 1) / batch)
-               for a, b in date_ranges(dates))
+    return sum(
+        math.ceil(((dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days + 1) / batch)
+        for a, b in date_ranges(dates)
+    )
 
 
 def _runs_for_districts(keys: list[str], order: list[str], batch: int) -> int:
@@ -229,12 +236,17 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
     """Plan a request against what the deployment, the store and the raw cache already hold."""
     yesterday = world.today - dt.timedelta(days=1)
     if request.last_date > yesterday:
-        raise PlanError("endDate" if request.end_date else "startDate",
-                        f"{request.last_date} is in the future or today; the dashboard shows "
-                        f"yesterday ({yesterday}) at the latest")
+        raise PlanError(
+            "endDate" if request.end_date else "startDate",
+            f"{request.last_date} is in the future or today; the dashboard shows "
+            f"yesterday ({yesterday}) at the latest",
+        )
     if request.start_date < world.partition_start:
-        raise PlanError("startDate", f"{request.start_date} is before this deployment's first "
-                        f"partition {world.partition_start} (BACKFILL_START_DATE)")
+        raise PlanError(
+            "startDate",
+            f"{request.start_date} is before this deployment's first "
+            f"partition {world.partition_start} (BACKFILL_START_DATE)",
+        )
 
     strategy, rationale = choose_strategy(request)
     scope = resolve_scope(request.target_districts, world.configured, world.available)
@@ -269,12 +281,25 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
         skipped["summaryNotNeeded"] = len(dropped)
 
     cost = _cost(request, world, cache, summary_keys, district_keys)
-    scope_kind = ("system-wide" if strategy == "system-wide"
-                  else "single-district" if len(districts) == 1 else "targeted")
+    scope_kind = (
+        "system-wide"
+        if strategy == "system-wide"
+        else "single-district"
+        if len(districts) == 1
+        else "targeted"
+    )
     plan = Plan(
-        strategy=strategy, rationale=rationale, scope=scope_kind, dates=dates, districts=districts,
-        out_of_scope=out_of_scope, summary_partitions=summary_keys, district_partitions=district_keys,
-        skipped=skipped, cost=cost, force=force,
+        strategy=strategy,
+        rationale=rationale,
+        scope=scope_kind,
+        dates=dates,
+        districts=districts,
+        out_of_scope=out_of_scope,
+        summary_partitions=summary_keys,
+        district_partitions=district_keys,
+        skipped=skipped,
+        cost=cost,
+        force=force,
         rate_per_run=round(request.rate / min(request.concurrency, world.pool_limit), 3),
     )
     plan.plan_hash = plan_hash(plan, request)
@@ -329,16 +354,23 @@ def _cost(request, world, cache, summary_keys, district_keys) -> Cost:
     open_years = _open_year_runs(summary_keys, district_keys, world)
     notes = []
     if uncertain_summary:
-        notes.append(f"+{uncertain_summary} if every uncached date is inside a closing window "
-                     "(one more summary request each)")
+        notes.append(
+            f"+{uncertain_summary} if every uncached date is inside a closing window "
+            "(one more summary request each)"
+        )
     if maybe_saved:
         notes.append(f"-{maybe_saved} if the uncached dates turn out unpublished (no district requests)")
     if open_years:
         notes.append(f"+{open_years} if the open program year answers 5xx under /PY/ (one per run)")
     notes.append("retries of transient failures add requests")
     return Cost(
-        requests=exact, lower=exact - maybe_saved, upper=exact + uncertain_summary + open_years,
-        runs=runs, seconds=round(exact / request.rate, 1), cached=cached, by_report=by_report,
+        requests=exact,
+        lower=exact - maybe_saved,
+        upper=exact + uncertain_summary + open_years,
+        runs=runs,
+        seconds=round(exact / request.rate, 1),
+        cached=cached,
+        by_report=by_report,
         notes=notes,
     )
 
@@ -353,9 +385,9 @@ def _open_year_runs(summary_keys, district_keys, world) -> int:
         months = [(day.year, day.month), previous_month(day.year, day.month)]
         return any(program_year(*m) in open_years for m in months)
 
-    return _runs_for_dates([d for d in summary_keys if is_open(d)], world.batch_size) + \
-        _runs_for_districts([k for k in district_keys if is_open(k.split("|")[0])],
-                            world.district_partitions, world.batch_size)
+    return _runs_for_dates([d for d in summary_keys if is_open(d)], world.batch_size) + _runs_for_districts(
+        [k for k in district_keys if is_open(k.split("|")[0])], world.district_partitions, world.batch_size
+    )
 
 
 def plan_hash(plan: Plan, request: BackfillRequest) -> str:

@@ -72,8 +72,9 @@ class RefreshService(dg.ConfigurableResource):
         run = context.dagster_run
         if run is not None:
             # What this run cost the dashboard, for the backfill status (read without Dagster).
-            record_run_stats(Path(self.data_root), run.run_id, run.tags.get("dagster/backfill"),
-                             self._client.stats())
+            record_run_stats(
+                Path(self.data_root), run.run_id, run.tags.get("dagster/backfill"), self._client.stats()
+            )
 
     @property
     def client(self) -> DashboardClient:

@@ -17,8 +17,12 @@ def runs_dir(root: Path) -> Path:
 def record_run_stats(root: Path, run_id: str, backfill_id: str | None, stats: dict) -> Path:
     """Write one run's request counts, cache hits and waits, atomically."""
     path = runs_dir(root) / f"{run_id}.json"
-    record = {"runId": run_id, "backfillId": backfill_id,
-              "finishedAt": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **stats}
+    record = {
+        "runId": run_id,
+        "backfillId": backfill_id,
+        "finishedAt": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **stats,
+    }
     atomic_write_bytes(path, json.dumps(record).encode())
     return path
 

@@ -1,6 +1,5 @@
 """Schedules: the daily refresh of yesterday, and the weekly run-history upkeep."""
 
-
 import datetime as dt
 
 import dagster as dg
@@ -73,8 +72,9 @@ def build_refresh_schedule(summary_job, cron: str = "0 9 * * *") -> dg.ScheduleD
     def daily_refresh(context: dg.ScheduleEvaluationContext, store: SnapshotStore) -> list[dg.RunRequest]:
         """Refresh yesterday (the dashboard shows the previous day) and recent dates it lagged on."""
         yesterday = context.scheduled_execution_time.date() - dt.timedelta(days=1)
-        again = [refresh_summary_request(d, attempt_on=yesterday)
-                 for d in lagging_dates(store.open(), yesterday)]
+        again = [
+            refresh_summary_request(d, attempt_on=yesterday) for d in lagging_dates(store.open(), yesterday)
+        ]
         return [*again, refresh_summary_request(yesterday)]
 
     return daily_refresh

@@ -1,6 +1,5 @@
 """Sensors: district discovery, the refresh chain, and run-failure alerts."""
 
-
 import datetime as dt
 import hashlib
 import json

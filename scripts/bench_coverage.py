@@ -60,9 +60,7 @@ def summary_row(district: str, i: int) -> dict[str, str]:
 def build(root: Path, districts: list[str], start: dt.date, days: int) -> float:
     """Write `days` dates of summary files through the store (no fsync); returns seconds."""
     store = PerDistrictFileSnapshotStore(root, durable=False)
-    context = WriteContext(
-        source="backfill", scope="system-wide", collection_method="all-districts-csv"
-    )
+    context = WriteContext(source="backfill", scope="system-wide", collection_method="all-districts-csv")
     source = SourceReport(report="districtsummary", url="http://bench", sha256="0" * 64, rows=128)
     templates = [
         summary_district(

@@ -44,6 +44,7 @@ def main() -> None:
     with SandboxServer(today=TODAY) as sandbox, tempfile.TemporaryDirectory() as tmp:
         settings = ClientSettings(base_url=sandbox.url, rate=10_000, use_cache=False)
         client = DashboardClient(settings, Path(tmp) / "nocache", today=lambda: TODAY)
+
         def client_pass() -> list[str]:
             urls = []
             for d in days:
@@ -67,8 +68,9 @@ def main() -> None:
 
         root = Path(tmp) / "store"
         store = PerDistrictFileSnapshotStore(root)
-        collector = DashboardClient(ClientSettings(base_url=sandbox.url, rate=10_000), root,
-                                    today=lambda: TODAY)
+        collector = DashboardClient(
+            ClientSettings(base_url=sandbox.url, rate=10_000), root, today=lambda: TODAY
+        )
         ctx = WriteContext(source="backfill", scope="targeted", collection_method="per-district-csvs")
         t0 = time.perf_counter()
         for d in days:

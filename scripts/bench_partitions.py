@@ -110,8 +110,7 @@ class Client:
     def post(self, query: str, variables: dict, timeout: float) -> tuple[float, dict, int]:
         began = time.perf_counter()
         try:
-            r = self.session.post(self.url, json={"query": query, "variables": variables},
-                                  timeout=timeout)
+            r = self.session.post(self.url, json={"query": query, "variables": variables}, timeout=timeout)
         except requests.Timeout as exc:
             raise Timeout(f"no answer within {timeout:.0f}s") from exc
         elapsed = time.perf_counter() - began
@@ -135,20 +134,27 @@ def process_memory(session_id: int) -> dict[str, dict[str, float]]:
             continue
         try:
             stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[3]) != session_id:  # field 6 of stat: session id
                 continue
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             status = (entry / "status").read_text()
         except (OSError, ValueError):
             continue
-        mem = {k: int(line.split()[1]) / 1024 for line in status.splitlines()
-               for k in ("VmHWM", "VmRSS") if line.startswith(k + ":")}
+        mem = {
+            k: int(line.split()[1]) / 1024
+            for line in status.splitlines()
+            for k in ("VmHWM", "VmRSS")
+            if line.startswith(k + ":")
+        }
         role = _role(cmd)
         prev = out.get(role)
         if prev is None or mem.get("VmHWM", 0) > prev["VmHWM"]:
-            out[role] = {"VmHWM": mem.get("VmHWM", 0.0), "VmRSS": mem.get("VmRSS", 0.0),
-                         "pid": int(entry.name)}
+            out[role] = {
+                "VmHWM": mem.get("VmHWM", 0.0),
+                "VmRSS": mem.get("VmRSS", 0.0),
+                "pid": int(entry.name),
+            }
     return out
 
 
@@ -197,9 +203,12 @@ def backfill_params(first: str, last: str, districts: list[str], title: str) -> 
     return {
         "partitionsByAssets": [
             {"assetKey": {"path": SUMMARY}, "partitions": {"ranges": [{"start": first, "end": last}]}},
-            {"assetKey": {"path": DISTRICT}, "partitions": {"ranges": [
-                {"start": f"{first}|{d}", "end": f"{last}|{d}"} for d in districts
-            ]}},
+            {
+                "assetKey": {"path": DISTRICT},
+                "partitions": {
+                    "ranges": [{"start": f"{first}|{d}", "end": f"{last}|{d}"} for d in districts]
+                },
+            },
         ],
         "tags": [{"key": "bench", "value": "partitions"}],
         "title": title,
@@ -247,21 +256,26 @@ def seed_materializations(instance, districts: list[str], first: dt.date, last: 
     day = first
     while day <= last:
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(asset_key=SUMMARY, partition=day.isoformat()))
+            dg.AssetMaterialization(asset_key=SUMMARY, partition=day.isoformat())
+        )
         n += 1
         for j, d in enumerate(districts):
             if day.toordinal() % 7 == 0 and j == day.toordinal() % len(districts):
                 continue
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=DISTRICT, partition=dg.MultiPartitionKey({"date": day.isoformat(),
-                                                                    "district": d})))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=DISTRICT,
+                    partition=dg.MultiPartitionKey({"date": day.isoformat(), "district": d}),
+                )
+            )
             n += 1
         day += dt.timedelta(days=1)
     return n
 
 
-def launch_and_cancel(client: Client, args: argparse.Namespace, res: Result, kind: str,
-                      into: list, title: str, params: dict) -> str | None:
+def launch_and_cancel(
+    client: Client, args: argparse.Namespace, res: Result, kind: str, into: list, title: str, params: dict
+) -> str | None:
     """Launch (timed into `into`), cancel at once (timed); the backfill's id, None if none."""
     try:
         secs, data, _ = client.post(LAUNCH, {"params": params}, args.launch_timeout)
@@ -299,13 +313,18 @@ def run_config(cfg: Config, args: argparse.Namespace, workdir: Path) -> Result:
     data_root.mkdir(parents=True)
     port = free_port()
     log = workdir / f"dagster-{cfg.key}.log"
-    service = dagster_service(port, home=home, env={
-        "BACKFILL_START_DATE": cfg.start.isoformat(),
-        "BACKFILL_DATA_ROOT": str(data_root),
-        "BACKFILL_DASHBOARD_URL": "http://127.0.0.1:9",
-        "BACKFILL_MAX_ATTEMPTS": "1",
-        "BACKFILL_CONNECT_TIMEOUT": "1",
-    }, log_path=log)
+    service = dagster_service(
+        port,
+        home=home,
+        env={
+            "BACKFILL_START_DATE": cfg.start.isoformat(),
+            "BACKFILL_DATA_ROOT": str(data_root),
+            "BACKFILL_DASHBOARD_URL": "http://127.0.0.1:9",
+            "BACKFILL_MAX_ATTEMPTS": "1",
+            "BACKFILL_CONNECT_TIMEOUT": "1",
+        },
+        log_path=log,
+    )
     began = time.perf_counter()
     try:
         service.start(timeout=300)
@@ -318,9 +337,16 @@ def run_config(cfg: Config, args: argparse.Namespace, workdir: Path) -> Result:
             instance.add_dynamic_partitions("districts", districts)
             assert len(instance.get_dynamic_partitions("districts")) == cfg.districts
             seed_began = time.perf_counter()
-            res.materialized = seed_materializations(
-                instance, districts, max(cfg.start, last - dt.timedelta(days=args.materialized_days - 1)),
-                last) if args.materialized_days > 0 else 0
+            res.materialized = (
+                seed_materializations(
+                    instance,
+                    districts,
+                    max(cfg.start, last - dt.timedelta(days=args.materialized_days - 1)),
+                    last,
+                )
+                if args.materialized_days > 0
+                else 0
+            )
             res.seed_s = time.perf_counter() - seed_began
 
         client = Client(service.url)
@@ -359,15 +385,21 @@ def run_config(cfg: Config, args: argparse.Namespace, workdir: Path) -> Result:
                 if "timeout" in into:
                     continue
                 title = f"bench {cfg.key} {kind} #{i} {time.time():.0f}"
-                backfill_id = launch_and_cancel(client, args, res, kind, into, title, backfill_params(
-                    first.isoformat(), last.isoformat(), districts, title))
+                backfill_id = launch_and_cancel(
+                    client,
+                    args,
+                    res,
+                    kind,
+                    into,
+                    title,
+                    backfill_params(first.isoformat(), last.isoformat(), districts, title),
+                )
                 if backfill_id is None:
                     continue
                 launched.append(backfill_id)
                 if i == 0 and kind == "all":
                     try:
-                        secs, data, size = client.post(BACKFILL, {"id": backfill_id},
-                                                       args.query_timeout)
+                        secs, data, size = client.post(BACKFILL, {"id": backfill_id}, args.query_timeout)
                         b = _ok(data["partitionBackfillOrError"], "PartitionBackfill")
                         res.status_query.append(secs)
                         res.status_bytes = size
@@ -416,10 +448,21 @@ def fmt(v, digits: int = 2) -> str:
 
 
 COLUMNS = [
-    ("config", 20), ("days", 6), ("summary", 8), ("date x district", 15), ("start s", 8),
-    ("page sum s", 10), ("page dist s", 11), ("page dist cold", 14), ("launch s", 9),
+    ("config", 20),
+    ("days", 6),
+    ("summary", 8),
+    ("date x district", 15),
+    ("start s", 8),
+    ("page sum s", 10),
+    ("page dist s", 11),
+    ("page dist cold", 14),
+    ("launch s", 9),
     ("launch 1y s", 11),
-    ("cancel s", 8), ("bf query s", 10), ("to CANCELED s", 13), ("web MB", 7), ("daemon MB", 9),
+    ("cancel s", 8),
+    ("bf query s", 10),
+    ("to CANCELED s", 13),
+    ("web MB", 7),
+    ("daemon MB", 9),
     ("code MB", 8),
 ]
 
@@ -427,21 +470,29 @@ COLUMNS = [
 def row(r: Result) -> list[str]:
     mem = r.memory
     return [
-        r.config.label, str(r.days), fmt(r.summary_partitions, 0),
+        r.config.label,
+        str(r.days),
+        fmt(r.summary_partitions, 0),
         f"{r.district_partitions:,}" if isinstance(r.district_partitions, int) else "-",
         fmt(r.startup_s, 1),
-        fmt(med(r.page.get(SUMMARY[0], []))), fmt(med(r.page.get(DISTRICT[0], []))),
+        fmt(med(r.page.get(SUMMARY[0], []))),
+        fmt(med(r.page.get(DISTRICT[0], []))),
         fmt(r.page_cold.get(DISTRICT[0])),
-        fmt(med(r.launch)), fmt(med(r.launch_window)), fmt(med(r.cancel)), fmt(med(r.status_query)),
+        fmt(med(r.launch)),
+        fmt(med(r.launch_window)),
+        fmt(med(r.cancel)),
+        fmt(med(r.status_query)),
         fmt(med(r.to_canceled), 1),
-        fmt(mem.get("webserver", {}).get("VmHWM"), 0), fmt(mem.get("daemon", {}).get("VmHWM"), 0),
+        fmt(mem.get("webserver", {}).get("VmHWM"), 0),
+        fmt(mem.get("daemon", {}).get("VmHWM"), 0),
         fmt(max((m["VmHWM"] for k, m in mem.items() if k == "code-server"), default=None), 0),
     ]
 
 
 def _line(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.rjust(w) if i else c.ljust(w)
-                     for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return "  ".join(
+        c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
 
 
 def print_table(headers: list[str], widths: list[int], rows: list[list[str]]) -> None:
@@ -478,8 +529,11 @@ def report(results: list[Result]) -> None:
             cells = [r.config.label]
             for _, get in metrics:
                 v, b = get(r), get(base)
-                cells.append(f"{v / b:.1f}x" if isinstance(v, (int, float)) and isinstance(
-                    b, (int, float)) and b else "-")
+                cells.append(
+                    f"{v / b:.1f}x"
+                    if isinstance(v, (int, float)) and isinstance(b, (int, float)) and b
+                    else "-"
+                )
             rows.append(cells)
         print_table(headers, widths, rows)
 
@@ -503,19 +557,33 @@ def report(results: list[Result]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="a,b,c,d,e",
-                        help="comma-separated keys of " + ", ".join(
-                            f"{k}={c.districts}x{c.start}" for k, c in CONFIGS.items()))
+    parser.add_argument(
+        "--configs",
+        default="a,b,c,d,e",
+        help="comma-separated keys of "
+        + ", ".join(f"{k}={c.districts}x{c.start}" for k, c in CONFIGS.items()),
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--query-timeout", type=float, default=60.0)
     parser.add_argument("--launch-timeout", type=float, default=120.0)
-    parser.add_argument("--cancel-wait", type=float, default=90.0,
-                        help="seconds to wait for the daemon to mark each backfill CANCELED")
-    parser.add_argument("--window-days", type=int, default=365,
-                        help="also launch a backfill over only the last N days (default 365)")
-    parser.add_argument("--materialized-days", type=int, default=14,
-                        help="report materializations of the last N days before the page queries "
-                             "(0: none)")
+    parser.add_argument(
+        "--cancel-wait",
+        type=float,
+        default=90.0,
+        help="seconds to wait for the daemon to mark each backfill CANCELED",
+    )
+    parser.add_argument(
+        "--window-days",
+        type=int,
+        default=365,
+        help="also launch a backfill over only the last N days (default 365)",
+    )
+    parser.add_argument(
+        "--materialized-days",
+        type=int,
+        default=14,
+        help="report materializations of the last N days before the page queries (0: none)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument("--keep", type=Path, help="work directory to keep (logs, instances)")
     args = parser.parse_args(argv)
@@ -525,8 +593,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown configuration(s) {unknown}; known: {sorted(CONFIGS)}")
 
     print(HEADER.strip())
-    print(f"Configurations: {', '.join(CONFIGS[k].label for k in keys)}; repeat {args.repeat}; "
-          f"dagster dev per configuration; today {dt.date.today()}.")
+    print(
+        f"Configurations: {', '.join(CONFIGS[k].label for k in keys)}; repeat {args.repeat}; "
+        f"dagster dev per configuration; today {dt.date.today()}."
+    )
     sys.stdout.flush()
 
     # A SIGTERM (e.g. from `timeout`) unwinds through the finally blocks that stop dagster dev.
@@ -540,20 +610,33 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             r = run_config(CONFIGS[k], args, workdir)
             results.append(r)
-            print(f"  done {r.config.label} in {time.perf_counter() - began:.0f}s"
-                  + (f" ({r.error})" if r.error else ""))
+            print(
+                f"  done {r.config.label} in {time.perf_counter() - began:.0f}s"
+                + (f" ({r.error})" if r.error else "")
+            )
             sys.stdout.flush()
     finally:
         if tmp is not None:
             tmp.cleanup()
     report(results)
     if args.json:
-        args.json.write_text(json.dumps([
-            {**{k: v for k, v in r.__dict__.items() if k != "config"},
-             "config": {"key": r.config.key, "districts": r.config.districts,
-                        "start": r.config.start.isoformat()}}
-            for r in results
-        ], indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                [
+                    {
+                        **{k: v for k, v in r.__dict__.items() if k != "config"},
+                        "config": {
+                            "key": r.config.key,
+                            "districts": r.config.districts,
+                            "start": r.config.start.isoformat(),
+                        },
+                    }
+                    for r in results
+                ],
+                indent=2,
+                default=str,
+            )
+        )
     return 0
 
 

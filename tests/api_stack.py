@@ -34,6 +34,7 @@ BATCH_SIZE = 10
 
 def published_dates(start: dt.date, n: int, *, closing: bool | None = False) -> list[str]:
     """n consecutive published dates from `start` on, inside closing windows or not as asked (None: any)."""
+
     def fits(d: dt.date) -> bool:
         ok = publication.is_published(d, today=TODAY)
         return ok and (closing is None or publication.is_closing_period(d) == closing)
@@ -50,8 +51,9 @@ class ApiServer:
     def __init__(self, app) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, name=f"api-{self.port}", daemon=True)
 
     def start(self, timeout: float = 20) -> ApiServer:
@@ -72,8 +74,13 @@ class ApiServer:
 
 def api_for(dagster_url: str, root: Path) -> ApiServer:
     """An API server talking to Dagster at `dagster_url` over data root `root`, today fixed."""
-    return ApiServer(create_app(lambda: BackfillService(
-        dagster_url=dagster_url, data_root=root, batch_size=BATCH_SIZE, today=lambda: TODAY)))
+    return ApiServer(
+        create_app(
+            lambda: BackfillService(
+                dagster_url=dagster_url, data_root=root, batch_size=BATCH_SIZE, today=lambda: TODAY
+            )
+        )
+    )
 
 
 class Contract:
@@ -95,17 +102,21 @@ class Contract:
         media = responses[str(status)]["content"]["application/json"]
         return {**media["schema"], "components": self.document["components"]}
 
-    def check(self, response: requests.Response, method: str, template: str,
-              status: int | None = None) -> dict:
+    def check(
+        self, response: requests.Response, method: str, template: str, status: int | None = None
+    ) -> dict:
         """Assert `status` (if given), a documented JSON answer with the documented headers; its body."""
         if status is not None:
             assert response.status_code == status, (response.status_code, response.text[:2000])
         assert response.headers["content-type"].startswith("application/json"), response.headers
         body = response.json()
         self.seen.add((method.upper(), template, str(response.status_code)))
-        jsonschema.validate(body, self.schema(method, template, response.status_code),
-                            cls=jsonschema.Draft202012Validator,
-                            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        jsonschema.validate(
+            body,
+            self.schema(method, template, response.status_code),
+            cls=jsonschema.Draft202012Validator,
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+        )
         documented = self.operation(method, template)["responses"][str(response.status_code)]
         for name, header in documented.get("headers", {}).items():
             if header.get("required"):
@@ -118,14 +129,21 @@ class Contract:
 
     def documented(self) -> set[tuple[str, str, str]]:
         """Every (method, path template, status) the document lists, `default` aside."""
-        return {(method.upper(), path, status) for path, item in self.document["paths"].items()
-                for method, operation in item.items() if method != "parameters"
-                for status in operation["responses"] if status != "default"}
+        return {
+            (method.upper(), path, status)
+            for path, item in self.document["paths"].items()
+            for method, operation in item.items()
+            if method != "parameters"
+            for status in operation["responses"]
+            if status != "default"
+        }
 
     def request_schema(self) -> dict:
         """The POST /api/backfills request body schema."""
-        return {**self.document["components"]["schemas"]["BackfillRequest"],
-                "components": self.document["components"]}
+        return {
+            **self.document["components"]["schemas"]["BackfillRequest"],
+            "components": self.document["components"],
+        }
 
 
 @dataclass
@@ -184,9 +202,14 @@ def start_stack(base: Path) -> ApiStack:
     """Start sandbox, `dagster dev` and the API; wait until the districts partitions are synced."""
     root = base / "data"
     sandbox, dagster = start_configured_stack(
-        base, today=TODAY.isoformat(), districts=DISTRICTS,
-        env={"BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": "20",
-             "BACKFILL_BATCH_SIZE": str(BATCH_SIZE)},
+        base,
+        today=TODAY.isoformat(),
+        districts=DISTRICTS,
+        env={
+            "BACKFILL_START_DATE": "2025-01-01",
+            "BACKFILL_RATE": "20",
+            "BACKFILL_BATCH_SIZE": str(BATCH_SIZE),
+        },
     )
     graphql = DagsterGraphQL(dagster.url)
     try:
@@ -195,8 +218,15 @@ def start_stack(base: Path) -> ApiStack:
         dagster.stop()
         sandbox.stop()
         raise
-    return ApiStack(root=root, sandbox=sandbox, dagster=dagster, api=api, graphql=graphql,
-                    contract=Contract(), log=base / "dagster.log")
+    return ApiStack(
+        root=root,
+        sandbox=sandbox,
+        dagster=dagster,
+        api=api,
+        graphql=graphql,
+        contract=Contract(),
+        log=base / "dagster.log",
+    )
 
 
 def stop_stack(stack: ApiStack) -> None:
@@ -225,6 +255,6 @@ def pytest_runtest_teardown(item, nextitem):
     if not _running or "api_stack" not in getattr(item, "fixturenames", ()):
         return
     items = item.session.items
-    rest = items[items.index(nextitem):] if nextitem is not None else []
+    rest = items[items.index(nextitem) :] if nextitem is not None else []
     if not any("api_stack" in getattr(i, "fixturenames", ()) for i in rest):
         stop_stack(_running.pop())

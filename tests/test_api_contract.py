@@ -50,23 +50,28 @@ def launched(api_stack):
     """Launch the three backfills the late tests check: one succeeds, one fails, one is cancelled."""
     s = api_stack
     before = {b["id"] for b in s.graphql.backfills(limit=200)}
-    s.faults([{"kind": "html", "district": "61", "asOf": FAIL_DATE},
-              {"kind": "latency", "latencyMs": 1500, "district": "109"}])
+    s.faults(
+        [
+            {"kind": "html", "district": "61", "asOf": FAIL_DATE},
+            {"kind": "latency", "latencyMs": 1500, "district": "109"},
+        ]
+    )
     dry = s.post({**OK_REQUEST, "dryRun": True})
-    ok = s.post({**OK_REQUEST, "planHash": dry.json()["plan"]["planHash"]},
-                headers={"X-Requested-By": "Contract Tester <ct@example.org>;\t DROP TABLE"})
+    ok = s.post(
+        {**OK_REQUEST, "planHash": dry.json()["plan"]["planHash"]},
+        headers={"X-Requested-By": "Contract Tester <ct@example.org>;\t DROP TABLE"},
+    )
     fail = s.post(FAIL_REQUEST, headers={"X-Requested-By": "contract"})
     slow = s.post(SLOW_REQUEST)
-    ids = {name: r.headers.get("X-Backfill-ID") for name, r in
-           {"ok": ok, "fail": fail, "slow": slow}.items()}
+    ids = {name: r.headers.get("X-Backfill-ID") for name, r in {"ok": ok, "fail": fail, "slow": slow}.items()}
     # Cancel at once: it cannot end before the daemon's next tick, and the latency fault slows it.
     cancel = requests.delete(url(s, f"/api/backfills/{ids['slow']}"), timeout=60)
-    yield {"dry": dry, "ok": ok, "fail": fail, "slow": slow, "cancel": cancel, "ids": ids,
-           "before": before}
+    yield {"dry": dry, "ok": ok, "fail": fail, "slow": slow, "cancel": cancel, "ids": ids, "before": before}
     s.faults([])
 
 
 # -- launching ------------------------------------------------------------------------------------
+
 
 def test_post_answers_202_with_location_and_backfill_id(api_stack, launched):
     c = api_stack.contract
@@ -112,18 +117,25 @@ def test_dry_run_answers_200_with_the_plan_and_launches_nothing(api_stack, launc
 
 # -- documents and health ---------------------------------------------------------------------------
 
+
 def test_openapi_document_describes_exactly_the_app_routes(api_stack):
     r = requests.get(url(api_stack, "/api/openapi.json"), timeout=10)
     document = api_stack.contract.check(r, "GET", "/api/openapi.json", 200)
     assert document == api_stack.contract.document
     assert document["openapi"].startswith("3.1")
-    documented = {(path, method.upper()) for path, item in document["paths"].items()
-                  for method in item if method != "parameters"}
-    served = {(route.path, method) for route in create_app().routes
-              for method in route.methods if method != "HEAD"}
+    documented = {
+        (path, method.upper())
+        for path, item in document["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
+    served = {
+        (route.path, method) for route in create_app().routes for method in route.methods if method != "HEAD"
+    }
     assert documented == served
     jsonschema.Draft202012Validator.check_schema(
-        {**document["components"]["schemas"]["BackfillStatus"], "components": document["components"]})
+        {**document["components"]["schemas"]["BackfillStatus"], "components": document["components"]}
+    )
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method == "parameters":
@@ -141,6 +153,7 @@ def test_health_answers_200_with_dagster_version(api_stack):
 
 
 # -- bad inputs: 4xx, nothing launched ---------------------------------------------------------------
+
 
 def _ten_thousand() -> list[str]:
     return [str(i) for i in range(10_000)]
@@ -161,16 +174,18 @@ BAD_BODIES = {
     "letters district": ({"startDate": "2025-03-10", "targetDistricts": ["abc"]}, "targetDistricts"),
     "negative district": ({"startDate": "2025-03-10", "targetDistricts": ["-1"]}, "targetDistricts"),
     "path-like district": ({"startDate": "2025-03-10", "targetDistricts": ["../42"]}, "targetDistricts"),
-    "path-like district 2": ({"startDate": "2025-03-10", "targetDistricts": ["42/../../etc/passwd"]},
-                             "targetDistricts"),
-    "encoded path district": ({"startDate": "2025-03-10", "targetDistricts": ["..%2F42"]},
-                              "targetDistricts"),
+    "path-like district 2": (
+        {"startDate": "2025-03-10", "targetDistricts": ["42/../../etc/passwd"]},
+        "targetDistricts",
+    ),
+    "encoded path district": ({"startDate": "2025-03-10", "targetDistricts": ["..%2F42"]}, "targetDistricts"),
     "district not a string": ({"startDate": "2025-03-10", "targetDistricts": [42]}, "targetDistricts"),
     "districts not a list": ({"startDate": "2025-03-10", "targetDistricts": "42"}, "targetDistricts"),
-    "district not configured": ({"startDate": "2025-03-10", "targetDistricts": ["999"]},
-                                "targetDistricts"),
-    "ten thousand districts": ({"startDate": "2025-03-10", "targetDistricts": _ten_thousand()},
-                               "targetDistricts"),
+    "district not configured": ({"startDate": "2025-03-10", "targetDistricts": ["999"]}, "targetDistricts"),
+    "ten thousand districts": (
+        {"startDate": "2025-03-10", "targetDistricts": _ten_thousand()},
+        "targetDistricts",
+    ),
     "unknown field": ({"startDate": "2025-03-10", "districts": ["42"]}, "districts"),
     "snake_case field": ({"start_date": "2025-03-10", "bogus": True}, "bogus"),
     "bad collection type": ({"startDate": "2025-03-10", "collectionType": "everything"}, "collectionType"),
@@ -193,8 +208,16 @@ NOT_JSON = {
 
 
 # Rules a JSON schema cannot state (dates relative to today and to each other, the configuration).
-BEYOND_SCHEMA = {"reversed range", "today", "future end", "future start", "before 2008-07-01",
-                 "before the deployment's first partition", "district not configured", "range too long"}
+BEYOND_SCHEMA = {
+    "reversed range",
+    "today",
+    "future end",
+    "future start",
+    "before 2008-07-01",
+    "before the deployment's first partition",
+    "district not configured",
+    "range too long",
+}
 
 
 @pytest.mark.parametrize("name", list(BAD_BODIES))
@@ -207,26 +230,34 @@ def test_invalid_request_answers_400_with_field_errors(api_stack, launched, name
     if name not in BEYOND_SCHEMA:
         # The document's request schema rejects it too.
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(body, api_stack.contract.request_schema(),
-                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+            jsonschema.validate(
+                body,
+                api_stack.contract.request_schema(),
+                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+            )
 
 
 @pytest.mark.parametrize("name", list(NOT_JSON))
 def test_body_not_a_json_object_answers_400(api_stack, launched, name):
-    r = api_stack.post(None, data=NOT_JSON[name],
-                       headers={"X-Requested-By": BAD_INPUT, "Content-Type": "application/json"})
+    r = api_stack.post(
+        None, data=NOT_JSON[name], headers={"X-Requested-By": BAD_INPUT, "Content-Type": "application/json"}
+    )
     assert api_stack.contract.check(r, "POST", LIST, 400)["error"]["code"] == "invalid-json"
 
 
 def test_body_over_256_kb_answers_413(api_stack, launched):
     padding = "x" * (MAX_BODY + 1024)
     body = json.dumps({"startDate": "2025-03-10", "note": padding}).encode()
-    r = api_stack.post(None, data=body, headers={"X-Requested-By": BAD_INPUT,
-                                                 "Content-Type": "application/json"})
+    r = api_stack.post(
+        None, data=body, headers={"X-Requested-By": BAD_INPUT, "Content-Type": "application/json"}
+    )
     assert api_stack.contract.check(r, "POST", LIST, 413)["error"]["code"] == "too-large"
     # Chunked, with no Content-Length to go by.
-    r = api_stack.post(None, data=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
-                       headers={"X-Requested-By": BAD_INPUT, "Content-Type": "application/json"})
+    r = api_stack.post(
+        None,
+        data=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+        headers={"X-Requested-By": BAD_INPUT, "Content-Type": "application/json"},
+    )
     assert api_stack.contract.check(r, "POST", LIST, 413)["error"]["code"] == "too-large"
 
 
@@ -249,6 +280,7 @@ def test_bad_inputs_launched_nothing(api_stack, launched):
 
 
 # -- listing, unknown ids, routes -------------------------------------------------------------------
+
 
 def test_list_answers_200_newest_first(api_stack, launched):
     r = requests.get(url(api_stack, "/api/backfills?limit=2"), timeout=30)
@@ -282,15 +314,19 @@ def test_unknown_route_and_method_answer_error_bodies(api_stack):
 
 # -- Dagster down or broken ----------------------------------------------------------------------------
 
+
 def test_dagster_unreachable_answers_503(api_stack, tmp_path):
     closed = free_port()
     down = api_for(f"http://127.0.0.1:{closed}", api_stack.root).start()
     try:
-        calls = [("GET", "/api/health", "/api/health", None), ("GET", LIST, LIST, None),
-                 ("POST", LIST, LIST, {"startDate": OK_DATE}),
-                 ("GET", ONE, "/api/backfills/abc123", None),
-                 ("DELETE", ONE, "/api/backfills/abc123", None),
-                 ("POST", RETRY, "/api/backfills/abc123/retry", None)]
+        calls = [
+            ("GET", "/api/health", "/api/health", None),
+            ("GET", LIST, LIST, None),
+            ("POST", LIST, LIST, {"startDate": OK_DATE}),
+            ("GET", ONE, "/api/backfills/abc123", None),
+            ("DELETE", ONE, "/api/backfills/abc123", None),
+            ("POST", RETRY, "/api/backfills/abc123/retry", None),
+        ]
         for method, template, path, body in calls:
             r = requests.request(method, down.url + path, json=body, timeout=30)
             error = api_stack.contract.check(r, method, template, 503)["error"]
@@ -321,12 +357,14 @@ def test_dagster_error_answers_502(api_stack):
     threading.Thread(target=fake.serve_forever, daemon=True).start()
     broken = api_for(f"http://127.0.0.1:{fake.server_address[1]}", api_stack.root).start()
     try:
-        for method, template, path, body in [("GET", LIST, LIST, None),
-                                             ("POST", LIST, LIST, {"startDate": OK_DATE}),
-                                             ("GET", ONE, "/api/backfills/abc123", None),
-                                             ("DELETE", ONE, "/api/backfills/abc123", None),
-                                             ("POST", RETRY, "/api/backfills/abc123/retry", None),
-                                             ("GET", "/api/health", "/api/health", None)]:
+        for method, template, path, body in [
+            ("GET", LIST, LIST, None),
+            ("POST", LIST, LIST, {"startDate": OK_DATE}),
+            ("GET", ONE, "/api/backfills/abc123", None),
+            ("DELETE", ONE, "/api/backfills/abc123", None),
+            ("POST", RETRY, "/api/backfills/abc123/retry", None),
+            ("GET", "/api/health", "/api/health", None),
+        ]:
             r = requests.request(method, broken.url + path, json=body, timeout=30)
             assert api_stack.contract.check(r, method, template, 502)["error"]["code"] == "dagster-error"
     finally:
@@ -383,16 +421,35 @@ def test_calls_to_dagster_do_not_block_the_event_loop(api_stack):
 
 def test_api_command_serves_the_api(api_stack, tmp_path):
     port = free_port()
-    argv = [sys.executable, "-m", "backfill_pipeline.api.command", "--port", str(port),
-            "--dagster-url", api_stack.dagster.url, "--root", str(api_stack.root),
-            "--today", TODAY.isoformat(), "--log-level", "warning"]
-    with Service("api", argv, env=dict(os.environ), url=f"http://127.0.0.1:{port}",
-                 health="/api/health", log_path=tmp_path / "api.log"):
+    argv = [
+        sys.executable,
+        "-m",
+        "backfill_pipeline.api.command",
+        "--port",
+        str(port),
+        "--dagster-url",
+        api_stack.dagster.url,
+        "--root",
+        str(api_stack.root),
+        "--today",
+        TODAY.isoformat(),
+        "--log-level",
+        "warning",
+    ]
+    with Service(
+        "api",
+        argv,
+        env=dict(os.environ),
+        url=f"http://127.0.0.1:{port}",
+        health="/api/health",
+        log_path=tmp_path / "api.log",
+    ):
         r = requests.get(f"http://127.0.0.1:{port}/api/backfills?limit=1", timeout=30)
         assert api_stack.contract.check(r, "GET", LIST, 200)["backfills"]
 
 
 # -- late checks of what `launched` started ---------------------------------------------------------
+
 
 def test_failed_backfill_then_retry_answers_202(api_stack, launched):
     c = api_stack.contract
@@ -404,8 +461,9 @@ def test_failed_backfill_then_retry_answers_202(api_stack, launched):
     assert {e["district"] for e in status["districtErrors"]} == {"61"}
 
     api_stack.faults([])
-    r = requests.post(url(api_stack, f"/api/backfills/{fail_id}/retry"), timeout=60,
-                      headers={"X-Requested-By": "retrier"})
+    r = requests.post(
+        url(api_stack, f"/api/backfills/{fail_id}/retry"), timeout=60, headers={"X-Requested-By": "retrier"}
+    )
     body = c.check(r, "POST", RETRY, 202)
     new_id = body["backfillId"]
     assert new_id != fail_id and body["retryOf"] == fail_id
@@ -461,12 +519,17 @@ def test_retried_backfill_succeeds(api_stack, launched):
 
 def test_retried_backfill_reports_who_asked_for_the_retry(api_stack, launched):
     status = api_stack.status(launched["ids"]["retry"])
-    listed = {b["id"]: b for b in api_stack.contract.check(
-        requests.get(url(api_stack, "/api/backfills"), timeout=30), "GET", LIST, 200)["backfills"]}
+    listed = {
+        b["id"]: b
+        for b in api_stack.contract.check(
+            requests.get(url(api_stack, "/api/backfills"), timeout=30), "GET", LIST, 200
+        )["backfills"]
+    }
     # Dagster copies the parent's tags to a re-executed backfill (and ignores extraTags there):
     # the requester of a retry comes from the service's own record of it.
     assert status["requester"] == "retrier", (
-        f"status() of a retry reports the requester {status['requester']!r}")
+        f"status() of a retry reports the requester {status['requester']!r}"
+    )
     assert listed[launched["ids"]["retry"]]["requester"] == "retrier", "list() reports the retry's requester"
 
 

@@ -20,11 +20,20 @@ pytestmark = pytest.mark.e2e
 
 LIST = "/api/backfills"
 PER_DISTRICT_DATES = published_dates(dt.date(2025, 9, 15), 3, closing=False)
-PER_DISTRICT = {"startDate": PER_DISTRICT_DATES[0], "endDate": PER_DISTRICT_DATES[-1],
-                "targetDistricts": ["42", "61"], "collectionType": "per-district", "rate": 8}
+PER_DISTRICT = {
+    "startDate": PER_DISTRICT_DATES[0],
+    "endDate": PER_DISTRICT_DATES[-1],
+    "targetDistricts": ["42", "61"],
+    "collectionType": "per-district",
+    "rate": 8,
+}
 SYSTEM_WIDE_DATES = [(dt.date(2025, 10, 19) + dt.timedelta(days=i)).isoformat() for i in range(4)]
-SYSTEM_WIDE = {"startDate": SYSTEM_WIDE_DATES[0], "endDate": SYSTEM_WIDE_DATES[-1],
-               "collectionType": "system-wide", "rate": 8}
+SYSTEM_WIDE = {
+    "startDate": SYSTEM_WIDE_DATES[0],
+    "endDate": SYSTEM_WIDE_DATES[-1],
+    "collectionType": "system-wide",
+    "rate": 8,
+}
 
 
 def counted(stats: dict, dates: list[str]) -> int:
@@ -37,18 +46,24 @@ def costs(api_stack):
     """Dry-run both requests, zero the sandbox's counters, launch both, wait for both to end."""
     s, c = api_stack, api_stack.contract
     s.faults([])
-    plans = {name: c.check(s.post({**body, "dryRun": True}), "POST", LIST, 200)["plan"]
-             for name, body in (("perDistrict", PER_DISTRICT), ("systemWide", SYSTEM_WIDE))}
+    plans = {
+        name: c.check(s.post({**body, "dryRun": True}), "POST", LIST, 200)["plan"]
+        for name, body in (("perDistrict", PER_DISTRICT), ("systemWide", SYSTEM_WIDE))
+    }
     s.sandbox_stats(reset=True)
-    ids = {name: c.check(s.post(body), "POST", LIST, 202)["backfillId"]
-           for name, body in (("perDistrict", PER_DISTRICT), ("systemWide", SYSTEM_WIDE))}
+    ids = {
+        name: c.check(s.post(body), "POST", LIST, 202)["backfillId"]
+        for name, body in (("perDistrict", PER_DISTRICT), ("systemWide", SYSTEM_WIDE))
+    }
     statuses = {name: s.wait_terminal(backfill_id) for name, backfill_id in ids.items()}
     return {"plans": plans, "ids": ids, "statuses": statuses, "stats": s.sandbox_stats()}
 
 
 def test_dates_are_what_the_tests_assume():
-    assert all(publication.is_published(dt.date.fromisoformat(d), today=dt.date(2026, 11, 29))
-               for d in PER_DISTRICT_DATES + SYSTEM_WIDE_DATES)
+    assert all(
+        publication.is_published(dt.date.fromisoformat(d), today=dt.date(2026, 11, 29))
+        for d in PER_DISTRICT_DATES + SYSTEM_WIDE_DATES
+    )
     assert not any(publication.is_closing_period(dt.date.fromisoformat(d)) for d in PER_DISTRICT_DATES)
     closing = [d for d in SYSTEM_WIDE_DATES if publication.is_closing_period(dt.date.fromisoformat(d))]
     assert 0 < len(closing) < len(SYSTEM_WIDE_DATES)

@@ -4,11 +4,18 @@ import subprocess
 import sys
 
 CORE = [
-    "backfill_pipeline.dashboard.client", "backfill_pipeline.dashboard.csvparse",
-    "backfill_pipeline.dashboard.command", "backfill_pipeline.snapshots.store",
-    "backfill_pipeline.snapshots.verify", "backfill_pipeline.scope", "backfill_pipeline.planner",
-    "backfill_pipeline.collect", "backfill_pipeline.backfill_request", "backfill_pipeline.sandbox.server",
-    "backfill_pipeline.api.service", "backfill_pipeline.api.graphql",
+    "backfill_pipeline.dashboard.client",
+    "backfill_pipeline.dashboard.csvparse",
+    "backfill_pipeline.dashboard.command",
+    "backfill_pipeline.snapshots.store",
+    "backfill_pipeline.snapshots.verify",
+    "backfill_pipeline.scope",
+    "backfill_pipeline.planner",
+    "backfill_pipeline.collect",
+    "backfill_pipeline.backfill_request",
+    "backfill_pipeline.sandbox.server",
+    "backfill_pipeline.api.service",
+    "backfill_pipeline.api.graphql",
 ]
 
 

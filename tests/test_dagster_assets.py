@@ -41,27 +41,50 @@ UNPUBLISHED = next(
 def env(fresh_sandbox, tmp_path):
     summary, district = build_assets(daily_partitions(START), batch_size=10, retry_delay=0.2)
     resources = {
-        "refresh": RefreshService(base_url=fresh_sandbox.url, data_root=str(tmp_path), rate="100",
-                                  breaker_threshold=100, max_attempts=1),
+        "refresh": RefreshService(
+            base_url=fresh_sandbox.url,
+            data_root=str(tmp_path),
+            rate="100",
+            breaker_threshold=100,
+            max_attempts=1,
+        ),
         "store": SnapshotStore(data_root=str(tmp_path)),
         "districts": DistrictConfiguration(data_root=str(tmp_path)),
     }
     instance = dg.DagsterInstance.ephemeral()
-    return dict(sandbox=fresh_sandbox, root=tmp_path, summary=summary, district=district,
-                resources=resources, instance=instance, store=PerDistrictFileSnapshotStore(tmp_path))
+    return dict(
+        sandbox=fresh_sandbox,
+        root=tmp_path,
+        summary=summary,
+        district=district,
+        resources=resources,
+        instance=instance,
+        store=PerDistrictFileSnapshotStore(tmp_path),
+    )
 
 
 def materialize_summary(env, key: dt.date, **kw):
-    return dg.materialize([env["summary"]], partition_key=key.isoformat(), instance=env["instance"],
-                          resources=env["resources"], **kw)
+    return dg.materialize(
+        [env["summary"]],
+        partition_key=key.isoformat(),
+        instance=env["instance"],
+        resources=env["resources"],
+        **kw,
+    )
 
 
 def materialize_districts(env, start_key, end_key, tags=None, raise_on_error=True):
     return dg.materialize(
-        [env["summary"], env["district"]], selection=[env["district"]], instance=env["instance"],
-        resources=env["resources"], raise_on_error=raise_on_error,
-        tags={"dagster/asset_partition_range_start": str(start_key),
-              "dagster/asset_partition_range_end": str(end_key), **(tags or {})},
+        [env["summary"], env["district"]],
+        selection=[env["district"]],
+        instance=env["instance"],
+        resources=env["resources"],
+        raise_on_error=raise_on_error,
+        tags={
+            "dagster/asset_partition_range_start": str(start_key),
+            "dagster/asset_partition_range_end": str(end_key),
+            **(tags or {}),
+        },
     )
 
 
@@ -131,8 +154,9 @@ def test_district_snapshot_batch_writes_detailed_files_and_skips_them_next_time(
     assert {m["status"].value for m in materializations(again).values()} == {"skipped"}
     assert env["sandbox"].stats()["exportRequests"] - before == 12  # no new request
 
-    forced = materialize_districts(env, date_district_key(DATE_A, "42"), date_district_key(DATE_A, "42"),
-                                   tags={FORCE_TAG: "true"})
+    forced = materialize_districts(
+        env, date_district_key(DATE_A, "42"), date_district_key(DATE_A, "42"), tags={FORCE_TAG: "true"}
+    )
     assert {m["status"].value for m in materializations(forced).values()} == {"success"}
 
 
@@ -147,8 +171,9 @@ def test_permanent_failure_fails_only_that_district(env):
     env["instance"].add_dynamic_partitions(DISTRICTS_PARTITION, ["42", "61", "109"])
     materialize_summary(env, DATE_A)
     env["sandbox"].set_faults([{"kind": "html", "district": "61"}])
-    result = materialize_districts(env, date_district_key(DATE_A, "42"),
-                                   date_district_key(DATE_A, "109"), raise_on_error=False)
+    result = materialize_districts(
+        env, date_district_key(DATE_A, "42"), date_district_key(DATE_A, "109"), raise_on_error=False
+    )
     assert not result.success
     assert set(materializations(result)) == {f"{DATE_A}|42", f"{DATE_A}|109"}
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -175,13 +200,17 @@ def test_failed_run_records_an_alert_line(env):
 
     env["instance"].add_dynamic_partitions(DISTRICTS_PARTITION, ["61"])
     env["sandbox"].set_faults([{"kind": "html"}])
-    result = materialize_districts(env, date_district_key(DATE_A, "61"), date_district_key(DATE_A, "61"),
-                                   raise_on_error=False)
+    result = materialize_districts(
+        env, date_district_key(DATE_A, "61"), date_district_key(DATE_A, "61"), raise_on_error=False
+    )
     run = env["instance"].get_run_by_id(result.run_id)
     failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
     context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alerts", dagster_event=failure_event, dagster_instance=env["instance"],
-        dagster_run=run, resources={"store": env["resources"]["store"]},
+        sensor_name="run_failure_alerts",
+        dagster_event=failure_event,
+        dagster_instance=env["instance"],
+        dagster_run=run,
+        resources={"store": env["resources"]["store"]},
     ).for_run_failure()
     run_failure_alerts(context)
     lines = (env["root"] / "alerts" / "run-failures.jsonl").read_text().splitlines()
@@ -208,9 +237,13 @@ def test_transient_failure_is_retried_by_dagster_and_each_key_materializes_once(
 def test_a_summary_failure_is_retried_and_the_other_dates_are_not_redone(env):
     env["sandbox"].set_faults([{"kind": "error", "status": 503, "asOf": DATE_B.isoformat(), "times": 1}])
     result = dg.materialize(
-        [env["summary"]], instance=env["instance"], resources=env["resources"],
-        tags={"dagster/asset_partition_range_start": DATE_A.isoformat(),
-              "dagster/asset_partition_range_end": DATE_B.isoformat()},
+        [env["summary"]],
+        instance=env["instance"],
+        resources=env["resources"],
+        tags={
+            "dagster/asset_partition_range_start": DATE_A.isoformat(),
+            "dagster/asset_partition_range_end": DATE_B.isoformat(),
+        },
     )
     assert result.success
     keys = [str(e.partition) for e in result.get_asset_materialization_events()]

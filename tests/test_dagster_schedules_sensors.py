@@ -20,7 +20,8 @@ def test_daily_refresh_asks_for_yesterday_with_priority(tmp_path):
     schedule = REPO.get_schedule_def("daily_refresh")
     with dg.instance_for_test() as instance:
         ctx = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
             resources={"store": SnapshotStore(data_root=str(tmp_path))},
         )
         (request,) = schedule(ctx)
@@ -48,12 +49,8 @@ def test_refresh_chain_sensor_only_follows_refresh_runs(tmp_path):
             ({"backfill_pipeline/source": "refresh", "dagster/partition": "2026-11-28"}, True),
             ({"dagster/backfill": "abc", "dagster/partition": "2026-11-28"}, False),
         ]:
-            run = instance.create_run_for_job(
-                job_def=REPO.get_job("all_districts_summary_job"), tags=tags
-            )
-            event = dg.DagsterEvent(
-                event_type_value="PIPELINE_SUCCESS", job_name=run.job_name, message="ok"
-            )
+            run = instance.create_run_for_job(job_def=REPO.get_job("all_districts_summary_job"), tags=tags)
+            event = dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=run.job_name, message="ok")
             ctx = dg.build_run_status_sensor_context(
                 sensor_name=sensor.name, dagster_event=event, dagster_instance=instance, dagster_run=run
             )
@@ -66,8 +63,10 @@ def test_refresh_chain_sensor_only_follows_refresh_runs(tmp_path):
 
 
 def test_discovery_keeps_partitions_equal_to_the_configuration(tmp_path):
-    resources = {"store": SnapshotStore(data_root=str(tmp_path)),
-                 "districts": DistrictConfiguration(data_root=str(tmp_path))}
+    resources = {
+        "store": SnapshotStore(data_root=str(tmp_path)),
+        "districts": DistrictConfiguration(data_root=str(tmp_path)),
+    }
     config = DistrictConfigFile(tmp_path)
     with dg.instance_for_test() as instance:
         ctx = dg.build_sensor_context(instance=instance, resources=resources)
@@ -165,9 +164,12 @@ def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(tmp_p
     store.mark_date_unavailable(dt.date(2026, 11, 20), context=ctx)  # too old for the refresh
     schedule = REPO.get_schedule_def("daily_refresh")
     with dg.instance_for_test() as instance:
-        requests = schedule(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
-            resources={"store": SnapshotStore(data_root=str(tmp_path))},
-        ))
+        requests = schedule(
+            dg.build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
+                resources={"store": SnapshotStore(data_root=str(tmp_path))},
+            )
+        )
     assert [r.partition_key for r in requests] == ["2026-11-27", "2026-11-28"]
     assert requests[0].run_key == "refresh-summary-2026-11-27-again-2026-11-28"

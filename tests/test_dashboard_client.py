@@ -41,13 +41,21 @@ CLOSING = find_date(lambda d: publication.is_published(d, today=TODAY) and publi
 UNPUBLISHED = find_date(publication.is_unpublished, start=dt.date(2024, 7, 1), days=365)
 OPEN_YEAR = find_date(
     lambda d: publication.is_published(d, today=TODAY) and not publication.is_closing_period(d),
-    start=dt.date(2026, 11, 1), days=27,
+    start=dt.date(2026, 11, 1),
+    days=27,
 )
 
 
 def client_for(server, root, **overrides) -> DashboardClient:
-    settings = dict(base_url=server.url, rate=50, max_attempts=4, backoff_base=0.05, backoff_max=0.2,
-                    breaker_threshold=50, read_timeout=5)
+    settings = dict(
+        base_url=server.url,
+        rate=50,
+        max_attempts=4,
+        backoff_base=0.05,
+        backoff_max=0.2,
+        breaker_threshold=50,
+        read_timeout=5,
+    )
     settings.update(overrides)
     return DashboardClient(ClientSettings(**settings), root, today=lambda: TODAY)
 
@@ -84,7 +92,10 @@ def test_district_reports_reuse_the_summary_month(fresh_sandbox, tmp_path):
     with client_for(fresh_sandbox, tmp_path) as c:
         fetched = c.fetch_date(CLOSING, "61")
     assert [r.report for r in fetched.results] == [
-        Report.SUMMARY, Report.DISTRICT, Report.DIVISION, Report.CLUB
+        Report.SUMMARY,
+        Report.DISTRICT,
+        Report.DIVISION,
+        Report.CLUB,
     ]
     assert all(r.available for r in fetched.results)
     assert {r.data_month for r in fetched.results} == {fetched.summary.data_month}
@@ -255,8 +266,7 @@ def test_user_agent_is_honest(fresh_sandbox, tmp_path):
 
 def test_breaker_opens_fails_fast_and_recovers(fresh_sandbox, tmp_path):
     fresh_sandbox.set_faults([{"kind": "error", "status": 503}])
-    with client_for(fresh_sandbox, tmp_path, max_attempts=1, breaker_threshold=3,
-                    breaker_cooldown=1) as c:
+    with client_for(fresh_sandbox, tmp_path, max_attempts=1, breaker_threshold=3, breaker_cooldown=1) as c:
         for _ in range(3):
             with pytest.raises(ServerError):
                 c.fetch(Report.SUMMARY, NORMAL)
@@ -298,31 +308,59 @@ def test_limiter_rate_measured_at_the_server_within_10_percent(fresh_sandbox, tm
 def run_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "backfill_pipeline.cli", *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_fetch_command_json(fresh_sandbox, tmp_path):
-    p = run_cli("fetch", "--as-of", CLOSING.isoformat(), "--district", "District 61",
-                "--base-url", fresh_sandbox.url, "--root", str(tmp_path), "--json")
+    p = run_cli(
+        "fetch",
+        "--as-of",
+        CLOSING.isoformat(),
+        "--district",
+        "District 61",
+        "--base-url",
+        fresh_sandbox.url,
+        "--root",
+        str(tmp_path),
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["district"] == "61"
     assert [r["report"] for r in out["reports"]] == [
-        "districtsummary", "districtperformance", "divisionperformance", "clubperformance"
+        "districtsummary",
+        "districtperformance",
+        "divisionperformance",
+        "clubperformance",
     ]
     for r in out["reports"]:
         assert r["available"] and r["closingPeriod"] is True and r["asOf"] == CLOSING.isoformat()
         assert len(r["sha256"]) == 64 and r["rows"] > 0 and r["cacheHit"] is False
         assert r["url"].startswith(fresh_sandbox.url)
-    again = json.loads(run_cli("fetch", "--as-of", CLOSING.isoformat(), "--district", "61",
-                               "--base-url", fresh_sandbox.url, "--root", str(tmp_path), "--json").stdout)
+    again = json.loads(
+        run_cli(
+            "fetch",
+            "--as-of",
+            CLOSING.isoformat(),
+            "--district",
+            "61",
+            "--base-url",
+            fresh_sandbox.url,
+            "--root",
+            str(tmp_path),
+            "--json",
+        ).stdout
+    )
     assert all(r["cacheHit"] for r in again["reports"]) and again["stats"]["requests"] == 0
 
 
 def test_fetch_command_table(fresh_sandbox, tmp_path):
-    p = run_cli("fetch", "--as-of", NORMAL.isoformat(), "--base-url", fresh_sandbox.url,
-                "--root", str(tmp_path))
+    p = run_cli(
+        "fetch", "--as-of", NORMAL.isoformat(), "--base-url", fresh_sandbox.url, "--root", str(tmp_path)
+    )
     assert p.returncode == 0, p.stderr
     header = p.stdout.splitlines()[0].split()
     assert header[:4] == ["report", "available", "asOf", "dataMonth"]
@@ -361,8 +399,7 @@ def test_open_year_transient_errors_are_retried_before_the_fallback(fresh_sandbo
 
 def test_an_open_circuit_is_not_retried(fresh_sandbox, tmp_path):
     fresh_sandbox.set_faults([{"kind": "error", "status": 503}])
-    with client_for(fresh_sandbox, tmp_path, max_attempts=4, breaker_threshold=2,
-                    breaker_cooldown=60) as c:
+    with client_for(fresh_sandbox, tmp_path, max_attempts=4, breaker_threshold=2, breaker_cooldown=60) as c:
         with pytest.raises(CircuitOpen):
             c.fetch(Report.SUMMARY, NORMAL)  # 2 failures open it; the 3rd attempt fails fast
         assert total(fresh_sandbox) == 2 and c.stats()["retries"] == 2

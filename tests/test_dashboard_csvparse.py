@@ -10,8 +10,20 @@ from backfill_pipeline.dashboard.csvparse import Footer, parse_footer, parse_rep
 from backfill_pipeline.dashboard.errors import NotACsv, TruncatedCsv
 from backfill_pipeline.dashboard.reports import Report
 
-MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August",
-               "September", "October", "November", "December"]
+MONTH_NAMES = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def csv_body(header, rows, footer="Month of Mar, As of 04/05/2026", bom=False) -> bytes:
@@ -140,8 +152,10 @@ def test_footer_forms(line, month, as_of):
     assert parse_footer(line) == Footer(month=month, as_of=as_of)
 
 
-@pytest.mark.parametrize("line", ["Month of Foo, As of 04/05/2026", "As of 04/05/2026", '"42","x"',
-                                  "Month of Mar, As of 13/45/2026"])
+@pytest.mark.parametrize(
+    "line",
+    ["Month of Foo, As of 04/05/2026", "As of 04/05/2026", '"42","x"', "Month of Mar, As of 13/45/2026"],
+)
 def test_not_footers(line):
     assert parse_footer(line) is None
 

@@ -14,8 +14,17 @@ from backfill_pipeline.dashboard.districts import (
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("42", "42"), (" 42 ", "42"), ("District 42", "42"), ("district 09", "09"), ("02", "02"),
-     ("F", "F"), ("u", "U"), ("109", "109"), ("DISTRICT  F", "F")],
+    [
+        ("42", "42"),
+        (" 42 ", "42"),
+        ("District 42", "42"),
+        ("district 09", "09"),
+        ("02", "02"),
+        ("F", "F"),
+        ("u", "U"),
+        ("109", "109"),
+        ("DISTRICT  F", "F"),
+    ],
 )
 def test_normalise(raw, expected):
     assert normalise_district_id(raw) == expected

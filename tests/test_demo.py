@@ -16,10 +16,26 @@ pytestmark = pytest.mark.e2e
 def test_demo_runs_a_backfill_end_to_end(tmp_path):
     dagster_port, api_port = free_port(), free_port()
     p = subprocess.run(
-        [sys.executable, "-m", "backfill_pipeline.cli", "demo", "--dir", str(tmp_path),
-         "--dagster-port", str(dagster_port), "--api-port", str(api_port), "--days", "2",
-         "--districts", "61", "--exit-when-done"],
-        capture_output=True, text=True, timeout=420,
+        [
+            sys.executable,
+            "-m",
+            "backfill_pipeline.cli",
+            "demo",
+            "--dir",
+            str(tmp_path),
+            "--dagster-port",
+            str(dagster_port),
+            "--api-port",
+            str(api_port),
+            "--days",
+            "2",
+            "--districts",
+            "61",
+            "--exit-when-done",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=420,
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     out = p.stdout

@@ -36,7 +36,9 @@ def stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     root = base / "data"
     sandbox, dagster = start_configured_stack(
-        base, today=TODAY.isoformat(), districts=DISTRICTS,
+        base,
+        today=TODAY.isoformat(),
+        districts=DISTRICTS,
         env={"BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": "20", "BACKFILL_BATCH_SIZE": "10"},
     )
     graphql = DagsterGraphQL(dagster.url)
@@ -53,11 +55,16 @@ def faults(stack, rules):
 
 def ranges(dates, districts):
     return [
-        {"assetKey": {"path": ["all_districts_summary"]},
-         "partitions": {"ranges": [{"start": dates[0], "end": dates[-1]}]}},
-        {"assetKey": {"path": ["district_snapshot"]},
-         "partitions": {"ranges": [{"start": f"{dates[0]}|{d}", "end": f"{dates[-1]}|{d}"}
-                                   for d in districts]}},
+        {
+            "assetKey": {"path": ["all_districts_summary"]},
+            "partitions": {"ranges": [{"start": dates[0], "end": dates[-1]}]},
+        },
+        {
+            "assetKey": {"path": ["district_snapshot"]},
+            "partitions": {
+                "ranges": [{"start": f"{dates[0]}|{d}", "end": f"{dates[-1]}|{d}"} for d in districts]
+            },
+        },
     ]
 
 
@@ -105,7 +112,7 @@ def test_backfill_partial_failure_then_retry_from_failure(stack):
     (error,) = [e for e in partial["districtErrors"] if e["district"] == "61"]
     assert error["errorClass"] == "NotACsv" and error["retryable"] is False
     assert error["backfillId"] == backfill_id and error["runId"]
-    alerts = (root / "alerts" / "run-failures.jsonl")
+    alerts = root / "alerts" / "run-failures.jsonl"
     deadline = time.monotonic() + 60
     while not alerts.exists() and time.monotonic() < deadline:
         time.sleep(2)
@@ -146,23 +153,38 @@ def test_cancelling_a_backfill_stops_it(stack):
     assert c["district_snapshot"]["numPartitionsTargeted"] == 36
     assert c["district_snapshot"]["numPartitionsMaterialized"] == 0
     assert c["district_snapshot"]["numPartitionsInProgress"] == 0
-    detailed = [p for p in (root / "snapshots").glob("2025-05-*/district_61.json")
-                if json.loads(p.read_text())["detail"] == "detailed"]
+    detailed = [
+        p
+        for p in (root / "snapshots").glob("2025-05-*/district_61.json")
+        if json.loads(p.read_text())["detail"] == "detailed"
+    ]
     assert detailed == []
 
 
 def cli(stack, *args):
     return subprocess.run(
-        [sys.executable, "-m", "backfill_pipeline.cli", *args, "--dagster-url", stack["url"],
-         "--root", str(stack["root"])], capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "backfill_pipeline.cli",
+            *args,
+            "--dagster-url",
+            stack["url"],
+            "--root",
+            str(stack["root"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_cli_plans_launches_follows_and_reports(stack):
     dates = consecutive_published(dt.date(2025, 6, 2), 2)
     before = {b["id"] for b in stack["graphql"].backfills()}
-    dry = cli(stack, "backfill", "--start", dates[0], "--end", dates[1], "--districts", "109",
-              "--dry-run", "--json")
+    dry = cli(
+        stack, "backfill", "--start", dates[0], "--end", dates[1], "--districts", "109", "--dry-run", "--json"
+    )
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)["plan"]
     assert plan["strategy"] == "per-district" and plan["districts"] == ["109"]

@@ -14,8 +14,17 @@ ALL = ["01", "09", "42", "61", "109", "F", "U"]
 
 
 def world(**overrides) -> World:
-    base = dict(today=TODAY, partition_start=dt.date(2025, 1, 1), configured=[], available=ALL,
-                district_partitions=ALL, materialized={}, failed={}, batch_size=10, pool_limit=2)
+    base = dict(
+        today=TODAY,
+        partition_start=dt.date(2025, 1, 1),
+        configured=[],
+        available=ALL,
+        district_partitions=ALL,
+        materialized={},
+        failed={},
+        batch_size=10,
+        pool_limit=2,
+    )
     base.update(overrides)
     return World(**base)
 
@@ -52,14 +61,21 @@ def test_request_defaults_and_normalisation():
     r = req(targetDistricts=["District 42", " 61 ", "42", "f"])
     assert r.target_districts == ["42", "61", "F"]
     assert (r.last_date, r.collection_type, r.skip_existing, r.dry_run) == (
-        dt.date(2025, 3, 10), "auto", True, False)
+        dt.date(2025, 3, 10),
+        "auto",
+        True,
+        False,
+    )
 
 
 @pytest.mark.parametrize(
     ("fields", "strategy"),
-    [({}, "system-wide"), ({"targetDistricts": ["42"]}, "per-district"),
-     ({"collectionType": "system-wide", "targetDistricts": ["42"]}, "system-wide"),
-     ({"collectionType": "per-district"}, "per-district")],
+    [
+        ({}, "system-wide"),
+        ({"targetDistricts": ["42"]}, "per-district"),
+        ({"collectionType": "system-wide", "targetDistricts": ["42"]}, "system-wide"),
+        ({"collectionType": "per-district"}, "per-district"),
+    ],
 )
 def test_strategy(fields, strategy):
     chosen, rationale = choose_strategy(req(**fields))
@@ -73,17 +89,25 @@ def test_system_wide_plan_counts_one_request_per_date(tmp_path):
     assert plan.cost.requests == 5 and plan.cost.lower == 5 and plan.cost.upper == 10
     assert plan.cost.runs == 1 and plan.cost.seconds == 2.5
     assert plan.partitions_by_assets() == [
-        {"assetKey": {"path": ["all_districts_summary"]},
-         "partitions": {"ranges": [{"start": "2025-03-10", "end": "2025-03-14"}]}}
+        {
+            "assetKey": {"path": ["all_districts_summary"]},
+            "partitions": {"ranges": [{"start": "2025-03-10", "end": "2025-03-14"}]},
+        }
     ]
 
 
 def test_per_district_plan_and_its_ranges(tmp_path):
-    plan = make_plan(req(endDate="2025-03-12", targetDistricts=["61", "42", "999"]), world(),
-                     RawCache(tmp_path))
+    plan = make_plan(
+        req(endDate="2025-03-12", targetDistricts=["61", "42", "999"]), world(), RawCache(tmp_path)
+    )
     assert plan.districts == ["42", "61"] and plan.scope == "targeted"
-    assert plan.out_of_scope == [{"id": "999", "reason": "not-on-dashboard",
-                                  "message": "district 999 is not on the dashboard that date"}]
+    assert plan.out_of_scope == [
+        {
+            "id": "999",
+            "reason": "not-on-dashboard",
+            "message": "district 999 is not on the dashboard that date",
+        }
+    ]
     assert len(plan.district_partitions) == 6 and len(plan.summary_partitions) == 3
     # 3 summaries + 3 reports x 6 partitions.
     assert plan.cost.requests == 3 + 18 and plan.cost.by_report["clubperformance"] == 6
@@ -94,7 +118,8 @@ def test_per_district_plan_and_its_ranges(tmp_path):
     assert {"start": "2025-03-10|42", "end": "2025-03-12|42"} in ranges and len(ranges) == 2
     # 42 and 61 are neighbours among the districts partitions: one rectangle covers them.
     assert plan.partitions_by_assets(ALL)[1]["partitions"]["ranges"] == [
-        {"start": "2025-03-10|42", "end": "2025-03-12|61"}]
+        {"start": "2025-03-10|42", "end": "2025-03-12|61"}
+    ]
     # Not neighbours: one range per district.
     assert len(plan.partitions_by_assets(["42", "01", "61"])[1]["partitions"]["ranges"]) == 2
 
@@ -107,16 +132,20 @@ def test_runs_follow_the_order_of_the_districts_partitions(tmp_path):
 
 
 def test_skip_existing_and_retry_failures(tmp_path):
-    w = world(materialized={"district_snapshot": {"2025-03-10|42"}, "all_districts_summary": {"2025-03-10"}},
-              failed={"district_snapshot": {"2025-03-11|42"}})
+    w = world(
+        materialized={"district_snapshot": {"2025-03-10|42"}, "all_districts_summary": {"2025-03-10"}},
+        failed={"district_snapshot": {"2025-03-11|42"}},
+    )
     plan = make_plan(req(endDate="2025-03-11", targetDistricts=["42"]), w, RawCache(tmp_path))
     assert plan.district_partitions == ["2025-03-11|42"] and plan.summary_partitions == ["2025-03-11"]
     assert plan.skipped["materialized"] == 2
-    no_retry = make_plan(req(endDate="2025-03-11", targetDistricts=["42"], retryFailures=False), w,
-                         RawCache(tmp_path))
+    no_retry = make_plan(
+        req(endDate="2025-03-11", targetDistricts=["42"], retryFailures=False), w, RawCache(tmp_path)
+    )
     assert no_retry.partition_count == 0 and no_retry.skipped["failed"] == 1
-    again = make_plan(req(endDate="2025-03-11", targetDistricts=["42"], skipExisting=False), w,
-                      RawCache(tmp_path))
+    again = make_plan(
+        req(endDate="2025-03-11", targetDistricts=["42"], skipExisting=False), w, RawCache(tmp_path)
+    )
     assert again.force and len(again.district_partitions) == 2
 
 
@@ -133,18 +162,23 @@ def test_cached_csvs_and_known_unavailable_dates_cost_nothing(tmp_path):
 
 def test_plan_hash_changes_with_the_state(tmp_path):
     a = make_plan(req(endDate="2025-03-11"), world(), RawCache(tmp_path))
-    b = make_plan(req(endDate="2025-03-11"), world(materialized={"all_districts_summary": {"2025-03-10"}}),
-                  RawCache(tmp_path))
+    b = make_plan(
+        req(endDate="2025-03-11"),
+        world(materialized={"all_districts_summary": {"2025-03-10"}}),
+        RawCache(tmp_path),
+    )
     assert a.plan_hash == make_plan(req(endDate="2025-03-11"), world(), RawCache(tmp_path)).plan_hash
     assert a.plan_hash != b.plan_hash
 
 
 @pytest.mark.parametrize(
     ("fields", "field"),
-    [({"startDate": "2026-11-29"}, "startDate"),
-     ({"startDate": "2026-11-20", "endDate": "2026-12-01"}, "endDate"),
-     ({"startDate": "2024-12-31"}, "startDate"),
-     ({"startDate": "2025-03-10", "targetDistricts": ["999"]}, "targetDistricts")],
+    [
+        ({"startDate": "2026-11-29"}, "startDate"),
+        ({"startDate": "2026-11-20", "endDate": "2026-12-01"}, "endDate"),
+        ({"startDate": "2024-12-31"}, "startDate"),
+        ({"startDate": "2025-03-10", "targetDistricts": ["999"]}, "targetDistricts"),
+    ],
 )
 def test_plan_errors_name_their_field(tmp_path, fields, field):
     with pytest.raises(PlanError) as info:
@@ -168,7 +202,9 @@ def test_district_ranges_fall_back_per_district_when_dates_differ():
 
     keys = ["2025-03-10|42", "2025-03-10|61", "2025-03-11|42"]
     assert district_ranges(keys, ALL) == [
-        ("2025-03-10|42", "2025-03-11|42"), ("2025-03-10|61", "2025-03-10|61")]
+        ("2025-03-10|42", "2025-03-11|42"),
+        ("2025-03-10|61", "2025-03-10|61"),
+    ]
 
 
 def test_a_request_spans_at_most_a_year():
@@ -179,4 +215,6 @@ def test_a_request_spans_at_most_a_year():
 
 def test_date_ranges():
     assert date_ranges(["2025-03-12", "2025-03-10", "2025-03-11", "2025-03-20"]) == [
-        ("2025-03-10", "2025-03-12"), ("2025-03-20", "2025-03-20")]
+        ("2025-03-10", "2025-03-12"),
+        ("2025-03-20", "2025-03-20"),
+    ]

@@ -135,9 +135,5 @@ def test_borda_properties(rows, rnd):
             assert points == (0 if all_equal else n - rank + 1)
             assert 0 <= points <= n
     for e in entries:
-        assert e.aggregate_score == (
-            e.club_growth_points + e.payment_growth_points + e.distinguished_points
-        )
-        assert e.overall_rank == 1 + sum(
-            1 for o in entries if o.aggregate_score > e.aggregate_score
-        )
+        assert e.aggregate_score == (e.club_growth_points + e.payment_growth_points + e.distinguished_points)
+        assert e.overall_rank == 1 + sum(1 for o in entries if o.aggregate_score > e.aggregate_score)

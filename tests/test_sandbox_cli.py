@@ -27,10 +27,32 @@ def test_register_defaults():
 
 
 def test_fault_flags_become_rules():
-    args = parse(["--today", "2026-11-29", "--error-rate", "0.1", "--error-status", "503",
-                  "--rate-429", "0.2", "--retry-after", "3", "--latency-ms", "20",
-                  "--truncate-rate", "0.01", "--html-rate", "0.02", "--wrong-as-of-rate",
-                  "0.03", "--reset-rate", "0.04", "--fault", '{"kind": "error", "times": 1}'])
+    args = parse(
+        [
+            "--today",
+            "2026-11-29",
+            "--error-rate",
+            "0.1",
+            "--error-status",
+            "503",
+            "--rate-429",
+            "0.2",
+            "--retry-after",
+            "3",
+            "--latency-ms",
+            "20",
+            "--truncate-rate",
+            "0.01",
+            "--html-rate",
+            "0.02",
+            "--wrong-as-of-rate",
+            "0.03",
+            "--reset-rate",
+            "0.04",
+            "--fault",
+            '{"kind": "error", "times": 1}',
+        ]
+    )
     assert args.today == dt.date(2026, 11, 29)
     assert command.faults_from_args(args) == [
         {"kind": "latency", "latencyMs": 20},
@@ -46,17 +68,27 @@ def test_fault_flags_become_rules():
 
 def test_subprocess_serves_until_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backfill_pipeline.sandbox", "--port", "0", "--today",
-         "2026-11-29", "--fault", '{"kind": "429", "times": 1}'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "backfill_pipeline.sandbox",
+            "--port",
+            "0",
+            "--today",
+            "2026-11-29",
+            "--fault",
+            '{"kind": "429", "times": 1}',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
         health = requests.get(url + "/_sandbox/health", timeout=10).json()
         assert health["today"] == "2026-11-29" and health["openProgramYear"] == "2026-2027"
-        export = (url + "/export.aspx?type=CSV&report=districtsummary~11/30/2026~11/20/2026"
-                  "~2026-2027")
+        export = url + "/export.aspx?type=CSV&report=districtsummary~11/30/2026~11/20/2026~2026-2027"
         assert requests.get(export, timeout=10).status_code == 429
         r = requests.get(export, timeout=10)
         assert r.status_code == 200 and r.content.endswith(b"As of 11/20/2026\r\n")

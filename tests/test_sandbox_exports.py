@@ -51,9 +51,7 @@ def test_full_csv_format(sandbox):
 
 
 def test_same_url_same_bytes(sandbox):
-    url = export_url(
-        sandbox.url, report_name(Report.SUMMARY, (2025, 3), dt.date(2025, 3, 20)), "2024-2025"
-    )
+    url = export_url(sandbox.url, report_name(Report.SUMMARY, (2025, 3), dt.date(2025, 3, 20)), "2024-2025")
     bodies = {requests.get(url, timeout=10).content for _ in range(3)}
     assert len(bodies) == 1 and len(next(iter(bodies))) > 1000
 
@@ -130,16 +128,20 @@ def test_unpublished_dates_never_answer_with_their_own_date(sandbox):
     for d in (UNPUBLISHED, dt.date(2026, 9, 22), dt.date(2026, 6, 19)):
         assert publication.data_month_for(d, today=TODAY) is None
         for month in {publication.scheduled_data_month(d), (d.year, d.month)}:
-            for report, district in ((Report.SUMMARY, None), (Report.CLUB, "42"),
-                                     (Report.DIVISION, "61")):
-                r = fetch(sandbox.url, report, month, d, district, py=None if d.month > 6 else
-                          "default")
+            for report, district in ((Report.SUMMARY, None), (Report.CLUB, "42"), (Report.DIVISION, "61")):
+                r = fetch(sandbox.url, report, month, d, district, py=None if d.month > 6 else "default")
                 assert r.status_code == 200
                 header, rows, footer = split(r.content) if r.content else ([], [], None)
                 assert footer is None or not footer.endswith(d.strftime("%m/%d/%Y"))
-                outcomes.add("empty" if not r.content else
-                             "header" if not rows and footer is None else
-                             "header_footer" if not rows else "other")
+                outcomes.add(
+                    "empty"
+                    if not r.content
+                    else "header"
+                    if not rows and footer is None
+                    else "header_footer"
+                    if not rows
+                    else "other"
+                )
     assert {"header", "other"} <= outcomes
 
 
@@ -226,7 +228,7 @@ def test_bom_option():
 
     with SandboxServer(today=TODAY, bom=True) as server:
         r = fetch(server.url, Report.SUMMARY, (2025, 3), dt.date(2025, 3, 20))
-        assert r.content.startswith(b"\xef\xbb\xbf\"REGION\"")
+        assert r.content.startswith(b'\xef\xbb\xbf"REGION"')
 
 
 def test_july_as_of_of_june_data_uses_the_old_year(sandbox):

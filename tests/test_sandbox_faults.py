@@ -78,11 +78,13 @@ def test_reset_fault(fresh_sandbox):
 
 
 def test_filters_and_rates(fresh_sandbox):
-    fresh_sandbox.set_faults([
-        {"kind": "error", "report": "districtsummary"},
-        {"kind": "error", "status": 502, "district": "61"},
-        {"kind": "error", "status": 504, "asOf": "2025-03-21"},
-    ])
+    fresh_sandbox.set_faults(
+        [
+            {"kind": "error", "report": "districtsummary"},
+            {"kind": "error", "status": 502, "district": "61"},
+            {"kind": "error", "status": 504, "asOf": "2025-03-21"},
+        ]
+    )
     assert get(fresh_sandbox).status_code == 200
     assert get(fresh_sandbox, SUMMARY).status_code == 500
     assert get(fresh_sandbox, PATH.replace("~42~", "~61~")).status_code == 502
@@ -102,8 +104,7 @@ def test_fault_control_over_http(fresh_sandbox):
     assert requests.get(url, timeout=10).json() == {"faults": []}
     r = requests.put(url, json=[{"kind": "error", "status": 503, "times": 1}], timeout=10)
     assert r.json()["faults"] == [{"kind": "error", "rate": 1.0, "status": 503, "times": 1}]
-    requests.post(url, json={"kind": "latency", "latencyMs": 5, "report": "clubperformance"},
-                  timeout=10)
+    requests.post(url, json={"kind": "latency", "latencyMs": 5, "report": "clubperformance"}, timeout=10)
     assert len(requests.get(url, timeout=10).json()["faults"]) == 2
     assert get(fresh_sandbox).status_code == 503
     assert [f["kind"] for f in fresh_sandbox.faults()] == ["latency"]
@@ -125,8 +126,10 @@ def test_fault_rate_draws_are_deterministic():
 def test_stats_and_request_log(fresh_sandbox):
     get(fresh_sandbox)
     get(fresh_sandbox, SUMMARY)
-    get(fresh_sandbox, "/2026-2027/export.aspx?type=CSV&report=districtsummary~11/30/2026"
-                       "~11/20/2026~2026-2027")
+    get(
+        fresh_sandbox,
+        "/2026-2027/export.aspx?type=CSV&report=districtsummary~11/30/2026~11/20/2026~2026-2027",
+    )
     get(fresh_sandbox, "/export.aspx?type=CSV&report=bogus")
     requests.get(fresh_sandbox.url + "/_sandbox/health", timeout=10)
     stats = requests.get(fresh_sandbox.url + "/_sandbox/stats", timeout=10).json()

@@ -43,9 +43,7 @@ def test_configured_districts_not_on_the_dashboard_are_reported(caplog):
 
 def test_requested_targets_are_validated_against_configuration_and_dashboard(caplog):
     with caplog.at_level(logging.WARNING, logger="backfill_pipeline.scope"):
-        r = resolve_scope(
-            ["District 42", " 61 ", "../x", "42", "99", "2"], ["42", "61", "02"], ["42", "02"]
-        )
+        r = resolve_scope(["District 42", " 61 ", "../x", "42", "99", "2"], ["42", "61", "02"], ["42", "02"])
     assert r.in_scope == ["42"]
     assert reasons(r) == {
         "../x": "invalid",

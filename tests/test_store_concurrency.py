@@ -51,9 +51,7 @@ def _write_many(root: str, worker: int, barrier) -> None:
 def test_processes_writing_different_districts_of_one_date_lose_nothing(tmp_path):
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(WORKERS)
-    workers = [
-        ctx.Process(target=_write_many, args=(str(tmp_path), w, barrier)) for w in range(WORKERS)
-    ]
+    workers = [ctx.Process(target=_write_many, args=(str(tmp_path), w, barrier)) for w in range(WORKERS)]
     for p in workers:
         p.start()
     for p in workers:
@@ -169,9 +167,7 @@ def _assert_readers_see_no_temp_files(store: PerDistrictFileSnapshotStore) -> No
 
 def _kill_writer_at_random(root: Path, rng: random.Random, seed: int) -> None:
     code = WRITER.format(tests=str(TESTS), root=str(root), seed=seed)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=root
-    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=root)
     try:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.02, 0.5))
@@ -188,9 +184,7 @@ def _assert_consistent(store: PerDistrictFileSnapshotStore) -> None:
     for as_of, _status in store.list_dates():
         metadata = store.read_metadata(as_of)
         on_disk = sorted(
-            district_id_of(p.name)
-            for p in store.layout.date_dir(as_of).iterdir()
-            if district_id_of(p.name)
+            district_id_of(p.name) for p in store.layout.date_dir(as_of).iterdir() if district_id_of(p.name)
         )
         assert sorted(metadata.districts) == on_disk
         assert metadata.districts == [e.district_id for e in store.read_manifest(as_of).districts]

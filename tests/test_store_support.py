@@ -156,9 +156,7 @@ def an_error(district: str = "42", *, report: str = "clubperformance") -> Distri
 
 def a_failure(district: str = "42", as_of: dt.date = AS_OF, *, detail: str = "detailed"):
     """A failed district file."""
-    return failed_district(
-        district_id=district, as_of=as_of, detail=detail, errors=[an_error(district)]
-    )
+    return failed_district(district_id=district, as_of=as_of, detail=detail, errors=[an_error(district)])
 
 
 def an_unavailable(district: str = "42", as_of: dt.date = AS_OF, *, detail: str = "detailed"):

@@ -39,22 +39,24 @@ ServiceFactory = Callable[[], BackfillService]
 class ApiError(Exception):
     """An answer other than success: HTTP status, machine code, human message and extra fields."""
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict | None = None,
-                 **extra) -> None:
+    def __init__(self, status: int, code: str, message: str, *, headers: dict | None = None, **extra) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
         self.extra = extra
 
 
-def error_response(status: int, code: str, message: str, *, headers: dict | None = None,
-                   **extra) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, *, headers: dict | None = None, **extra
+) -> JSONResponse:
     """`{"error": {"code", "message", ...}}` with the given status."""
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status,
-                        headers=headers)
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers
+    )
 
 
 # -- exception handlers: every failure becomes {"error": {code, message}} -----------------------
+
 
 def _api_error(request: Request, exc: ApiError) -> Response:
     return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
@@ -64,13 +66,13 @@ def _validation(request: Request, exc: ValidationError) -> Response:
     fields = field_errors(exc)
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
-    return error_response(400, "invalid-request", f"invalid backfill request: {summary}{more}",
-                          fields=fields)
+    return error_response(400, "invalid-request", f"invalid backfill request: {summary}{more}", fields=fields)
 
 
 def _plan_error(request: Request, exc: PlanError) -> Response:
-    return error_response(400, "invalid-request", str(exc),
-                          fields=[{"field": exc.field, "message": exc.message}])
+    return error_response(
+        400, "invalid-request", str(exc), fields=[{"field": exc.field, "message": exc.message}]
+    )
 
 
 def _plan_conflict(request: Request, exc: PlanConflict) -> Response:
@@ -90,8 +92,9 @@ def _nothing_to_retry(request: Request, exc: NothingToRetry) -> Response:
 
 
 def _unreachable(request: Request, exc: DagsterUnreachable) -> Response:
-    return error_response(503, "dagster-unreachable", str(exc),
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return error_response(
+        503, "dagster-unreachable", str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
 
 
 def _dagster_error(request: Request, exc: DagsterGraphQLError) -> Response:
@@ -100,9 +103,10 @@ def _dagster_error(request: Request, exc: DagsterGraphQLError) -> Response:
 
 def _http(request: Request, exc: HTTPException) -> Response:
     code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, f"http-{exc.status_code}")
-    message = {404: f"no such resource: {request.url.path}",
-               405: f"{request.method} is not allowed on {request.url.path}"}.get(
-        exc.status_code, str(exc.detail))
+    message = {
+        404: f"no such resource: {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
@@ -129,6 +133,7 @@ EXCEPTION_HANDLERS = {
 
 
 # -- request helpers -----------------------------------------------------------------------------
+
 
 async def _service(request: Request) -> BackfillService:
     state = request.app.state
@@ -160,8 +165,12 @@ async def _json_object(request: Request) -> dict:
             continue
         chunks.append(chunk)
     if too_large:
-        raise ApiError(413, "too-large", f"the request body is larger than {MAX_BODY // 1024} KB",
-                       headers={"Connection": "close"})
+        raise ApiError(
+            413,
+            "too-large",
+            f"the request body is larger than {MAX_BODY // 1024} KB",
+            headers={"Connection": "close"},
+        )
     try:
         body = json.loads(b"".join(chunks), parse_constant=_reject_constant)
     except ValueError as exc:
@@ -169,8 +178,9 @@ async def _json_object(request: Request) -> dict:
     except RecursionError:
         raise ApiError(400, "invalid-json", "the request body is nested too deeply") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid-json",
-                       f"the request body must be a JSON object, not {type(body).__name__}")
+        raise ApiError(
+            400, "invalid-json", f"the request body must be a JSON object, not {type(body).__name__}"
+        )
     return body
 
 
@@ -192,11 +202,13 @@ def _location(backfill_id: str) -> str:
 
 
 def _created(body: dict, backfill_id: str) -> JSONResponse:
-    return JSONResponse(body, status_code=202,
-                        headers={"Location": _location(backfill_id), "X-Backfill-ID": backfill_id})
+    return JSONResponse(
+        body, status_code=202, headers={"Location": _location(backfill_id), "X-Backfill-ID": backfill_id}
+    )
 
 
 # -- endpoints -------------------------------------------------------------------------------------
+
 
 async def health(request: Request) -> Response:
     """200 with Dagster's version; 503 when Dagster does not answer."""
@@ -215,8 +227,12 @@ async def list_backfills(request: Request) -> Response:
     raw = request.query_params.get("limit", str(DEFAULT_LIST))
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
         message = f"must be an integer from 1 to {MAX_LIST}"
-        raise ApiError(400, "invalid-request", f"limit: {message}, got {raw!r}",
-                       fields=[{"field": "limit", "message": message}])
+        raise ApiError(
+            400,
+            "invalid-request",
+            f"limit: {message}, got {raw!r}",
+            fields=[{"field": "limit", "message": message}],
+        )
     service = await _service(request)
     backfills = await run_in_threadpool(service.list, int(raw))
     return JSONResponse({"backfills": backfills})
@@ -232,14 +248,24 @@ async def create_backfill(request: Request) -> Response:
     if backfill_request.dry_run:
         return JSONResponse({"requestId": launched.request_id, "plan": plan})
     if launched.backfill_id is None:
-        return JSONResponse({
-            "backfillId": None, "requestId": launched.request_id, "plan": plan,
-            "message": "nothing to run: every partition asked for is already materialized "
-                       "(send skipExisting: false to collect them again)",
-        })
-    return _created({"backfillId": launched.backfill_id, "requestId": launched.request_id,
-                     "plan": plan, "links": {"self": _location(launched.backfill_id)}},
-                    launched.backfill_id)
+        return JSONResponse(
+            {
+                "backfillId": None,
+                "requestId": launched.request_id,
+                "plan": plan,
+                "message": "nothing to run: every partition asked for is already materialized "
+                "(send skipExisting: false to collect them again)",
+            }
+        )
+    return _created(
+        {
+            "backfillId": launched.backfill_id,
+            "requestId": launched.request_id,
+            "plan": plan,
+            "links": {"self": _location(launched.backfill_id)},
+        },
+        launched.backfill_id,
+    )
 
 
 async def get_backfill(request: Request) -> Response:
@@ -264,8 +290,14 @@ async def retry_backfill(request: Request) -> Response:
         new_id = await run_in_threadpool(service.retry, backfill_id, requester=_requester(request))
     except StillRunning as exc:
         raise ApiError(409, "still-running", str(exc)) from None
-    return _created({"backfillId": new_id, "retryOf": backfill_id,
-                     "links": {"self": _location(new_id), "retryOf": _location(backfill_id)}}, new_id)
+    return _created(
+        {
+            "backfillId": new_id,
+            "retryOf": backfill_id,
+            "links": {"self": _location(new_id), "retryOf": _location(backfill_id)},
+        },
+        new_id,
+    )
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -273,6 +305,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def _route(path: str, **by_method: Endpoint) -> Route:
     """One route per path, so a 405 lists every method the path allows in `Allow`."""
+
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         return await by_method[method](request)

@@ -39,9 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-follow", action="store_true", help="return once launched")
     p.set_defaults(handler=run_backfill)
 
-    for name, handler, text in [("status", run_status, "show a backfill's progress"),
-                                ("cancel", run_cancel, "cancel a running backfill"),
-                                ("retry", run_retry, "re-execute only what failed")]:
+    for name, handler, text in [
+        ("status", run_status, "show a backfill's progress"),
+        ("cancel", run_cancel, "cancel a running backfill"),
+        ("retry", run_retry, "re-execute only what failed"),
+    ]:
         q = sub.add_parser(name, parents=[common], help=text)
         q.add_argument("backfill_id")
         if name != "cancel":
@@ -81,11 +83,16 @@ def _guarded(fn):
 
 def _request(args) -> BackfillRequest:
     body = {
-        "startDate": args.start, "endDate": args.end, "collectionType": args.type,
+        "startDate": args.start,
+        "endDate": args.end,
+        "collectionType": args.type,
         "targetDistricts": [d for d in args.districts.split(",")] if args.districts else None,
-        "rate": args.rate, "concurrency": args.concurrency,
-        "skipExisting": not args.no_skip_existing, "retryFailures": not args.no_retry_failures,
-        "dryRun": args.dry_run, "planHash": args.plan_hash,
+        "rate": args.rate,
+        "concurrency": args.concurrency,
+        "skipExisting": not args.no_skip_existing,
+        "retryFailures": not args.no_retry_failures,
+        "dryRun": args.dry_run,
+        "planHash": args.plan_hash,
     }
     return BackfillRequest.model_validate({k: v for k, v in body.items() if v is not None})
 
@@ -129,11 +136,15 @@ def print_plan(plan: dict) -> None:
     print(f"districts  {', '.join(plan['districts']) or '(all in scope)'}")
     for o in plan["outOfScope"]:
         print(f"  out of scope: {o['id']} ({o['reason']}): {o['message']}")
-    print(f"partitions {parts['total']} ({parts['all_districts_summary']} summary, "
-          f"{parts['district_snapshot']} district); skipped {plan['skipped']}")
-    print(f"cost       {cost['requests']} HTTP requests (between {cost['lowerBound']} and "
-          f"{cost['upperBound']}), {cost['cachedCsvs']} CSVs from cache, {cost['runs']} runs, "
-          f"about {cost['seconds']}s at the rate")
+    print(
+        f"partitions {parts['total']} ({parts['all_districts_summary']} summary, "
+        f"{parts['district_snapshot']} district); skipped {plan['skipped']}"
+    )
+    print(
+        f"cost       {cost['requests']} HTTP requests (between {cost['lowerBound']} and "
+        f"{cost['upperBound']}), {cost['cachedCsvs']} CSVs from cache, {cost['runs']} runs, "
+        f"about {cost['seconds']}s at the rate"
+    )
     for note in cost["notes"]:
         print(f"  {note}")
     print(f"plan hash  {plan['planHash']}")
@@ -150,33 +161,44 @@ def print_status(status: dict) -> None:
     """Counts, per-district table, errors and performance."""
     c = status["counts"]
     print(f"backfill {status['id']}  {status['state']}  ({status.get('strategy') or '?'})")
-    print(f"  {progress_bar(c['materialized'] + c['failed'], c['targeted'])}  "
-          f"materialized {c['materialized']}, failed {c['failed']}, in progress {c['inProgress']}, "
-          f"unavailable {c['unavailable']}, skipped {c['skipped']}")
+    print(
+        f"  {progress_bar(c['materialized'] + c['failed'], c['targeted'])}  "
+        f"materialized {c['materialized']}, failed {c['failed']}, in progress {c['inProgress']}, "
+        f"unavailable {c['unavailable']}, skipped {c['skipped']}"
+    )
     if status["districts"]:
         print(f"  {'district':<9}{'done':>6}{'failed':>8}{'unavail.':>10}  last error")
         for district, row in status["districts"].items():
-            print(f"  {district:<9}{row['done']:>6}{row['failed']:>8}{row['unavailable']:>10}  "
-                  f"{row['lastError'] or ''}")
+            print(
+                f"  {district:<9}{row['done']:>6}{row['failed']:>8}{row['unavailable']:>10}  "
+                f"{row['lastError'] or ''}"
+            )
     for e in status["districtErrors"][:10]:
-        print(f"  error: district {e['district']} {e.get('report') or ''}: {e['errorClass']} "
-              f"({'retryable' if e['retryable'] else 'permanent'}): {e['message']}")
+        print(
+            f"  error: district {e['district']} {e.get('report') or ''}: {e['errorClass']} "
+            f"({'retryable' if e['retryable'] else 'permanent'}): {e['message']}"
+        )
     p = status["performance"]
-    print(f"  requests {p['requestsMade']}, cache hit rate {p['cacheHitRate']}, waited "
-          f"{p['rateLimitWaitSeconds']}s on the rate limiter, pool {p['poolSlotsInUse']}/"
-          f"{p['poolLimit']} slots, breaker {p['breakerState']}")
+    print(
+        f"  requests {p['requestsMade']}, cache hit rate {p['cacheHitRate']}, waited "
+        f"{p['rateLimitWaitSeconds']}s on the rate limiter, pool {p['poolSlotsInUse']}/"
+        f"{p['poolLimit']} slots, breaker {p['breakerState']}"
+    )
 
 
-def follow(service: BackfillService, backfill_id: str, *, as_json: bool = False,
-           interval: float = 3.0) -> int:
+def follow(
+    service: BackfillService, backfill_id: str, *, as_json: bool = False, interval: float = 3.0
+) -> int:
     """Poll until the backfill ends; exit 0 on success, 1 otherwise."""
     tty = sys.stdout.isatty() and not as_json
     last = None
     while True:
         status = service.status(backfill_id)
         c = status["counts"]
-        line = (f"{status['state']:<12} {progress_bar(c['materialized'] + c['failed'], c['targeted'])}"
-                f"  failed {c['failed']}, running {c['inProgress']}")
+        line = (
+            f"{status['state']:<12} {progress_bar(c['materialized'] + c['failed'], c['targeted'])}"
+            f"  failed {c['failed']}, running {c['inProgress']}"
+        )
         if not as_json and line != last:
             print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
             last = line
@@ -208,7 +230,8 @@ def run_cancel(args) -> int:
     """Cancel a backfill."""
     status = _service(args).cancel(args.backfill_id)
     print(json.dumps(status, indent=2)) if args.json else print(
-        f"backfill {args.backfill_id}: {status['state']}")
+        f"backfill {args.backfill_id}: {status['state']}"
+    )
     return 0
 
 

@@ -28,14 +28,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The API options, shared by the sub-command and `python -m backfill_pipeline.api.command`."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=_port, default=8080, help="port to bind (default %(default)s)")
-    parser.add_argument("--dagster-url",
-                        help="Dagster's webserver (default $BACKFILL_DAGSTER_URL or http://127.0.0.1:3000)")
+    parser.add_argument(
+        "--dagster-url", help="Dagster's webserver (default $BACKFILL_DAGSTER_URL or http://127.0.0.1:3000)"
+    )
     parser.add_argument("--root", help="data root (default $BACKFILL_DATA_ROOT or ./data)")
-    parser.add_argument("--today", type=_iso_date, default=None,
-                        help="pretend today is YYYY-MM-DD, as the sandbox's --today (default: the real date)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["critical", "error", "warning", "info", "debug"],
-                        help="uvicorn's log level (default %(default)s)")
+    parser.add_argument(
+        "--today",
+        type=_iso_date,
+        default=None,
+        help="pretend today is YYYY-MM-DD, as the sandbox's --today (default: the real date)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (default %(default)s)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,16 +69,20 @@ def run_api(args: argparse.Namespace) -> int:
     def service() -> BackfillService:
         return BackfillService(dagster_url=dagster_url, data_root=root, today=today)
 
-    print(f"backfill API on http://{args.host}:{args.port}/api (Dagster at {dagster_url}, data root {root})",
-          file=sys.stderr, flush=True)
+    print(
+        f"backfill API on http://{args.host}:{args.port}/api (Dagster at {dagster_url}, data root {root})",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m backfill_pipeline.api.command`."""
-    parser = argparse.ArgumentParser(prog="python -m backfill_pipeline.api.command",
-                                     description="Serve the backfill REST API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m backfill_pipeline.api.command", description="Serve the backfill REST API."
+    )
     add_arguments(parser)
     return run_api(parser.parse_args(argv))
 

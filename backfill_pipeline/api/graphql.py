@@ -171,9 +171,7 @@ def _days(start: str, end: str) -> list[str]:
 
 def _time_ranges(ranges: list[dict], out: PartitionStatuses, suffix: str = "") -> None:
     for r in ranges:
-        target = {"MATERIALIZED": out.materialized, "FAILED": out.failed}.get(
-            r["status"], out.materializing
-        )
+        target = {"MATERIALIZED": out.materialized, "FAILED": out.failed}.get(r["status"], out.materializing)
         target.update(f"{d}{suffix}" for d in _days(r["startKey"], r["endKey"]))
 
 
@@ -313,7 +311,5 @@ class DagsterGraphQL:
                 for d in dates:
                     out.materialized.update(f"{d}|{k}" for k in second.get("materializedPartitions", []))
                     out.failed.update(f"{d}|{k}" for k in second.get("failedPartitions", []))
-                    out.materializing.update(
-                        f"{d}|{k}" for k in second.get("materializingPartitions", [])
-                    )
+                    out.materializing.update(f"{d}|{k}" for k in second.get("materializingPartitions", []))
         return out

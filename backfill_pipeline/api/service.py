@@ -78,8 +78,14 @@ class Launched:
 class BackfillService:
     """The product's one way to start, watch, cancel and retry backfills."""
 
-    def __init__(self, *, dagster_url: str | None = None, data_root: Path | str | None = None,
-                 batch_size: int | None = None, today=utc_today) -> None:
+    def __init__(
+        self,
+        *,
+        dagster_url: str | None = None,
+        data_root: Path | str | None = None,
+        batch_size: int | None = None,
+        today=utc_today,
+    ) -> None:
         self.graphql = DagsterGraphQL(dagster_url or config.dagster_url())
         self.root = Path(data_root or config.data_root())
         self.store = PerDistrictFileSnapshotStore(self.root)
@@ -101,7 +107,8 @@ class BackfillService:
             # Materialized as unavailable, but maybe only because the dashboard lagged: not final.
             statuses[SUMMARY_ASSET].materialized.discard(day)
             statuses[DISTRICT_ASSET].materialized -= {
-                k for k in statuses[DISTRICT_ASSET].materialized if k.startswith(f"{day}|")}
+                k for k in statuses[DISTRICT_ASSET].materialized if k.startswith(f"{day}|")
+            }
         return World(
             today=self.today(),
             partition_start=dt.date.fromisoformat(dates[0]) if dates else self.today(),
@@ -171,9 +178,16 @@ class BackfillService:
         backfill_id = self.graphql.launch_backfill(
             plan.partitions_by_assets(order), tags=tags, title=title[:100], description=plan.rationale
         )
-        self._save(backfill_id, {"requestId": request_id, "requester": requester,
-                                 "request": request.model_dump(mode="json"), "plan": plan.to_dict(),
-                                 "createdAt": _now()})
+        self._save(
+            backfill_id,
+            {
+                "requestId": request_id,
+                "requester": requester,
+                "request": request.model_dump(mode="json"),
+                "plan": plan.to_dict(),
+                "createdAt": _now(),
+            },
+        )
         return Launched(plan=plan, backfill_id=backfill_id, request_id=request_id)
 
     def world_partitions(self) -> list[str]:
@@ -183,8 +197,9 @@ class BackfillService:
     # -- records -------------------------------------------------------------------------------
 
     def _save(self, backfill_id: str, record: dict) -> None:
-        atomic_write_bytes(self.records / f"{_safe_id(backfill_id)}.json",
-                           json.dumps(record, indent=2).encode())
+        atomic_write_bytes(
+            self.records / f"{_safe_id(backfill_id)}.json", json.dumps(record, indent=2).encode()
+        )
 
     def _record(self, backfill_id: str) -> dict:
         try:
@@ -199,9 +214,11 @@ class BackfillService:
         b = self.graphql.backfill(_safe_id(backfill_id))
         record = self._record(backfill_id)
         tags = {t["key"]: t["value"] for t in b["tags"]}
-        per_asset = {s["assetKey"]["path"][0]: s for s in
-                     (b.get("assetBackfillData") or {}).get("assetBackfillStatuses", [])
-                     if "assetKey" in s}
+        per_asset = {
+            s["assetKey"]["path"][0]: s
+            for s in (b.get("assetBackfillData") or {}).get("assetBackfillStatuses", [])
+            if "assetKey" in s
+        }
         dates = _dates_of(record, per_asset)
         districts = (record.get("plan") or {}).get("districts", [])
         detailed = tags.get(f"{TAG_PREFIX}strategy") == "per-district"
@@ -227,12 +244,16 @@ class BackfillService:
             "createdAt": _iso(b.get("timestamp")),
             "endedAt": _iso(b.get("endTimestamp")),
             "counts": counts,
-            "assets": {k: {"targeted": s["numPartitionsTargeted"],
-                           "materialized": s["numPartitionsMaterialized"],
-                           "failed": s["numPartitionsFailed"],
-                           "inProgress": s["numPartitionsInProgress"]} for k, s in per_asset.items()},
-            "runs": {"total": len(b["runs"]),
-                     "byStatus": _count(r["status"] for r in b["runs"])},
+            "assets": {
+                k: {
+                    "targeted": s["numPartitionsTargeted"],
+                    "materialized": s["numPartitionsMaterialized"],
+                    "failed": s["numPartitionsFailed"],
+                    "inProgress": s["numPartitionsInProgress"],
+                }
+                for k, s in per_asset.items()
+            },
+            "runs": {"total": len(b["runs"]), "byStatus": _count(r["status"] for r in b["runs"])},
             "districts": progress,
             "districtErrors": errors,
             "performance": self._performance([r["runId"] for r in b["runs"]]),
@@ -243,8 +264,10 @@ class BackfillService:
     def _store_progress(self, backfill_id, dates, districts, detailed: bool):
         """Per-district progress (detailed backfills), this backfill's district errors, and the
         partitions found unavailable (a date's summary, plus each district of a detailed one)."""
-        progress = {d: {"done": 0, "failed": 0, "unavailable": 0, "lastError": None}
-                    for d in (districts if detailed else [])}
+        progress = {
+            d: {"done": 0, "failed": 0, "unavailable": 0, "lastError": None}
+            for d in (districts if detailed else [])
+        }
         errors: list[dict] = []
         unavailable = 0
         for day in dates:
@@ -254,8 +277,9 @@ class BackfillService:
                 continue
             if metadata.status == "unavailable":
                 unavailable += 1
-            errors += [e.model_dump(mode="json") for e in metadata.district_errors
-                       if e.backfill_id == backfill_id]
+            errors += [
+                e.model_dump(mode="json") for e in metadata.district_errors if e.backfill_id == backfill_id
+            ]
             entries = {e.district_id: e for e in manifest.districts} if manifest else {}
             for district in progress:
                 entry = entries.get(district)
@@ -266,8 +290,9 @@ class BackfillService:
                     row["done"] += 1
                 elif entry.status == "failed":
                     row["failed"] += 1
-                    last = next((e for e in reversed(metadata.district_errors)
-                                 if e.district == district), None)
+                    last = next(
+                        (e for e in reversed(metadata.district_errors) if e.district == district), None
+                    )
                     if last is not None:
                         row["lastError"] = f"{day}: {last.error_class}: {last.message}"
                 elif entry.status == "unavailable":
@@ -301,12 +326,18 @@ class BackfillService:
         out = []
         for b in self.graphql.backfills(limit=limit):
             tags = {t["key"]: t["value"] for t in b["tags"]}
-            out.append({"id": b["id"], "state": STATES.get(b["status"], b["status"].lower()),
-                        "dagsterStatus": b["status"], "title": b.get("title"),
-                        "partitions": b.get("numPartitions"),
-                        "strategy": tags.get(f"{TAG_PREFIX}strategy"),
-                        "requester": self._record(b["id"]).get("requester") or tags.get("requester"),
-                        "createdAt": _iso(b.get("timestamp"))})
+            out.append(
+                {
+                    "id": b["id"],
+                    "state": STATES.get(b["status"], b["status"].lower()),
+                    "dagsterStatus": b["status"],
+                    "title": b.get("title"),
+                    "partitions": b.get("numPartitions"),
+                    "strategy": tags.get(f"{TAG_PREFIX}strategy"),
+                    "requester": self._record(b["id"]).get("requester") or tags.get("requester"),
+                    "createdAt": _iso(b.get("timestamp")),
+                }
+            )
         return out
 
     # -- control -------------------------------------------------------------------------------
@@ -322,8 +353,10 @@ class BackfillService:
     def retry(self, backfill_id: str, *, requester: str = "api") -> str:
         """Re-execute only the failed partitions (FROM_FAILURE); returns the new backfill id."""
         b = self.graphql.backfill(_safe_id(backfill_id))
-        failed = sum(s.get("numPartitionsFailed", 0) for s in
-                     (b.get("assetBackfillData") or {}).get("assetBackfillStatuses", []))
+        failed = sum(
+            s.get("numPartitionsFailed", 0)
+            for s in (b.get("assetBackfillData") or {}).get("assetBackfillStatuses", [])
+        )
         if b["status"] in CANCELLABLE:
             raise StillRunning(f"backfill {backfill_id} is still {b['status']}; retry once it ends")
         if not failed:

@@ -76,9 +76,7 @@ class FetchResult:
             "url": self.url,
             "available": self.available,
             "asOf": self.as_of.isoformat(),
-            "dataMonth": f"{self.data_month[0]:04d}-{self.data_month[1]:02d}"
-            if self.data_month
-            else None,
+            "dataMonth": f"{self.data_month[0]:04d}-{self.data_month[1]:02d}" if self.data_month else None,
             "closingPeriod": self.closing_period,
             "rows": len(self.rows),
             "sha256": self.sha256,
@@ -168,9 +166,7 @@ class DashboardClient:
             for report in DISTRICT_REPORTS:
                 if summary.available:
                     result.district_reports.append(
-                        self.fetch(
-                            report, as_of, district, data_month=summary.data_month, force=force
-                        )
+                        self.fetch(report, as_of, district, data_month=summary.data_month, force=force)
                     )
                 else:
                     district_id = normalise_district_id(district)
@@ -206,10 +202,14 @@ class DashboardClient:
                 return hit
 
         requests_before = self.http.stats.requests
-        months = [data_month] if data_month else [
-            (as_of.year, as_of.month),
-            previous_month(as_of.year, as_of.month),
-        ]
+        months = (
+            [data_month]
+            if data_month
+            else [
+                (as_of.year, as_of.month),
+                previous_month(as_of.year, as_of.month),
+            ]
+        )
         for month in months:
             body, url = self._get(report, month, as_of, district)
             parsed = parse_report(body, report)
@@ -220,8 +220,13 @@ class DashboardClient:
                 if self.cache:
                     self.cache.remember(
                         CachedAnswer(
-                            report=report.value, district=district, as_of=as_of.isoformat(),
-                            available=True, url=url, sha256=sha, bytes=len(body),
+                            report=report.value,
+                            district=district,
+                            as_of=as_of.isoformat(),
+                            available=True,
+                            url=url,
+                            sha256=sha,
+                            bytes=len(body),
                             fetched_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                         )
                     )
@@ -230,13 +235,18 @@ class DashboardClient:
         if self.cache and self._is_final(as_of):
             self.cache.remember(
                 CachedAnswer(
-                    report=report.value, district=district, as_of=as_of.isoformat(),
+                    report=report.value,
+                    district=district,
+                    as_of=as_of.isoformat(),
                     available=False,
                     fetched_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 )
             )
         return FetchResult(
-            report=report, district=district, as_of=as_of, available=False,
+            report=report,
+            district=district,
+            as_of=as_of,
+            available=False,
             requests=self.http.stats.requests - requests_before,
         )
 
@@ -246,9 +256,7 @@ class DashboardClient:
             return None
         if not answer.available:
             self.cache_hits += 1
-            return FetchResult(
-                report=report, district=district, as_of=as_of, available=False, cache_hit=True
-            )
+            return FetchResult(report=report, district=district, as_of=as_of, available=False, cache_hit=True)
         body = self.cache.read(answer.sha256 or "")
         if body is None:
             return None  # the blob is gone or damaged: fetch again
@@ -263,9 +271,16 @@ class DashboardClient:
     @staticmethod
     def _accepted(report, district, as_of, url, body, sha, parsed: ParsedCsv) -> FetchResult:
         return FetchResult(
-            report=report, district=district, as_of=as_of, available=True,
-            data_month=parsed.footer.data_month, url=url, header=parsed.header,
-            rows=parsed.rows, sha256=sha, bytes=len(body),
+            report=report,
+            district=district,
+            as_of=as_of,
+            available=True,
+            data_month=parsed.footer.data_month,
+            url=url,
+            header=parsed.header,
+            rows=parsed.rows,
+            sha256=sha,
+            bytes=len(body),
         )
 
     def _is_final(self, as_of: dt.date) -> bool:

@@ -52,8 +52,12 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     reports = [r.summary() for r in fetched.results]
     if args.json:
-        print(json.dumps({"asOf": as_of.isoformat(), "district": district, "reports": reports,
-                          "stats": stats}, indent=2))
+        print(
+            json.dumps(
+                {"asOf": as_of.isoformat(), "district": district, "reports": reports, "stats": stats},
+                indent=2,
+            )
+        )
         return 0
     widths = {c: max(len(c), *(len(_cell(r[c])) for r in reports)) for c in COLUMNS}
     print("  ".join(c.ljust(widths[c]) for c in COLUMNS))

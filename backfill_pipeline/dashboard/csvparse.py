@@ -15,9 +15,17 @@ _MONTHS = {
     name: i
     for i, names in enumerate(
         [
-            ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"),
-            ("may",), ("jun", "june"), ("jul", "july"), ("aug", "august"),
-            ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
             ("dec", "december"),
         ],
         start=1,
@@ -86,9 +94,7 @@ def _looks_like_html(text: str) -> bool:
 
 
 def _club_key(report: Report, row: dict[str, str]) -> str | None:
-    column = {Report.CLUB: "Club Number", Report.DISTRICT: "Club", Report.DIVISION: "Club"}.get(
-        report
-    )
+    column = {Report.CLUB: "Club Number", Report.DISTRICT: "Club", Report.DIVISION: "Club"}.get(report)
     if column is None or column not in row:
         return None
     # Club numbers are padded in one report and not in another: compare without leading zeros.
@@ -119,9 +125,7 @@ def parse_report(body: bytes, report: Report) -> ParsedCsv:
 
     header = [h.strip() for h in records[0]]
     if report.key_column not in header:
-        raise NotACsv(
-            f"not a {report.value} CSV: no {report.key_column!r} column in header {header[:6]!r}"
-        )
+        raise NotACsv(f"not a {report.value} CSV: no {report.key_column!r} column in header {header[:6]!r}")
     data = records[1:]
     if data and footer is None:
         raise TruncatedCsv(f"{report.value} CSV has {len(data)} rows but no footer: cut short")

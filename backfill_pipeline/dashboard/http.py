@@ -24,10 +24,7 @@ from .errors import (
 )
 from .ratelimit import TokenBucket
 
-USER_AGENT = (
-    "backfill_pipeline/0.1 (Toastmasters district statistics collector; "
-    "polite: about 2 requests/s)"
-)
+USER_AGENT = "backfill_pipeline/0.1 (Toastmasters district statistics collector; polite: about 2 requests/s)"
 
 
 @dataclass(frozen=True)

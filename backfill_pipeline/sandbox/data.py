@@ -16,8 +16,7 @@ DIVISION = "divisionperformance"
 CLUB = "clubperformance"
 REPORTS = (SUMMARY, DISTRICT, DIVISION, CLUB)
 
-_PAYMENTS = ["New Payments", "April Payments", "October Payments", "Late Payments",
-             "Charter Payments"]
+_PAYMENTS = ["New Payments", "April Payments", "October Payments", "Late Payments", "Charter Payments"]
 
 
 def summary_columns(py_start: int) -> list[str]:
@@ -29,9 +28,22 @@ def summary_columns(py_start: int) -> list[str]:
         yes_no += ["Market Analysis", "Communication Plan"]
     if py_start >= 2020:
         yes_no += ["Region Advisor Visit"]
-    cols = ["REGION", "DISTRICT", *yes_no, *_PAYMENTS, "Total YTD Payments", "Payment Base",
-            "% Payment Growth", "Paid Club Base", "Paid Clubs", "% Club Growth", "Active Clubs",
-            "Distinguished Clubs", "Select Distinguished Clubs", "Presidents Distinguished Clubs"]
+    cols = [
+        "REGION",
+        "DISTRICT",
+        *yes_no,
+        *_PAYMENTS,
+        "Total YTD Payments",
+        "Payment Base",
+        "% Payment Growth",
+        "Paid Club Base",
+        "Paid Clubs",
+        "% Club Growth",
+        "Active Clubs",
+        "Distinguished Clubs",
+        "Select Distinguished Clubs",
+        "Presidents Distinguished Clubs",
+    ]
     if py_start >= 2025:
         cols.append("Smedley Distinguished Clubs")
     return cols + ["Total Distinguished Clubs", "% Distinguished Clubs"]
@@ -41,14 +53,24 @@ def _education_columns(py_start: int) -> list[str]:
     if py_start < 2018:
         return ["CCs", "Add. CCs", "ACs", "Add. ACs", "CL/AL/DTMs", "Add. CL/AL/DTMs"]
     if py_start < 2023:
-        return ["Level 1s", "Level 2s or EOM", "Add. Level 2s or EOM", "Level 3s", "Level 4s",
-                "Level 5s"]
+        return ["Level 1s", "Level 2s or EOM", "Add. Level 2s or EOM", "Level 3s", "Level 4s", "Level 5s"]
     if py_start < 2025:
-        return ["Level 1s", "Level 2s", "Add. Level 2s", "Level 3s",
-                "Level 4s, Level 5s, or DTM award", "Add. Level 4s, Level 5s, or DTM award"]
-    return ["Level 1s", "Level 2s", "Add. Level 2s", "Level 3s",
-            "Level 4s, Path Completions, or DTM Awards",
-            "Add. Level 4s, Path Completions, or DTM award"]
+        return [
+            "Level 1s",
+            "Level 2s",
+            "Add. Level 2s",
+            "Level 3s",
+            "Level 4s, Level 5s, or DTM award",
+            "Add. Level 4s, Level 5s, or DTM award",
+        ]
+    return [
+        "Level 1s",
+        "Level 2s",
+        "Add. Level 2s",
+        "Level 3s",
+        "Level 4s, Path Completions, or DTM Awards",
+        "Add. Level 4s, Path Completions, or DTM award",
+    ]
 
 
 # Goal thresholds of the six education columns, pre-Pathways and Pathways.
@@ -65,8 +87,14 @@ def club_columns(py_start: int) -> list[str]:
     cols += ["Mem. Base", "Active Members"]
     if new:
         cols.append("Net Growth")
-    cols += ["Goals Met", *_education_columns(py_start), "New Members", "Add. New Members",
-             "Off. Trained Round 1", "Off. Trained Round 2"]
+    cols += [
+        "Goals Met",
+        *_education_columns(py_start),
+        "New Members",
+        "Add. New Members",
+        "Off. Trained Round 1",
+        "Off. Trained Round 2",
+    ]
     if py_start < 2023:
         cols.append("Mem. dues on time Oct & Apr")
     else:
@@ -74,22 +102,53 @@ def club_columns(py_start: int) -> list[str]:
     return cols + ["Off. List On Time", "Club Distinguished Status"]
 
 
-DISTRICT_COLUMNS = ["District", "Division", "Area", "Club", "Club Name", "New", "Late Ren.",
-                    "Oct. Ren.", "Apr. Ren.", "Total Ren.", "Total Chart", "Total to Date",
-                    "Distinguished Status", "Charter Date/Suspend Date"]
+DISTRICT_COLUMNS = [
+    "District",
+    "Division",
+    "Area",
+    "Club",
+    "Club Name",
+    "New",
+    "Late Ren.",
+    "Oct. Ren.",
+    "Apr. Ren.",
+    "Total Ren.",
+    "Total Chart",
+    "Total to Date",
+    "Distinguished Status",
+    "Charter Date/Suspend Date",
+]
 
 
 def division_columns(py_start: int) -> list[str]:
     """divisionperformance columns; `May visit award` is spelled in lower case in 2013-2019."""
     may = "May visit award" if 2013 <= py_start <= 2019 else "May Visit award"
-    return ["District", "Division", "Area", "Club", "Club Name", "Division Club Base",
-            "Area Club Base", "Area Paid Club Goal for Dist.",
-            "Area Paid Club Goal for Select Dist.", "Area Paid Club Goal for Pres. Dist.",
-            "Total Paid Area Clubs", "Area Dist. Club Goal for Dist.",
-            "Area Dist. Club Goal for Select Dist.", "Area Dist. Club Goal for Pres. Dist.",
-            "Total Dist. Area Clubs", "Distinguished Area", "October Renewals",
-            "April Renewals", "Nov Visit award", may, "Membership to date", "Club Goals Met",
-            "Distinguished Club", "Total Paid Division Clubs"]
+    return [
+        "District",
+        "Division",
+        "Area",
+        "Club",
+        "Club Name",
+        "Division Club Base",
+        "Area Club Base",
+        "Area Paid Club Goal for Dist.",
+        "Area Paid Club Goal for Select Dist.",
+        "Area Paid Club Goal for Pres. Dist.",
+        "Total Paid Area Clubs",
+        "Area Dist. Club Goal for Dist.",
+        "Area Dist. Club Goal for Select Dist.",
+        "Area Dist. Club Goal for Pres. Dist.",
+        "Total Dist. Area Clubs",
+        "Distinguished Area",
+        "October Renewals",
+        "April Renewals",
+        "Nov Visit award",
+        may,
+        "Membership to date",
+        "Club Goals Met",
+        "Distinguished Club",
+        "Total Paid Division Clubs",
+    ]
 
 
 def columns(report: str, py_start: int) -> list[str]:
@@ -155,8 +214,13 @@ def _district_years(py_start: int, seed: int) -> dict[str, tuple]:
             0 if first_year else base_clubs,
             members,
             0 if first_year else int(members * 2 * r.uniform(0.9, 1.1)),
-            (r.uniform(0.25, 0.45), r.uniform(0.55, 0.85), r.uniform(0.7, 0.85),
-             r.uniform(0.03, 0.08), r.randint(0, 120)),
+            (
+                r.uniform(0.25, 0.45),
+                r.uniform(0.55, 0.85),
+                r.uniform(0.7, 0.85),
+                r.uniform(0.03, 0.08),
+                r.randint(0, 120),
+            ),
             goal_days,
             r.uniform(0.15, 0.55),
             r.randint(0, 3),
@@ -195,9 +259,22 @@ def _summary_rows(data_month: tuple[int, int], as_of: dt.date, seed: int) -> lis
         club_growth = percent(paid - base_clubs, base_clubs)
         if unit(seed, "na", district, as_of.toordinal()) < 0.01:
             club_growth = "N/A"
-        row = [region_of(district), district, *yes_no, *map(str, payments), str(total),
-               str(pay_base), percent(total - pay_base, pay_base), str(base_clubs), str(paid),
-               club_growth, str(active), str(dist[0]), str(dist[1]), str(dist[2])]
+        row = [
+            region_of(district),
+            district,
+            *yes_no,
+            *map(str, payments),
+            str(total),
+            str(pay_base),
+            percent(total - pay_base, pay_base),
+            str(base_clubs),
+            str(paid),
+            club_growth,
+            str(active),
+            str(dist[0]),
+            str(dist[1]),
+            str(dist[2]),
+        ]
         if smedley:
             row.append(str(dist[3]))
         row += [str(sum(dist)), percent(sum(dist), active)]
@@ -240,9 +317,7 @@ def _club_years(district: str, py_start: int, seed: int) -> tuple[tuple[Club, tu
     return tuple(out)
 
 
-def _club_states(
-    district: str, data_month: tuple[int, int], as_of: dt.date, seed: int
-) -> list[dict]:
+def _club_states(district: str, data_month: tuple[int, int], as_of: dt.date, seed: int) -> list[dict]:
     """Every club's figures on an as-of date: the common source of the per-district reports."""
     py_start = _py_start(data_month)
     begin = dt.date(py_start, 7, 1)
@@ -253,8 +328,22 @@ def _club_states(
     for club, p in _club_years(district, py_start, seed):
         if club.charter > as_of:
             continue
-        (base, charter_members, new_t, drop_t, oct_rate, apr_rate, late_t, edu_t, trained,
-         flags, csp_day, nov_day, may_day, ineligible) = p
+        (
+            base,
+            charter_members,
+            new_t,
+            drop_t,
+            oct_rate,
+            apr_rate,
+            late_t,
+            edu_t,
+            trained,
+            flags,
+            csp_day,
+            nov_day,
+            may_day,
+            ineligible,
+        ) = p
         suspended = club.end is not None and club.end <= as_of
         day = (min(as_of, club.end) if suspended else as_of) - begin
         day = day.days
@@ -293,17 +382,34 @@ def _club_states(
                 code = "S"
             elif goals >= 5:
                 code = "D"
-        states.append({
-            "club": club, "base": base, "active": active, "new": new, "new_first": new_first,
-            "new_more": new_more, "goals": goals, "edu": edu, "tr1": tr1, "tr2": tr2,
-            "dues_oct": dues_oct, "dues_apr": dues_apr, "officer_list": officer_list,
-            "status": status, "code": code, "oct_ren": oct_ren, "apr_ren": apr_ren,
-            "late": late, "chart": charter_members, "suspended": suspended,
-            "new_club": club.charter >= begin,
-            "csp": "Y" if csp_day is not None and day >= csp_day else "N",
-            "nov_visit": int(nov_day is not None and day >= nov_day),
-            "may_visit": int(may_day is not None and day >= may_day),
-        })
+        states.append(
+            {
+                "club": club,
+                "base": base,
+                "active": active,
+                "new": new,
+                "new_first": new_first,
+                "new_more": new_more,
+                "goals": goals,
+                "edu": edu,
+                "tr1": tr1,
+                "tr2": tr2,
+                "dues_oct": dues_oct,
+                "dues_apr": dues_apr,
+                "officer_list": officer_list,
+                "status": status,
+                "code": code,
+                "oct_ren": oct_ren,
+                "apr_ren": apr_ren,
+                "late": late,
+                "chart": charter_members,
+                "suspended": suspended,
+                "new_club": club.charter >= begin,
+                "csp": "Y" if csp_day is not None and day >= csp_day else "N",
+                "nov_visit": int(nov_day is not None and day >= nov_day),
+                "may_visit": int(may_day is not None and day >= may_day),
+            }
+        )
     return states
 
 
@@ -319,8 +425,14 @@ def _club_rows(district, data_month, as_of, seed) -> list[list[str]]:
         row += [str(s["base"]), str(s["active"])]
         if new_layout:
             row.append(str(s["active"] - s["base"]))
-        row += [str(s["goals"]), *map(str, s["edu"]), str(s["new_first"]), str(s["new_more"]),
-                str(s["tr1"]), str(s["tr2"])]
+        row += [
+            str(s["goals"]),
+            *map(str, s["edu"]),
+            str(s["new_first"]),
+            str(s["new_more"]),
+            str(s["tr1"]),
+            str(s["tr2"]),
+        ]
         if py_start < 2023:
             row.append(str(s["dues_oct"] + s["dues_apr"]))
         else:
@@ -349,9 +461,24 @@ def _district_rows(district, data_month, as_of, seed) -> list[list[str]]:
             date_note = f"Charter {c.charter:%m/%d/%y}"
         else:
             date_note = ""
-        rows.append([district, c.division, c.area, str(int(c.number)), c.name, str(s["new"]),
-                     str(s["late"]), str(s["oct_ren"]), str(s["apr_ren"]), str(renewals),
-                     str(chart), str(s["new"] + renewals + chart), s["code"], date_note])
+        rows.append(
+            [
+                district,
+                c.division,
+                c.area,
+                str(int(c.number)),
+                c.name,
+                str(s["new"]),
+                str(s["late"]),
+                str(s["oct_ren"]),
+                str(s["apr_ren"]),
+                str(renewals),
+                str(chart),
+                str(s["new"] + renewals + chart),
+                s["code"],
+                date_note,
+            ]
+        )
     return rows
 
 
@@ -381,15 +508,39 @@ def _division_rows(district, data_month, as_of, seed) -> list[list[str]]:
         paid, dist = area_paid[c.area], area_dist[c.area]
         area_code = ""
         if recognition and paid >= base and dist >= half:
-            area_code = "P" if paid >= base + 2 and dist >= half + 2 else (
-                "S" if paid >= base + 1 and dist >= half + 1 else "D")
-        rows.append([
-            district, c.division, c.area, str(int(c.number)), c.name, str(div_base[c.division]),
-            str(base), str(base), str(base + 1), str(base + 2), str(paid), str(half),
-            str(half + 1), str(half + 2), str(dist), area_code, str(s["oct_ren"]),
-            str(s["apr_ren"]), str(s["nov_visit"]), str(s["may_visit"]), str(s["active"]),
-            str(s["goals"]), s["code"], str(div_paid[c.division]),
-        ])
+            area_code = (
+                "P"
+                if paid >= base + 2 and dist >= half + 2
+                else ("S" if paid >= base + 1 and dist >= half + 1 else "D")
+            )
+        rows.append(
+            [
+                district,
+                c.division,
+                c.area,
+                str(int(c.number)),
+                c.name,
+                str(div_base[c.division]),
+                str(base),
+                str(base),
+                str(base + 1),
+                str(base + 2),
+                str(paid),
+                str(half),
+                str(half + 1),
+                str(half + 2),
+                str(dist),
+                area_code,
+                str(s["oct_ren"]),
+                str(s["apr_ren"]),
+                str(s["nov_visit"]),
+                str(s["may_visit"]),
+                str(s["active"]),
+                str(s["goals"]),
+                s["code"],
+                str(div_paid[c.division]),
+            ]
+        )
     return rows
 
 

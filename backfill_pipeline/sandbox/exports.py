@@ -140,7 +140,11 @@ def _py_start(py: str) -> int:
 
 @lru_cache(maxsize=256)
 def _full(
-    seed: int, report: str, district: str | None, data_month: tuple[int, int], as_of: dt.date,
+    seed: int,
+    report: str,
+    district: str | None,
+    data_month: tuple[int, int],
+    as_of: dt.date,
     bom: bool,
 ) -> bytes:
     header = data.columns(report, _py_start(program_year(*data_month)))

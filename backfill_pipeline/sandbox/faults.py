@@ -11,8 +11,18 @@ KINDS = ("error", "429", "latency", "truncate", "html", "wrong_as_of", "reset")
 # Kinds that answer instead of the dashboard; the first one that fires wins.
 TERMINAL = ("reset", "error", "429", "html")
 
-_FIELDS = {"kind", "rate", "status", "retryAfter", "latencyMs", "report", "district", "asOf",
-           "times", "incomplete"}
+_FIELDS = {
+    "kind",
+    "rate",
+    "status",
+    "retryAfter",
+    "latencyMs",
+    "report",
+    "district",
+    "asOf",
+    "times",
+    "incomplete",
+}
 
 
 @dataclass
@@ -77,9 +87,12 @@ class FaultRule:
             out["latencyMs"] = self.latency_ms
         if self.kind == "truncate":
             out["incomplete"] = self.incomplete
-        for key, value in (("report", self.report), ("district", self.district),
-                           ("asOf", self.as_of.isoformat() if self.as_of else None),
-                           ("times", self.times)):
+        for key, value in (
+            ("report", self.report),
+            ("district", self.district),
+            ("asOf", self.as_of.isoformat() if self.as_of else None),
+            ("times", self.times),
+        ):
             if value is not None:
                 out[key] = value
         return out

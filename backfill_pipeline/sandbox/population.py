@@ -78,21 +78,81 @@ def region_of(district: str) -> str:
 
 
 _PLACES = (
-    "Downtown", "Riverside", "Sunrise", "Lakeside", "Harbour", "Capital", "Midtown", "Northside",
-    "Valley", "Summit", "Oak Park", "Maple Leaf", "Crossroads", "Pioneer", "Golden Gate",
-    "Bay Area", "Köln", "Zürich", "São Paulo", "Montréal", "Malmö", "Kraków", "Ñuñoa", "Bogotá",
-    "Reykjavík", "Århus", "Łódź", "Québec", "Düsseldorf", "Göteborg", "Yucatán", "Brașov",
-    "Plzeň", "Evening", "Lunchtime", "Early Risers", "Westside", "Eastgate", "Metro", "Coastal",
-    "Prairie", "Canyon", "Hilltop", "Gateway", "Heritage", "Lighthouse", "University", "Civic",
+    "Downtown",
+    "Riverside",
+    "Sunrise",
+    "Lakeside",
+    "Harbour",
+    "Capital",
+    "Midtown",
+    "Northside",
+    "Valley",
+    "Summit",
+    "Oak Park",
+    "Maple Leaf",
+    "Crossroads",
+    "Pioneer",
+    "Golden Gate",
+    "Bay Area",
+    "Köln",
+    "Zürich",
+    "São Paulo",
+    "Montréal",
+    "Malmö",
+    "Kraków",
+    "Ñuñoa",
+    "Bogotá",
+    "Reykjavík",
+    "Århus",
+    "Łódź",
+    "Québec",
+    "Düsseldorf",
+    "Göteborg",
+    "Yucatán",
+    "Brașov",
+    "Plzeň",
+    "Evening",
+    "Lunchtime",
+    "Early Risers",
+    "Westside",
+    "Eastgate",
+    "Metro",
+    "Coastal",
+    "Prairie",
+    "Canyon",
+    "Hilltop",
+    "Gateway",
+    "Heritage",
+    "Lighthouse",
+    "University",
+    "Civic",
 )
 _KINDS = (
-    "Toastmasters", "Speakers", "Orators", "Communicators", "Speakeasy", "Talkers",
-    "Toastmasters Club", "Leaders", "Voices", "Advanced Speakers", "Storytellers",
+    "Toastmasters",
+    "Speakers",
+    "Orators",
+    "Communicators",
+    "Speakeasy",
+    "Talkers",
+    "Toastmasters Club",
+    "Leaders",
+    "Voices",
+    "Advanced Speakers",
+    "Storytellers",
 )
 _SPECIAL = (
-    "Club Élan", "Toastmasters Ñandú", "Speak Up, Inc.", 'The "Early Birds"',
-    "Les Orateurs d'Été", "Ünlü Konuşmacılar", "Café Crème Speakers", "Straße Sprecher",
-    "Señoras y Señores", "Pécs Talkers", "Øresund Orators", "Ōsaka Speakers",
+    "Club Élan",
+    "Toastmasters Ñandú",
+    "Speak Up, Inc.",
+    'The "Early Birds"',
+    "Les Orateurs d'Été",
+    "Ünlü Konuşmacılar",
+    "Café Crème Speakers",
+    "Straße Sprecher",
+    "Señoras y Señores",
+    "Pécs Talkers",
+    "Øresund Orators",
+    "Ōsaka Speakers",
 )
 
 
@@ -154,9 +214,4 @@ def clubs_of(district: str, seed: int = DEFAULT_SEED) -> tuple[Club, ...]:
 def clubs_in_program_year(district: str, py_start: int, seed: int = DEFAULT_SEED) -> list[Club]:
     """Clubs that exist at some point of the program year starting 1 July `py_start`."""
     begin, finish = dt.date(py_start, 7, 1), dt.date(py_start + 1, 6, 30)
-    return [
-        c
-        for c in clubs_of(district, seed)
-        if c.charter <= finish and (c.end is None or c.end >= begin)
-    ]
-
+    return [c for c in clubs_of(district, seed) if c.charter <= finish and (c.end is None or c.end >= begin)]

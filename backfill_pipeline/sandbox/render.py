@@ -10,10 +10,22 @@ from .publication import DEFAULT_SEED, unit
 
 BOM = b"\xef\xbb\xbf"
 # English names, independent of the process locale.
-MONTH_ABBR = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-              "Dec")
-MONTH_NAME = ("", "January", "February", "March", "April", "May", "June", "July", "August",
-              "September", "October", "November", "December")
+MONTH_ABBR = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTH_NAME = (
+    "",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _FOOTER_DATE = re.compile(rb"As of (\d{2})/(\d{2})/(\d{4})")
 
 

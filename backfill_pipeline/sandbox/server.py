@@ -106,7 +106,9 @@ class SandboxServer:
         """Bind and serve on a background thread."""
         self._bind()
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(_POLL_SECONDS,), name=f"sandbox-{self.port}",
+            target=self._httpd.serve_forever,
+            args=(_POLL_SECONDS,),
+            name=f"sandbox-{self.port}",
             daemon=True,
         )
         self._thread.start()
@@ -242,8 +244,16 @@ class SandboxServer:
         return self._send(h, 404, b"Not Found\n", exports.TEXT_TYPE)
 
     def _export(self, h: _Handler, path: str, path_py: str | None, query: str) -> None:
-        entry = {"t": time.time(), "path": h.path, "report": None, "district": None,
-                 "asOf": None, "status": None, "outcome": None, "faults": []}
+        entry = {
+            "t": time.time(),
+            "path": h.path,
+            "report": None,
+            "district": None,
+            "asOf": None,
+            "status": None,
+            "outcome": None,
+            "faults": [],
+        }
         name = None
         try:
             name = exports.parse_query(query)
@@ -253,10 +263,14 @@ class SandboxServer:
             response = exports.bad_request(str(exc))
         else:
             response = None
-            entry.update(report=name.report, district=name.district,
-                         asOf=name.as_of.isoformat() if name.as_of else None)
+            entry.update(
+                report=name.report,
+                district=name.district,
+                asOf=name.as_of.isoformat() if name.as_of else None,
+            )
         plan: FaultPlan = self._faults.draw(
-            name.report if name else None, name.district if name else None,
+            name.report if name else None,
+            name.district if name else None,
             name.as_of if name else None,
         )
         entry["faults"] = plan.fired
@@ -269,15 +283,16 @@ class SandboxServer:
             return self._reset(h)
         if rule is not None and rule.kind == "error":
             response = exports.ExportResponse(
-                rule.status, exports.SERVER_ERROR_PAGE.encode(), exports.HTML_TYPE, "fault_error")
+                rule.status, exports.SERVER_ERROR_PAGE.encode(), exports.HTML_TYPE, "fault_error"
+            )
         elif rule is not None and rule.kind == "429":
             entry.update(status=429, outcome="fault_429")
             self._record(entry, plan.fired)
-            return self._send(h, 429, b"Too Many Requests\n", exports.TEXT_TYPE,
-                              {"Retry-After": str(rule.retry_after)})
+            return self._send(
+                h, 429, b"Too Many Requests\n", exports.TEXT_TYPE, {"Retry-After": str(rule.retry_after)}
+            )
         elif rule is not None and rule.kind == "html":
-            response = exports.ExportResponse(200, HTML_PAGE.encode(), exports.HTML_TYPE,
-                                              "fault_html")
+            response = exports.ExportResponse(200, HTML_PAGE.encode(), exports.HTML_TYPE, "fault_html")
         elif response is None:
             try:
                 response = exports.resolve(path_py, name, self.today, self.seed, self.bom)
@@ -297,8 +312,9 @@ class SandboxServer:
                 if plan.truncate.incomplete:
                     entry.update(status=200, outcome=outcome)
                     self._record(entry, plan.fired)
-                    return self._send(h, 200, body, response.content_type,
-                                      content_length=full_length, close=True)
+                    return self._send(
+                        h, 200, body, response.content_type, content_length=full_length, close=True
+                    )
         entry.update(status=response.status, outcome=outcome)
         self._record(entry, plan.fired)
         headers = {}
@@ -311,11 +327,17 @@ class SandboxServer:
         if route == "/_sandbox/health" and method == "GET":
             today = self.today
             latest = latest_published(today, self.seed)
-            return self._json(h, 200, {
-                "status": "ok", "seed": self.seed, "today": today.isoformat(),
-                "latestAsOf": latest.isoformat() if latest else None,
-                "openProgramYear": open_program_year(today, self.seed),
-            })
+            return self._json(
+                h,
+                200,
+                {
+                    "status": "ok",
+                    "seed": self.seed,
+                    "today": today.isoformat(),
+                    "latestAsOf": latest.isoformat() if latest else None,
+                    "openProgramYear": open_program_year(today, self.seed),
+                },
+            )
         if route == "/_sandbox/faults":
             try:
                 if method == "PUT":
@@ -353,8 +375,10 @@ class SandboxServer:
         py = open_program_year(today, self.seed)
         example = ""
         if latest is not None:
-            example = (f"{self.url}/export.aspx?type=CSV&report=districtsummary~"
-                       f"~{latest.month}/{latest.day}/{latest.year}~{py}\n")
+            example = (
+                f"{self.url}/export.aspx?type=CSV&report=districtsummary~"
+                f"~{latest.month}/{latest.day}/{latest.year}~{py}\n"
+            )
         return (
             "Sandbox Toastmasters dashboard (deterministic data, seed "
             f"{self.seed}, today {today.isoformat()}, open program year {py}).\n"

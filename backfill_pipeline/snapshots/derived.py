@@ -163,9 +163,7 @@ def derive_detailed_figures(
     # Club performance is the club list; the other reports stand in when it has no rows.
     listing = clubs or districts or divisions
     division_ids = Counter((r.get("Division") or "").strip() for r in listing)
-    area_ids = Counter(
-        ((r.get("Division") or "").strip(), (r.get("Area") or "").strip()) for r in listing
-    )
+    area_ids = Counter(((r.get("Division") or "").strip(), (r.get("Area") or "").strip()) for r in listing)
     detailed = DetailedFigures(
         clubs=len(listing),
         divisions=len([d for d in division_ids if d]),

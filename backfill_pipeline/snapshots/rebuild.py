@@ -44,9 +44,7 @@ class DateScan:
     rankings: FileEntry | None = None
     errors: dict[str, list[DistrictError]] = field(default_factory=dict)
     # Collections named by the district files read (not those trusted from the manifest).
-    collections_seen: dict[tuple, tuple[CollectionInfo, list[str], dt.datetime]] = field(
-        default_factory=dict
-    )
+    collections_seen: dict[tuple, tuple[CollectionInfo, list[str], dt.datetime]] = field(default_factory=dict)
     bad_files: list[tuple[str, str]] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)
     unexpected_files: list[str] = field(default_factory=list)
@@ -124,9 +122,7 @@ def scan_date(
             scan.bad_files.append((name, _short(exc)))
             continue
         if snapshot.district_id != district_id or snapshot.as_of_date != as_of:
-            scan.bad_files.append(
-                (name, f"holds district {snapshot.district_id} of {snapshot.as_of_date}")
-            )
+            scan.bad_files.append((name, f"holds district {snapshot.district_id} of {snapshot.as_of_date}"))
             continue
         _note(scan, entry_for(name, data, snapshot, fp), snapshot)
     scan.entries.sort(key=lambda e: district_sort_key(e.district_id))
@@ -243,9 +239,7 @@ def build_manifest(as_of: dt.date, scan: DateScan, collections: Collections) -> 
     )
 
 
-def build_metadata(
-    as_of: dt.date, scan: DateScan, collections: Collections, manifest: Manifest
-) -> Metadata:
+def build_metadata(as_of: dt.date, scan: DateScan, collections: Collections, manifest: Manifest) -> Metadata:
     """The metadata of a scanned date; source/scope/method are those of the latest collection."""
     entries = {e.district_id: e for e in scan.entries}
     success = [e for e in scan.entries if e.status == "success"]

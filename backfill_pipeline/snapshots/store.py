@@ -116,9 +116,7 @@ class PerDistrictFileSnapshotStore:
             raise ValueError(f"one write per district please, got {ids}")
         for snapshot in snapshots:
             if snapshot.as_of_date != as_of:
-                raise ValueError(
-                    f"district {snapshot.district_id} is for {snapshot.as_of_date}, not {as_of}"
-                )
+                raise ValueError(f"district {snapshot.district_id} is for {snapshot.as_of_date}, not {as_of}")
         results: list[WriteResult] = []
         with self.layout.date_lock(as_of):
             stored = read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
@@ -162,9 +160,7 @@ class PerDistrictFileSnapshotStore:
                 known[name] = (entry_for(name, data, final, fingerprint(path)), final)
                 written.append(final.district_id)
                 results.append(
-                    WriteResult(
-                        final.district_id, as_of, True, final.status, final.detail, "written"
-                    )
+                    WriteResult(final.district_id, as_of, True, final.status, final.detail, "written")
                 )
             collections = record_collection(
                 read_collections(self.layout, as_of),

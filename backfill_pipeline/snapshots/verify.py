@@ -137,21 +137,16 @@ def _compare_manifest(stored: Manifest, rebuilt: Manifest, problem) -> bool:
     for name in sorted(set(listed) & set(actual)):
         a, b = listed[name], actual[name]
         if (a.bytes, a.sha256) != (b.bytes, b.sha256):
-            problem(
-                name, "sha256-mismatch", f"manifest says {a.sha256[:12]}, file is {b.sha256[:12]}"
-            )
+            problem(name, "sha256-mismatch", f"manifest says {a.sha256[:12]}, file is {b.sha256[:12]}")
             stale = True
         elif comparable_entry(a) != comparable_entry(b):
             problem(name, "manifest-entry", "status, detail or dates differ from the file")
             stale = True
     stored_r, actual_r = stored.rankings, rebuilt.rankings
     if (stored_r is None) != (actual_r is None) or (
-        stored_r is not None
-        and (stored_r.bytes, stored_r.sha256) != (actual_r.bytes, actual_r.sha256)
+        stored_r is not None and (stored_r.bytes, stored_r.sha256) != (actual_r.bytes, actual_r.sha256)
     ):
-        problem(
-            RANKINGS, "sha256-mismatch", "rankings entry of manifest.json differs from the file"
-        )
+        problem(RANKINGS, "sha256-mismatch", "rankings entry of manifest.json differs from the file")
         stale = True
     if stored.status != rebuilt.status:
         problem(MANIFEST, "manifest-entry", f"status {stored.status}, files say {rebuilt.status}")
