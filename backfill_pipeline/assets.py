@@ -11,6 +11,7 @@ from .dashboard.http import error_class
 from .partitions import DISTRICTS_PARTITION, date_district_partitions, split_key
 from .planner import FORCE_TAG, POOL, SCOPE_TAG, SOURCE_TAG
 from .resources import DistrictConfiguration, RefreshService, SnapshotStore
+from .scope import district_partitions_change
 from .snapshots.models import WriteContext
 
 GROUP = "toastmasters"
@@ -234,18 +235,3 @@ def _sync_district_partitions(
         context.instance.delete_dynamic_partition(DISTRICTS_PARTITION, d)
     if add or remove:
         context.log.info(f"districts partitions: added {add}, removed {remove}")
-
-
-def district_partitions_change(
-    current: list[str], configured: list[str], listed: list[str] | None
-) -> tuple[list[str], list[str]]:
-    """(add, remove) that bring the `districts` partitions to the scope.
-
-    Configured districts: exactly those. None configured: every district the dashboard lists,
-    added but never removed, so a district that has left the dashboard keeps its history and a
-    partition the API added for a past date is not pulled from under a running backfill.
-    """
-    have = set(current)
-    if configured:
-        return [d for d in configured if d not in have], [d for d in current if d not in set(configured)]
-    return [d for d in (listed or []) if d not in have], []

@@ -7,10 +7,10 @@ import logging
 from dataclasses import dataclass, field
 
 from .dashboard.client import DashboardClient, FetchResult
-from .dashboard.districts import district_ids_from_summary
 from .dashboard.errors import DashboardError, SuspiciousSummary
 from .dashboard.http import error_class
 from .dashboard.reports import DISTRICT_REPORTS, Report
+from .district_ids import district_ids_from_summary
 from .scope import resolve_scope
 from .snapshots.builders import (
     detailed_district,

@@ -150,10 +150,10 @@ def start_configured_stack(
     """The sandbox and `dagster dev` over `<base>/data` with `districts` configured, returned once
     the district_discovery sensor has turned them into partitions (tests use it)."""
     from .api.graphql import DagsterGraphQL
-    from .scope import DistrictConfiguration
+    from .scope import DistrictConfig
 
     root = base / "data"
-    DistrictConfiguration(root).set(districts)
+    DistrictConfig(root).set(districts)
     sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log").start()
     dagster = dagster_service(
         free_port(),

@@ -11,7 +11,7 @@ from pydantic import PrivateAttr
 from .dashboard.client import DEFAULT_BASE_URL, ClientSettings, DashboardClient
 from .planner import RATE_TAG
 from .run_stats import record_run_stats
-from .scope import DistrictConfiguration as DistrictConfigFile
+from .scope import DistrictConfig
 from .snapshots.store import PerDistrictFileSnapshotStore
 
 
@@ -105,4 +105,4 @@ class DistrictConfiguration(dg.ConfigurableResource):
 
     def configured(self) -> list[str]:
         """The configured district ids, normalised and ordered."""
-        return DistrictConfigFile(Path(self.data_root)).list()
+        return DistrictConfig(self.data_root).list()

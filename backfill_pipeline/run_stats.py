@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from .snapshots.atomic import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def runs_dir(root: Path) -> Path:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from .assets import SOURCE_TAG, district_partitions_change
+from .assets import SOURCE_TAG
 from .partitions import DISTRICTS_PARTITION
 from .resources import DistrictConfiguration, SnapshotStore
 from .schedules import refresh_districts_request
+from .scope import district_partitions_change
 
 ALERT_LOG = Path("alerts") / "run-failures.jsonl"
 

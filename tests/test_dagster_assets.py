@@ -10,7 +10,7 @@ from backfill_pipeline.assets import FORCE_TAG, build_assets
 from backfill_pipeline.partitions import DISTRICTS_PARTITION, daily_partitions, date_district_key
 from backfill_pipeline.resources import DistrictConfiguration, RefreshService, SnapshotStore
 from backfill_pipeline.sandbox import publication
-from backfill_pipeline.scope import DistrictConfiguration as DistrictConfigFile
+from backfill_pipeline.scope import DistrictConfig
 from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
 
 TODAY = dt.date(2026, 11, 29)
@@ -124,7 +124,7 @@ def test_unpublished_date_is_materialized_as_unavailable(env):
 
 
 def test_configured_districts_limit_scope_and_partitions(env):
-    DistrictConfigFile(env["root"]).set(["42", "61", "F"])
+    DistrictConfig(env["root"]).set(["42", "61", "F"])
     result = materialize_summary(env, DATE_A)
     meta = materializations(result)[DATE_A.isoformat()]
     assert meta["districts_written"].value == 3 and meta["out_of_scope"].value == 0

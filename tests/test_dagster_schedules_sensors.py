@@ -9,7 +9,7 @@ from backfill_pipeline.jobs import prune_old_runs
 from backfill_pipeline.partitions import DISTRICTS_PARTITION
 from backfill_pipeline.resources import DistrictConfiguration, SnapshotStore
 from backfill_pipeline.schedules import REFRESH_PRIORITY, refresh_districts_request
-from backfill_pipeline.scope import DistrictConfiguration as DistrictConfigFile
+from backfill_pipeline.scope import DistrictConfig
 from backfill_pipeline.sensors import district_discovery
 
 DEFS = build_definitions(dt.date(2025, 1, 1))
@@ -67,7 +67,7 @@ def test_discovery_keeps_partitions_equal_to_the_configuration(tmp_path):
         "store": SnapshotStore(data_root=str(tmp_path)),
         "districts": DistrictConfiguration(data_root=str(tmp_path)),
     }
-    config = DistrictConfigFile(tmp_path)
+    config = DistrictConfig(tmp_path)
     with dg.instance_for_test() as instance:
         ctx = dg.build_sensor_context(instance=instance, resources=resources)
         assert isinstance(district_discovery(ctx), dg.SkipReason)  # nothing known yet
@@ -146,7 +146,7 @@ def test_resources_read_env_through_envvar(monkeypatch):
 
 
 def test_partitions_change_is_exact_when_configured_and_add_only_otherwise():
-    from backfill_pipeline.assets import district_partitions_change
+    from backfill_pipeline.scope import district_partitions_change
 
     assert district_partitions_change(["42", "61"], ["61", "F"], None) == (["F"], ["42"])
     # Nothing configured: a district gone from the dashboard keeps its partition (and history).

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backfill_pipeline.dashboard.districts import (
+from backfill_pipeline.district_ids import (
     InvalidDistrictId,
     district_ids_from_summary,
     normalise_district_id,

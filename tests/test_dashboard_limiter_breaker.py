@@ -62,7 +62,7 @@ def test_token_bucket_rejects_non_positive_rates(rate):
 
 def test_breaker_opens_fails_fast_and_recovers_through_one_probe(tmp_path):
     clock = FakeClock()
-    breaker = CircuitBreaker(tmp_path / "breaker.json", failure_threshold=3, cooldown=10, clock=clock)
+    breaker = CircuitBreaker(tmp_path, failure_threshold=3, cooldown=10, clock=clock)
     for _ in range(2):
         breaker.before_request()
         breaker.record_failure()
@@ -84,7 +84,7 @@ def test_breaker_opens_fails_fast_and_recovers_through_one_probe(tmp_path):
 
 def test_failed_probe_reopens(tmp_path):
     clock = FakeClock()
-    breaker = CircuitBreaker(tmp_path / "b.json", failure_threshold=1, cooldown=5, clock=clock)
+    breaker = CircuitBreaker(tmp_path, failure_threshold=1, cooldown=5, clock=clock)
     breaker.record_failure()
     clock.now += 5
     breaker.before_request()
@@ -95,7 +95,7 @@ def test_failed_probe_reopens(tmp_path):
 
 
 def test_success_resets_the_count(tmp_path):
-    breaker = CircuitBreaker(tmp_path / "b.json", failure_threshold=3)
+    breaker = CircuitBreaker(tmp_path, failure_threshold=3)
     breaker.record_failure()
     breaker.record_failure()
     breaker.record_success()
@@ -111,7 +111,7 @@ def _fail(path, n):
 
 
 def test_breaker_state_is_shared_between_processes(tmp_path):
-    path = tmp_path / "breaker.json"
+    path = tmp_path
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_fail, args=(path, 25)) for _ in range(4)]
     for p in procs:
@@ -147,7 +147,7 @@ def test_backoff_grows_is_bounded_and_jittered():
 
 def test_a_late_success_does_not_close_an_open_circuit(tmp_path):
     clock = FakeClock()
-    breaker = CircuitBreaker(tmp_path / "b.json", failure_threshold=1, cooldown=10, clock=clock)
+    breaker = CircuitBreaker(tmp_path, failure_threshold=1, cooldown=10, clock=clock)
     breaker.record_failure()
     breaker.record_success()  # an answer to a request sent before the circuit opened
     assert breaker.state().state == OPEN

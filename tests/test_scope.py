@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from backfill_pipeline.dashboard.districts import InvalidDistrictId
-from backfill_pipeline.scope import DistrictConfiguration, resolve_scope
+from backfill_pipeline.district_ids import InvalidDistrictId
+from backfill_pipeline.scope import DistrictConfig, resolve_scope
 from backfill_pipeline.snapshots.commands import register, split_ids
 
 
@@ -65,7 +65,7 @@ def test_without_configuration_any_valid_requested_id_on_the_dashboard_is_in_sco
 
 
 def test_configuration_add_remove_set_and_change_log(tmp_path):
-    config = DistrictConfiguration(tmp_path)
+    config = DistrictConfig(tmp_path)
     assert config.list() == []
     assert config.add(["District 61", "09", "F"]) == ["09", "61", "F"]
     assert config.add(["42", "61"]) == ["09", "42", "61", "F"]
@@ -84,7 +84,7 @@ def test_configuration_add_remove_set_and_change_log(tmp_path):
 
 
 def test_invalid_ids_write_nothing(tmp_path):
-    config = DistrictConfiguration(tmp_path)
+    config = DistrictConfig(tmp_path)
     with pytest.raises(InvalidDistrictId):
         config.add(["42", "4 2x"])
     assert not (tmp_path / "config").exists()
@@ -138,7 +138,7 @@ def test_districts_command_default_root_is_read_at_call_time(tmp_path, monkeypat
     monkeypatch.setenv("BACKFILL_DATA_ROOT", str(tmp_path / "b"))
     args = parser.parse_args(["districts", "add", "42"])
     assert args.handler(args) == 0
-    assert DistrictConfiguration(tmp_path / "b").list() == ["42"]
+    assert DistrictConfig(tmp_path / "b").list() == ["42"]
     assert not (tmp_path / "a").exists()
 
 
@@ -167,4 +167,4 @@ def test_districts_command_in_a_subprocess(tmp_path):
     assert listed.returncode == 0 and listed.stdout.split() == ["9", "42", "61"]
     bad = cli("districts", "remove", "61,xy")
     assert bad.returncode == 2 and "invalid district id" in bad.stderr
-    assert DistrictConfiguration(tmp_path).list() == ["9", "42", "61"]
+    assert DistrictConfig(tmp_path).list() == ["9", "42", "61"]

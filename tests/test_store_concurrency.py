@@ -16,9 +16,9 @@ from pathlib import Path
 
 from test_store_support import AS_OF, BACKFILL, REFRESH, a_detailed, a_failure, a_summary
 
+from backfill_pipeline.dataroot import district_id_of
+from backfill_pipeline.files import is_temp_name
 from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore
-from backfill_pipeline.snapshots.atomic import is_temp_name
-from backfill_pipeline.snapshots.layout import district_id_of
 from backfill_pipeline.snapshots.models import (
     Collections,
     DistrictSnapshot,
@@ -27,6 +27,7 @@ from backfill_pipeline.snapshots.models import (
     Metadata,
     Rankings,
 )
+from backfill_pipeline.snapshots.verify import verify_store
 
 TESTS = Path(__file__).parent
 WORKERS = 6
@@ -69,7 +70,7 @@ def test_processes_writing_different_districts_of_one_date_lose_nothing(tmp_path
     assert metadata.status == "partial"
     runs = {c.run_id for c in store.read_collections(AS_OF).collections}
     assert runs == {f"run-{w}" for w in range(WORKERS)}
-    assert store.verify() == []
+    assert verify_store(store) == []
 
 
 def test_threads_racing_summary_and_detailed_writes_end_detailed(tmp_path):
@@ -93,7 +94,7 @@ def test_threads_racing_summary_and_detailed_writes_end_detailed(tmp_path):
     metadata = store.read_metadata(AS_OF)
     assert metadata.detailed_districts == districts
     assert metadata.status == "success"
-    assert store.verify() == []
+    assert verify_store(store) == []
 
 
 WRITER = textwrap.dedent(
@@ -179,12 +180,12 @@ def _kill_writer_at_random(root: Path, rng: random.Random, seed: int) -> None:
 
 
 def _assert_consistent(store: PerDistrictFileSnapshotStore) -> None:
-    assert store.verify() == []
-    assert _assert_only_complete_files(store.root) == 0
+    assert verify_store(store) == []
+    assert _assert_only_complete_files(store.root.path) == 0
     for as_of, _status in store.list_dates():
         metadata = store.read_metadata(as_of)
         on_disk = sorted(
-            district_id_of(p.name) for p in store.layout.date_dir(as_of).iterdir() if district_id_of(p.name)
+            district_id_of(p.name) for p in store.root.date_dir(as_of).iterdir() if district_id_of(p.name)
         )
         assert sorted(metadata.districts) == on_disk
         assert metadata.districts == [e.district_id for e in store.read_manifest(as_of).districts]
@@ -200,14 +201,14 @@ def test_writer_killed_at_random_moments_leaves_only_complete_files(tmp_path):
         _kill_writer_at_random(tmp_path, rng, seed=round_ * 11)
         _assert_only_complete_files(tmp_path)
         _assert_readers_see_no_temp_files(store)
-        problems_seen += store.verify()
+        problems_seen += verify_store(store)
         if round_ % 2:
             # Recovery by the next ordinary write of each date (oldest first, as a backfill would).
             for as_of, _status in store.list_dates():
                 store.write_district(a_summary("99", as_of), context=REFRESH)
         else:
             # Recovery by `verify --repair`.
-            store.verify(repair=True)
+            verify_store(store, repair=True)
         _assert_consistent(store)
     # Not asserted (timing-dependent), but printed for `pytest -s`: what the kills left behind.
     print(sorted({p.kind for p in problems_seen}), len(problems_seen))

@@ -8,13 +8,13 @@ import pytest
 from pydantic import ValidationError
 from test_store_support import AS_OF, a_detailed, a_summary, club_row, district_row, summary_row
 
+from backfill_pipeline.dataroot import district_file_name
 from backfill_pipeline.snapshots import (
     DistrictSnapshot,
     derive_detailed_figures,
     derive_summary_figures,
 )
 from backfill_pipeline.snapshots.derived import parse_int, parse_pct
-from backfill_pipeline.snapshots.layout import district_file_name
 
 
 @pytest.mark.parametrize(

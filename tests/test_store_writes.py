@@ -18,12 +18,12 @@ from test_store_support import (
     an_unavailable,
 )
 
+from backfill_pipeline.files import atomic_write_bytes
 from backfill_pipeline.snapshots import (
     DistrictError,
     PerDistrictFileSnapshotStore,
     compute_borda_rankings,
 )
-from backfill_pipeline.snapshots.atomic import atomic_write_bytes
 from backfill_pipeline.snapshots.models import Metadata
 
 
@@ -33,13 +33,13 @@ def store(tmp_path):
 
 
 def district_bytes(store, district="42", as_of=AS_OF):
-    return store.layout.district(as_of, district).read_bytes()
+    return store.root.district(as_of, district).read_bytes()
 
 
 def test_layout_and_camel_case_json(store):
     store.write_district(a_summary("42"), context=REFRESH)
     store.write_rankings(AS_OF, compute_borda_rankings([a_summary("42").raw.summary]))
-    day = store.root / "snapshots" / "2025-09-08"
+    day = store.root.path / "snapshots" / "2025-09-08"
     names = sorted(p.name for p in day.iterdir())
     assert names == [
         "all-districts-rankings.json",
@@ -52,7 +52,7 @@ def test_layout_and_camel_case_json(store):
         data = json.loads((day / name).read_text())
         assert data["schemaVersion"] == 1
         assert "as_of_date" not in data and data["asOfDate"] == "2025-09-08"
-    pointer = json.loads((store.root / "snapshots" / "latest-successful.json").read_text())
+    pointer = json.loads((store.root.path / "snapshots" / "latest-successful.json").read_text())
     assert pointer["asOfDate"] == "2025-09-08"
 
 
@@ -160,7 +160,7 @@ def test_metadata_lists_districts_errors_and_partial_status(store):
         "district_F.json",
     ]
     entry = manifest.districts[1]
-    data = store.layout.district(AS_OF, "42").read_bytes()
+    data = store.root.district(AS_OF, "42").read_bytes()
     assert entry.bytes == len(data)
     assert entry.sha256 == hashlib.sha256(data).hexdigest()
 
@@ -269,7 +269,7 @@ def test_readers_trust_files_over_a_stale_manifest(store):
     store.write_district(a_summary(), context=REFRESH)
     # A writer that died after replacing the file but before rebuilding the manifest:
     replaced = a_detailed().model_copy(update={"collection": REFRESH.info()})
-    atomic_write_bytes(store.layout.district(AS_OF, "42"), replaced.model_dump_json().encode())
+    atomic_write_bytes(store.root.district(AS_OF, "42"), replaced.model_dump_json().encode())
     assert store.has_successful_detailed(AS_OF, "42")
     assert store.read_manifest(AS_OF).districts[0].detail == "summary"  # still stale
     # The next write rebuilds the manifest from what is on disk.
@@ -298,6 +298,6 @@ def test_district_error_from_exception_takes_retryable_flag():
 
 def test_metadata_model_round_trips(store):
     store.write_district(a_failure(), context=BACKFILL)
-    raw = store.layout.date_file(AS_OF, "metadata.json").read_text()
+    raw = store.root.date_file(AS_OF, "metadata.json").read_text()
     assert Metadata.model_validate_json(raw).failed_districts == ["42"]
     assert json.loads(raw)["districtErrors"][0]["errorClass"] == "TimeoutError"

@@ -13,6 +13,7 @@ from ..backfill_request import BackfillRequest
 from ..dashboard.breaker import CircuitBreaker
 from ..dashboard.cache import RawCache
 from ..dashboard.calendar import unavailable_is_final, utc_today
+from ..files import atomic_write_bytes
 from ..planner import (
     DISTRICT_ASSET,
     DISTRICTS_PARTITION,
@@ -28,8 +29,7 @@ from ..planner import (
     make_plan,
 )
 from ..run_stats import read_run_stats
-from ..scope import DistrictConfiguration
-from ..snapshots.atomic import atomic_write_bytes
+from ..scope import DistrictConfig
 from ..snapshots.store import PerDistrictFileSnapshotStore
 from .graphql import BackfillNotFound, DagsterGraphQL, DagsterGraphQLError
 
@@ -112,7 +112,7 @@ class BackfillService:
         return World(
             today=self.today(),
             partition_start=dt.date.fromisoformat(dates[0]) if dates else self.today(),
-            configured=DistrictConfiguration(self.root).list(),
+            configured=DistrictConfig(self.root).list(),
             available=None,
             district_partitions=district_dims.get("district", []),
             materialized={a: s.materialized for a, s in statuses.items()},

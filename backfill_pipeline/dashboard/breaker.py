@@ -10,7 +10,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..snapshots.atomic import atomic_write_bytes
+from ..dataroot import DataRoot
+from ..files import atomic_write_bytes
 from .errors import CircuitOpen
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
@@ -31,18 +32,19 @@ class CircuitBreaker:
 
     def __init__(
         self,
-        state_path: Path | str,
+        root: DataRoot | Path | str,
         *,
         failure_threshold: int = 5,
         cooldown: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path = Path(state_path)
+        root = DataRoot.of(root)
+        self.path = root.breaker_state
         self.failure_threshold = failure_threshold
         self.cooldown = cooldown
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(self.path) + ".lock")
+        self._lock = FileLock(root.breaker_lock)
 
     def _read(self) -> BreakerState:
         try:

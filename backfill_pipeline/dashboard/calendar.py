@@ -15,13 +15,6 @@ def program_year(year: int, month: int) -> str:
     return f"{start}-{start + 1}"
 
 
-def program_year_start(py: str) -> int:
-    """First calendar year of a program year string."""
-    if not re.fullmatch(r"\d{4}-\d{4}", py) or int(py[5:]) != int(py[:4]) + 1:
-        raise ValueError(f"not a program year: {py!r}")
-    return int(py[:4])
-
-
 def month_end(year: int, month: int) -> dt.date:
     """Last day of a month."""
     return dt.date(year, month, calendar.monthrange(year, month)[1])

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..dataroot import DataRoot
+from ..district_ids import normalise_district_id
 from .breaker import CircuitBreaker
 from .cache import CachedAnswer, RawCache
 from .calendar import (
@@ -19,7 +21,6 @@ from .calendar import (
     utc_today,
 )
 from .csvparse import ParsedCsv, parse_report
-from .districts import normalise_district_id
 from .errors import ServerError
 from .http import DashboardHttp, RetrySettings
 from .ratelimit import TokenBucket
@@ -105,17 +106,17 @@ class DashboardClient:
     def __init__(
         self,
         settings: ClientSettings,
-        root: Path | str,
+        root: DataRoot | Path | str,
         *,
         today: Callable[[], dt.date] = utc_today,
         http: DashboardHttp | None = None,
     ) -> None:
         self.settings = settings
-        self.root = Path(root)
+        self.root = DataRoot.of(root)
         self.today = today
         self.cache = RawCache(self.root) if settings.use_cache else None
         self.breaker = CircuitBreaker(
-            self.root / "state" / "breaker.json",
+            self.root,
             failure_threshold=settings.breaker_threshold,
             cooldown=settings.breaker_cooldown,
         )

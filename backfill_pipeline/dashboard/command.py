@@ -7,9 +7,9 @@ import json
 import sys
 
 from .. import config
+from ..district_ids import InvalidDistrictId, normalise_district_id
 from .calendar import parse_as_of
 from .client import DashboardClient
-from .districts import InvalidDistrictId, normalise_district_id
 from .errors import DashboardError
 
 COLUMNS = ("report", "available", "asOf", "dataMonth", "closingPeriod", "rows", "cacheHit", "sha256", "url")

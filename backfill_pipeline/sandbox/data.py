@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from functools import lru_cache
 
-from ..dashboard.calendar import program_year
+from .calendar import program_year
 from .population import Club, clubs_in_program_year, district_first_year, districts_for, region_of
 from .publication import DEFAULT_SEED, rng_for, unit
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote
 
-from ..dashboard.calendar import month_end, program_year
 from . import data, render
+from .calendar import month_end, program_year
 from .population import districts_for
 from .publication import (
     DEFAULT_SEED,

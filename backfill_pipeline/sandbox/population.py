@@ -7,8 +7,7 @@ import string
 from functools import lru_cache
 from typing import NamedTuple
 
-from ..dashboard.calendar import program_year_start
-from ..dashboard.districts import sort_district_ids
+from .calendar import program_year_start, sorted_districts
 from .publication import DEFAULT_SEED, rng_for
 
 LETTER_DISTRICTS = ("F", "U")
@@ -56,7 +55,7 @@ def _district_plan(seed: int) -> dict[str, tuple[int, int]]:
 @lru_cache(maxsize=64)
 def _districts_for(py_start: int, seed: int) -> tuple[str, ...]:
     plan = _district_plan(seed)
-    return tuple(sort_district_ids(d for d, (a, b) in plan.items() if a <= py_start <= b))
+    return tuple(sorted_districts(d for d, (a, b) in plan.items() if a <= py_start <= b))
 
 
 def districts_for(py: str, seed: int = DEFAULT_SEED) -> list[str]:

@@ -16,7 +16,7 @@ import hashlib
 import random
 from functools import lru_cache
 
-from ..dashboard.calendar import month_end, previous_month, program_year
+from .calendar import month_end, previous_month, program_year
 
 DEFAULT_SEED = 42
 FIRST_AS_OF = dt.date(2008, 7, 1)

@@ -69,14 +69,15 @@ def register(subparsers) -> None:
 def run_verify(args: argparse.Namespace) -> int:
     """Handler of `verify`: print each problem; exit 1 when any is left unrepaired."""
     from .store import PerDistrictFileSnapshotStore
+    from .verify import verify_store
 
     root = _root(args)
     store = PerDistrictFileSnapshotStore(root)
-    problems = store.verify(repair=args.repair)
+    problems = verify_store(store, repair=args.repair)
     for problem in problems:
         print(problem)
     left = [p for p in problems if not p.repaired]
-    dates = len(store.layout.dates())
+    dates = len(store.root.dates())
     if not problems:
         print(f"ok: {dates} snapshot(s) under {root} are consistent")
         return 0
@@ -89,10 +90,10 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_districts(args: argparse.Namespace) -> int:
     """Handler of `districts list|add|remove|set`."""
-    from ..dashboard.districts import InvalidDistrictId
-    from ..scope import DistrictConfigError, DistrictConfiguration, normalise_ids
+    from ..district_ids import InvalidDistrictId
+    from ..scope import DistrictConfig, DistrictConfigError, normalise_ids
 
-    config = DistrictConfiguration(_root(args))
+    config = DistrictConfig(_root(args))
     try:
         if args.action == "list":
             current = config.list()

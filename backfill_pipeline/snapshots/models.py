@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from ..dashboard.districts import normalise_district_id
+from ..district_ids import normalise_district_id
 
 SCHEMA_VERSION = 1
 
@@ -411,24 +411,3 @@ class Rankings(CamelModel):
     district_count: int = Field(ge=0)
     rankings: list[RankingEntry]
     generated_at: dt.datetime = Field(default_factory=utc_now)
-
-
-# ----------------------------------------------------------------------------- district config
-
-
-class DistrictConfigFile(CamelModel):
-    """`config/districts.json`: the configured districts (empty means every available one)."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    districts: list[DistrictId] = Field(default_factory=list)
-    updated_at: dt.datetime = Field(default_factory=utc_now)
-
-
-class DistrictConfigChange(CamelModel):
-    """One line of `config/districts.log.jsonl`."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    timestamp: dt.datetime = Field(default_factory=utc_now)
-    action: Literal["add", "remove", "set"]
-    ids: list[DistrictId]
-    resulting: list[DistrictId]

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
 
-from ..dashboard.districts import InvalidDistrictId, district_sort_key, normalise_district_id
+from ..district_ids import InvalidDistrictId, district_sort_key, normalise_district_id
 from .derived import parse_decimal, parse_int
 from .models import RankingEntry
 

@@ -10,9 +10,9 @@ from typing import Literal, TypedDict
 
 from pydantic import ValidationError
 
-from ..dashboard.districts import sort_district_ids
-from .atomic import fingerprint
-from .layout import MANIFEST, METADATA, RANKINGS, Layout, district_file_name, parse_date_dir
+from ..dataroot import MANIFEST, METADATA, RANKINGS, DataRoot, parse_date_dir
+from ..district_ids import sort_district_ids
+from ..files import fingerprint
 from .models import (
     DateStatus,
     Detail,
@@ -83,13 +83,13 @@ class DateSnapshot:
 class SnapshotReader:
     """Read-only access to a store; never takes the write locks, never sees temporary files."""
 
-    def __init__(self, layout: Layout) -> None:
-        self.layout = layout
+    def __init__(self, root: DataRoot) -> None:
+        self.root = root
         self._manifests: dict[dt.date, tuple[str, Manifest]] = {}
 
     def manifest(self, as_of: dt.date) -> Manifest | None:
         """The stored manifest, parsed once per version of the file."""
-        path = self.layout.date_file(as_of, MANIFEST)
+        path = self.root.date_file(as_of, MANIFEST)
         try:
             fp = fingerprint(path)
         except FileNotFoundError:
@@ -104,7 +104,7 @@ class SnapshotReader:
 
     def district_entry(self, as_of: dt.date, district: str) -> ManifestEntry | None:
         """A district's manifest entry, re-read from its file when the manifest is behind."""
-        path = self.layout.date_dir(as_of) / district_file_name(district)
+        path = self.root.district(as_of, district)
         try:
             fp = fingerprint(path)
         except FileNotFoundError:
@@ -124,18 +124,18 @@ class SnapshotReader:
 
     def read_district(self, as_of: dt.date, district: str) -> DistrictSnapshot | None:
         """One district file, or None."""
-        return read_json_model(self.layout.district(as_of, district), DistrictSnapshot)
+        return read_json_model(self.root.district(as_of, district), DistrictSnapshot)
 
     def read_snapshot(self, as_of: dt.date, districts: list[str] | None) -> DateSnapshot | None:
         """Metadata, manifest, rankings and district files of a date; None when no directory."""
-        if not self.layout.date_dir(as_of).is_dir():
+        if not self.root.date_dir(as_of).is_dir():
             return None
         manifest = self.manifest(as_of)
-        metadata = read_json_model(self.layout.date_file(as_of, METADATA), Metadata)
+        metadata = read_json_model(self.root.date_file(as_of, METADATA), Metadata)
         if manifest is None or metadata is None:
             # Not rebuilt yet (a writer died first): compute both in memory, write nothing.
-            collections = read_collections(self.layout, as_of)
-            scan = scan_date(self.layout, as_of)
+            collections = read_collections(self.root, as_of)
+            scan = scan_date(self.root, as_of)
             manifest = build_manifest(as_of, scan, collections)
             metadata = build_metadata(as_of, scan, collections, manifest)
         wanted = [e.district_id for e in manifest.districts] if districts is None else districts
@@ -144,18 +144,18 @@ class SnapshotReader:
             snapshot = self.read_district(as_of, district)
             if snapshot is not None:
                 loaded[district] = snapshot
-        rankings = read_json_model(self.layout.date_file(as_of, RANKINGS), Rankings)
+        rankings = read_json_model(self.root.date_file(as_of, RANKINGS), Rankings)
         return DateSnapshot(as_of, metadata, manifest, rankings, loaded)
 
     def list_dates(self) -> list[tuple[dt.date, DateStatus]]:
         """Every date directory with its status, oldest first."""
         found = []
-        for as_of in self.layout.dates():
-            raw = _load(self.layout.date_file(as_of, MANIFEST))
+        for as_of in self.root.dates():
+            raw = _load(self.root.date_file(as_of, MANIFEST))
             status = raw.get("status") if raw else None
             if status is None:
-                collections = read_collections(self.layout, as_of)
-                status = build_manifest(as_of, scan_date(self.layout, as_of), collections).status
+                collections = read_collections(self.root, as_of)
+                status = build_manifest(as_of, scan_date(self.root, as_of), collections).status
             found.append((as_of, status))
         return found
 
@@ -164,8 +164,8 @@ class SnapshotReader:
         if end < start:
             raise ValueError(f"end {end} is before start {start}")
         present = set()
-        if self.layout.snapshots.is_dir():
-            with os.scandir(self.layout.snapshots) as entries:
+        if self.root.snapshots.is_dir():
+            with os.scandir(self.root.snapshots) as entries:
                 for entry in entries:
                     d = parse_date_dir(entry.name)
                     if d is not None and start <= d <= end:
@@ -179,7 +179,7 @@ class SnapshotReader:
             if day not in present:
                 date_status[day] = "missing"
             else:
-                raw = _load(self.layout.date_file(day, MANIFEST))
+                raw = _load(self.root.date_file(day, MANIFEST))
                 row: dict[str, CoverageCell] = {}
                 for entry in raw.get("districts", ()) if raw else ():
                     district = entry["districtId"]

@@ -11,15 +11,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..dashboard.districts import district_sort_key
-from .atomic import fingerprint, is_temp_name, sha256_hex
-from .layout import (
-    COLLECTIONS,
-    DATE_FILES,
-    RANKINGS,
-    Layout,
-    district_id_of,
-)
+from ..dataroot import COLLECTIONS, DATE_FILES, RANKINGS, DataRoot, district_id_of
+from ..district_ids import district_sort_key
+from ..files import fingerprint, is_temp_name, sha256_hex
 from .models import (
     Collection,
     CollectionInfo,
@@ -75,14 +69,14 @@ def read_json_model(path: Path, model: type):
 
 
 def scan_date(
-    layout: Layout,
+    root: DataRoot,
     as_of: dt.date,
     previous: Manifest | None = None,
     *,
     known: dict[str, tuple[ManifestEntry, DistrictSnapshot]] | None = None,
 ) -> DateScan:
     """Read a date directory; files whose stat matches `previous` are not read again."""
-    directory = layout.date_dir(as_of)
+    directory = root.date_dir(as_of)
     trusted = {e.file: e for e in previous.districts} if previous else {}
     trusted_rankings = previous.rankings if previous else None
     known = known or {}
@@ -96,7 +90,7 @@ def scan_date(
             scan.temp_files.append(name)
             continue
         district_id = district_id_of(name)
-        path = directory / name
+        path = root.date_file(as_of, name)
         if district_id is None:
             if name == RANKINGS:
                 scan.rankings = _rankings_entry(path, trusted_rankings, scan)
@@ -175,9 +169,9 @@ def date_status(entries: list[ManifestEntry], marked_unavailable: bool) -> DateS
     return "failed"
 
 
-def read_collections(layout: Layout, as_of: dt.date) -> Collections:
+def read_collections(root: DataRoot, as_of: dt.date) -> Collections:
     """The date's collections record; an empty one when missing or unreadable."""
-    found = read_json_model(layout.date_file(as_of, COLLECTIONS), Collections)
+    found = read_json_model(root.date_file(as_of, COLLECTIONS), Collections)
     return found if found is not None else Collections(as_of_date=as_of)
 
 

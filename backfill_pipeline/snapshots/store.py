@@ -26,10 +26,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..dashboard.districts import normalise_district_id
+from filelock import FileLock
+
+from ..dataroot import COLLECTIONS, MANIFEST, METADATA, RANKINGS, DataRoot, district_file_name
+from ..district_ids import normalise_district_id
+from ..files import atomic_write_bytes, fingerprint
 from . import readers
-from .atomic import atomic_write_bytes, fingerprint
-from .layout import COLLECTIONS, MANIFEST, METADATA, RANKINGS, Layout, district_file_name
 from .models import (
     DETAIL_RANK,
     Collections,
@@ -57,7 +59,6 @@ from .rebuild import (
     record_collection,
     scan_date,
 )
-from .verify import Problem, verify_store
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,11 @@ def keep_reason(existing: ManifestEntry | None, new: DistrictSnapshot) -> str | 
 class PerDistrictFileSnapshotStore:
     """The snapshot store of DESIGN.md section 4: atomic files, rebuilt manifest and metadata."""
 
-    def __init__(self, root: Path | str, *, durable: bool = True) -> None:
-        self.root = Path(root)
-        self.layout = Layout(self.root)
+    def __init__(self, root: DataRoot | Path | str, *, durable: bool = True) -> None:
+        self.root = DataRoot.of(root)
         # durable=False skips fsync: only for building throwaway stores (tests, benchmarks).
         self.durable = durable
-        self._reader = readers.SnapshotReader(self.layout)
+        self._reader = readers.SnapshotReader(self.root)
 
     # ------------------------------------------------------------------------------- writes
 
@@ -118,9 +118,9 @@ class PerDistrictFileSnapshotStore:
             if snapshot.as_of_date != as_of:
                 raise ValueError(f"district {snapshot.district_id} is for {snapshot.as_of_date}, not {as_of}")
         results: list[WriteResult] = []
-        with self.layout.date_lock(as_of):
-            stored = read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
-            first = scan_date(self.layout, as_of, stored)
+        with self.date_lock(as_of):
+            stored = read_json_model(self.root.date_file(as_of, MANIFEST), Manifest)
+            first = scan_date(self.root, as_of, stored)
             # The scan just made is the freshest "previous": the rebuild below reuses it.
             previous = build_manifest(as_of, first, Collections(as_of_date=as_of))
             on_disk = {e.district_id: e for e in first.entries}
@@ -155,7 +155,7 @@ class PerDistrictFileSnapshotStore:
                 final = self._prepare(snapshot, existing, context)
                 name = district_file_name(final.district_id)
                 data = final.model_dump_json().encode()
-                path = self.layout.date_dir(as_of) / name
+                path = self.root.date_file(as_of, name)
                 atomic_write_bytes(path, data, durable=self.durable)
                 known[name] = (entry_for(name, data, final, fingerprint(path)), final)
                 written.append(final.district_id)
@@ -163,14 +163,14 @@ class PerDistrictFileSnapshotStore:
                     WriteResult(final.district_id, as_of, True, final.status, final.detail, "written")
                 )
             collections = record_collection(
-                read_collections(self.layout, as_of),
+                read_collections(self.root, as_of),
                 context,
                 utc_now(),
                 written=written,
                 kept=kept,
                 kept_errors=kept_errors,
             )
-            self.write_model(self.layout.date_file(as_of, COLLECTIONS), collections)
+            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
             self._rebuild_locked(as_of, previous, known=known, collections=collections)
         return results
 
@@ -178,13 +178,13 @@ class PerDistrictFileSnapshotStore:
         self, as_of: dt.date, *, context: WriteContext, reason: str | None = None
     ) -> Metadata:
         """Record that the dashboard never published `as_of` (status `unavailable`, not failed)."""
-        with self.layout.date_lock(as_of):
-            self.layout.date_dir(as_of).mkdir(parents=True, exist_ok=True)
+        with self.date_lock(as_of):
+            self.root.date_dir(as_of).mkdir(parents=True, exist_ok=True)
             collections = record_collection(
-                read_collections(self.layout, as_of), context, utc_now(), date_unavailable=True
+                read_collections(self.root, as_of), context, utc_now(), date_unavailable=True
             )
-            self.write_model(self.layout.date_file(as_of, COLLECTIONS), collections)
-            previous = read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
+            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
+            previous = read_json_model(self.root.date_file(as_of, MANIFEST), Manifest)
             metadata = self._rebuild_locked(as_of, previous, collections=collections)
         log.info("%s marked unavailable%s", as_of, f": {reason}" if reason else "")
         return metadata
@@ -206,16 +206,16 @@ class PerDistrictFileSnapshotStore:
             )
         if rankings.as_of_date != as_of:
             raise ValueError(f"rankings are for {rankings.as_of_date}, not {as_of}")
-        path = self.layout.date_file(as_of, RANKINGS)
-        with self.layout.date_lock(as_of):
+        path = self.root.date_file(as_of, RANKINGS)
+        with self.date_lock(as_of):
             self.write_model(path, rankings)
-            previous = read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
+            previous = read_json_model(self.root.date_file(as_of, MANIFEST), Manifest)
             self._rebuild_locked(as_of, previous)
         return path
 
     def rebuild(self, as_of: dt.date) -> Metadata:
         """Re-read every file of a date and rewrite its manifest and metadata."""
-        with self.layout.date_lock(as_of):
+        with self.date_lock(as_of):
             return self._rebuild_locked(as_of, None)
 
     # ------------------------------------------------------------------------------- reads
@@ -235,19 +235,19 @@ class PerDistrictFileSnapshotStore:
 
     def read_manifest(self, as_of: dt.date) -> Manifest | None:
         """The date's manifest.json, or None."""
-        return read_json_model(self.layout.date_file(as_of, MANIFEST), Manifest)
+        return read_json_model(self.root.date_file(as_of, MANIFEST), Manifest)
 
     def read_metadata(self, as_of: dt.date) -> Metadata | None:
         """The date's metadata.json, or None."""
-        return read_json_model(self.layout.date_file(as_of, METADATA), Metadata)
+        return read_json_model(self.root.date_file(as_of, METADATA), Metadata)
 
     def read_collections(self, as_of: dt.date) -> Collections:
         """The date's collections record (empty when none)."""
-        return read_collections(self.layout, as_of)
+        return read_collections(self.root, as_of)
 
     def read_rankings(self, as_of: dt.date) -> Rankings | None:
         """The date's rankings, or None."""
-        return read_json_model(self.layout.date_file(as_of, RANKINGS), Rankings)
+        return read_json_model(self.root.date_file(as_of, RANKINGS), Rankings)
 
     def read_snapshot(
         self, as_of: dt.date, *, districts: Iterable[str] | None = None
@@ -269,12 +269,16 @@ class PerDistrictFileSnapshotStore:
 
     def latest_successful(self) -> dt.date | None:
         """The newest date with successful districts, from the forward-only pointer."""
-        pointer = read_json_model(self.layout.pointer, LatestPointer)
+        pointer = read_json_model(self.root.pointer, LatestPointer)
         return pointer.as_of_date if pointer else None
 
-    def verify(self, repair: bool = False) -> list[Problem]:
-        """Check every snapshot (and fix what can be fixed when `repair`); returns the problems."""
-        return verify_store(self, repair=repair)
+    def date_lock(self, as_of: dt.date) -> FileLock:
+        """The inter-process lock that serialises every write to one date."""
+        return _lock(self.root.date_lock(as_of))
+
+    def pointer_lock(self) -> FileLock:
+        """The inter-process lock of the latest-successful pointer."""
+        return _lock(self.root.pointer_lock)
 
     # ------------------------------------------------------------------------------- internals
 
@@ -312,36 +316,41 @@ class PerDistrictFileSnapshotStore:
         collections: Collections | None = None,
     ) -> Metadata:
         if collections is None:
-            collections = read_collections(self.layout, as_of)
-        scan = scan_date(self.layout, as_of, previous, known=known)
+            collections = read_collections(self.root, as_of)
+        scan = scan_date(self.root, as_of, previous, known=known)
         # Every write to a date holds its lock, so a temporary file seen now is a dead writer's.
         for name in scan.temp_files:
-            (self.layout.date_dir(as_of) / name).unlink(missing_ok=True)
+            self.root.date_file(as_of, name).unlink(missing_ok=True)
         if reconcile_collections(collections, scan):
-            self.write_model(self.layout.date_file(as_of, COLLECTIONS), collections)
+            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
         manifest = build_manifest(as_of, scan, collections)
         metadata = build_metadata(as_of, scan, collections, manifest)
-        self.write_model(self.layout.date_file(as_of, MANIFEST), manifest)
-        self.write_model(self.layout.date_file(as_of, METADATA), metadata)
+        self.write_model(self.root.date_file(as_of, MANIFEST), manifest)
+        self.write_model(self.root.date_file(as_of, METADATA), metadata)
         self._advance_pointer(as_of, metadata.status)
         return metadata
 
     def _advance_pointer(self, as_of: dt.date, status: DateStatus) -> None:
         if status not in POINTER_STATUSES:
             return
-        with self.layout.pointer_lock():
-            for stale in self.layout.pointer_temp_files():
+        with self.pointer_lock():
+            for stale in self.root.temp_files():
                 stale.unlink(missing_ok=True)
-            current = read_json_model(self.layout.pointer, LatestPointer)
+            current = read_json_model(self.root.pointer, LatestPointer)
             if current is not None and current.as_of_date > as_of:
                 return
             if current is not None and current.as_of_date == as_of and current.status == status:
                 return
-            self.write_model(self.layout.pointer, LatestPointer(as_of_date=as_of, status=status))
+            self.write_model(self.root.pointer, LatestPointer(as_of_date=as_of, status=status))
 
     def write_model(self, path: Path, model) -> None:
         """Atomically write a stored model as indented camelCase JSON (callers hold the lock)."""
         atomic_write_bytes(path, model.model_dump_json(indent=2).encode(), durable=self.durable)
+
+
+def _lock(path: Path) -> FileLock:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path)
 
 
 def _with_ids(error: DistrictError, context: WriteContext) -> DistrictError:

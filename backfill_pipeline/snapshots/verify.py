@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from .layout import COLLECTIONS, MANIFEST, METADATA, RANKINGS
+from ..dataroot import COLLECTIONS, MANIFEST, METADATA, RANKINGS
 from .models import Collections, LatestPointer, Manifest, Metadata, utc_now
 from .rebuild import (
     build_manifest,
@@ -17,9 +16,7 @@ from .rebuild import (
     reconcile_collections,
     scan_date,
 )
-
-if TYPE_CHECKING:
-    from .store import PerDistrictFileSnapshotStore
+from .store import PerDistrictFileSnapshotStore
 
 
 @dataclass
@@ -51,17 +48,16 @@ class Problem:
 def verify_store(store: PerDistrictFileSnapshotStore, *, repair: bool = False) -> list[Problem]:
     """Every problem of every date, then of the pointer; with `repair`, fix and mark them."""
     problems: list[Problem] = []
-    for as_of in store.layout.dates():
-        with store.layout.date_lock(as_of):
+    for as_of in store.root.dates():
+        with store.date_lock(as_of):
             problems += _verify_date(store, as_of, repair)
-    with store.layout.pointer_lock():
+    with store.pointer_lock():
         problems += _verify_pointer(store, repair)
     return problems
 
 
 def _verify_date(store: PerDistrictFileSnapshotStore, as_of: dt.date, repair: bool) -> list:
-    layout = store.layout
-    directory = layout.date_dir(as_of)
+    root = store.root
     rel = f"snapshots/{as_of.isoformat()}"
     found: list[Problem] = []
 
@@ -70,25 +66,25 @@ def _verify_date(store: PerDistrictFileSnapshotStore, as_of: dt.date, repair: bo
         found.append(p)
         return p
 
-    scan = scan_date(layout, as_of)  # no previous manifest: every file is read and hashed
+    scan = scan_date(root, as_of)  # no previous manifest: every file is read and hashed
     for name in scan.temp_files:
         p = problem(name, "temp-file", "temporary file left by an interrupted write")
         if repair:
-            (directory / name).unlink(missing_ok=True)
+            root.date_file(as_of, name).unlink(missing_ok=True)
             p.repaired = True
     for name, message in scan.bad_files:
         p = problem(name, "invalid-file", message)
         if repair:
             stamp = utc_now().strftime("%Y%m%dT%H%M%S%f")
-            os.replace(directory / name, directory / f".corrupt-{stamp}-{name}")
+            os.replace(root.date_file(as_of, name), root.quarantine(as_of, name, stamp))
             p.repaired = True
     for name in scan.unexpected_files:
         problem(name, "unexpected-file", "not a file of the snapshot layout (left alone)")
 
-    collections = read_json_model(directory / COLLECTIONS, Collections)
+    collections = read_json_model(root.date_file(as_of, COLLECTIONS), Collections)
     collections_changed = False
     if collections is None:
-        if (directory / COLLECTIONS).exists():
+        if (root.date_file(as_of, COLLECTIONS)).exists():
             problem(COLLECTIONS, "invalid-file", "collections.json does not match its schema")
             collections_changed = True
         collections = Collections(as_of_date=as_of)
@@ -98,14 +94,14 @@ def _verify_date(store: PerDistrictFileSnapshotStore, as_of: dt.date, repair: bo
 
     manifest = build_manifest(as_of, scan, collections)
     metadata = build_metadata(as_of, scan, collections, manifest)
-    stored_manifest = read_json_model(directory / MANIFEST, Manifest)
+    stored_manifest = read_json_model(root.date_file(as_of, MANIFEST), Manifest)
     stale = collections_changed or bool(scan.bad_files)
     if stored_manifest is None:
         problem(MANIFEST, "manifest-invalid", "missing or not matching its schema")
         stale = True
     else:
         stale |= _compare_manifest(stored_manifest, manifest, problem)
-    stored_metadata = read_json_model(directory / METADATA, Metadata)
+    stored_metadata = read_json_model(root.date_file(as_of, METADATA), Metadata)
     if stored_metadata is None:
         problem(METADATA, "metadata-invalid", "missing or not matching its schema")
         stale = True
@@ -115,9 +111,9 @@ def _verify_date(store: PerDistrictFileSnapshotStore, as_of: dt.date, repair: bo
 
     if repair and stale:
         if collections_changed:
-            store.write_model(directory / COLLECTIONS, collections)
-        store.write_model(directory / MANIFEST, manifest)
-        store.write_model(directory / METADATA, metadata)
+            store.write_model(root.date_file(as_of, COLLECTIONS), collections)
+        store.write_model(root.date_file(as_of, MANIFEST), manifest)
+        store.write_model(root.date_file(as_of, METADATA), metadata)
         for p in found:
             if p.kind != "unexpected-file":
                 p.repaired = True
@@ -160,23 +156,23 @@ def comparable_entry(entry) -> dict:
 
 
 def _verify_pointer(store: PerDistrictFileSnapshotStore, repair: bool) -> list[Problem]:
-    layout = store.layout
+    root = store.root
     best = None
-    for as_of in reversed(layout.dates()):
-        manifest = read_json_model(layout.date_file(as_of, MANIFEST), Manifest)
+    for as_of in reversed(root.dates()):
+        manifest = read_json_model(root.date_file(as_of, MANIFEST), Manifest)
         if manifest is not None and manifest.status in ("success", "partial"):
             best = (as_of, manifest.status)
             break
     found = []
-    for stale in layout.pointer_temp_files():
+    for stale in root.temp_files():
         p = Problem(None, f"snapshots/{stale.name}", "temp-file", "left by an interrupted write")
         if repair:
             stale.unlink(missing_ok=True)
             p.repaired = True
         found.append(p)
-    pointer = read_json_model(layout.pointer, LatestPointer)
+    pointer = read_json_model(root.pointer, LatestPointer)
     message = None
-    if pointer is None and layout.pointer.exists():
+    if pointer is None and root.pointer.exists():
         message = ("pointer-invalid", "latest-successful.json does not match its schema")
     elif pointer is None and best is not None:
         message = ("pointer-missing", f"no pointer although {best[0]} is {best[1]}")
@@ -189,11 +185,11 @@ def _verify_pointer(store: PerDistrictFileSnapshotStore, repair: bool) -> list[P
         )
     if message is None:
         return found
-    p = Problem(None, f"snapshots/{layout.pointer.name}", *message)
+    p = Problem(None, f"snapshots/{root.pointer.name}", *message)
     if repair:
         if best is None:
-            layout.pointer.unlink(missing_ok=True)
+            root.pointer.unlink(missing_ok=True)
         else:
-            store.write_model(layout.pointer, LatestPointer(as_of_date=best[0], status=best[1]))
+            store.write_model(root.pointer, LatestPointer(as_of_date=best[0], status=best[1]))
         p.repaired = True
     return [*found, p]

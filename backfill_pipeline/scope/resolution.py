@@ -1,110 +1,18 @@
-"""District configuration (config/districts.json + change log) and scope resolution (R2, R7)."""
+"""Scope: which districts a collection covers, and why each other one is left out."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
-from filelock import FileLock
-from pydantic import ValidationError
-
-from .dashboard.districts import InvalidDistrictId, normalise_district_id, sort_district_ids
-from .snapshots.atomic import atomic_write_bytes
-from .snapshots.models import DistrictConfigChange, DistrictConfigFile
+from ..district_ids import InvalidDistrictId, normalise_district_id, sort_district_ids
 
 log = logging.getLogger(__name__)
 
 OutOfScopeReason = Literal["invalid", "not-configured", "not-on-dashboard"]
 ScopeKind = Literal["system-wide", "targeted", "single-district"]
-
-
-class DistrictConfigError(RuntimeError):
-    """The configuration file exists but cannot be read."""
-
-
-def normalise_ids(raw_ids: Iterable[str]) -> list[str]:
-    """Normalise every id or raise InvalidDistrictId naming all the bad ones (nothing half-done)."""
-    good, bad = [], []
-    for raw in raw_ids:
-        try:
-            good.append(normalise_district_id(raw))
-        except InvalidDistrictId:
-            bad.append(raw)
-    if bad:
-        listed = ", ".join(repr(b) for b in bad)
-        raise InvalidDistrictId(
-            f"invalid district id(s) {listed}: expected digits (like 42 or 09) or one letter (F, U)"
-        )
-    return sort_district_ids(good)
-
-
-class DistrictConfiguration:
-    """The configured districts under `<root>/config/`; an empty set means every district."""
-
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
-        self.dir = self.root / "config"
-        self.path = self.dir / "districts.json"
-        self.log_path = self.dir / "districts.log.jsonl"
-
-    def list(self) -> list[str]:
-        """The configured district ids, ordered; [] when none are configured."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        try:
-            return sort_district_ids(DistrictConfigFile.model_validate_json(data).districts)
-        except (ValidationError, ValueError) as exc:
-            raise DistrictConfigError(f"{self.path} is not a valid district configuration") from exc
-
-    def add(self, ids: Iterable[str]) -> list[str]:
-        """Add districts; returns the resulting configuration."""
-        wanted = normalise_ids(ids)
-        return self._change("add", wanted, lambda current: set(current) | set(wanted))
-
-    def remove(self, ids: Iterable[str]) -> list[str]:
-        """Remove districts (unconfigured ids are ignored); returns the resulting configuration."""
-        wanted = normalise_ids(ids)
-        return self._change("remove", wanted, lambda current: set(current) - set(wanted))
-
-    def set(self, ids: Iterable[str]) -> list[str]:
-        """Replace the configuration; an empty list means every available district."""
-        wanted = normalise_ids(ids)
-        return self._change("set", wanted, lambda current: set(wanted))
-
-    def changes(self) -> list[DistrictConfigChange]:
-        """The change log, oldest first (a torn last line from a crash is skipped)."""
-        try:
-            lines = self.log_path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        found = []
-        for line in lines:
-            try:
-                found.append(DistrictConfigChange.model_validate_json(line))
-            except (ValidationError, ValueError):
-                continue
-        return found
-
-    def _change(self, action: str, ids: list[str], apply) -> list[str]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(self.dir / ".districts.lock"):
-            resulting = sort_district_ids(apply(self.list()))
-            config = DistrictConfigFile(districts=resulting)
-            atomic_write_bytes(self.path, config.model_dump_json(indent=2).encode())
-            change = DistrictConfigChange(action=action, ids=ids, resulting=resulting)
-            # Appended after the file is replaced: the log never claims a change not made.
-            with open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(change.model_dump_json() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-        log.info("districts %s %s -> %s", action, ids, resulting or "(all available)")
-        return resulting
 
 
 @dataclass(frozen=True)
@@ -219,3 +127,18 @@ def _valid_only(ids: Iterable[str], what: str) -> list[str]:
 def _log(resolution: ScopeResolution) -> None:
     for item in resolution.out_of_scope:
         log.warning("district %r out of scope (%s): %s", item.id, item.reason, item.message)
+
+
+def district_partitions_change(
+    current: list[str], configured: list[str], listed: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """(add, remove) that bring the `districts` partitions to the scope.
+
+    Configured districts: exactly those. None configured: every district the dashboard lists,
+    added but never removed, so a district that has left the dashboard keeps its history and a
+    partition the API added for a past date is not pulled from under a running backfill.
+    """
+    have = set(current)
+    if configured:
+        return [d for d in configured if d not in have], [d for d in current if d not in set(configured)]
+    return [d for d in (listed or []) if d not in have], []
