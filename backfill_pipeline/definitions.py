@@ -2,59 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-
 import dagster as dg
 
-from . import config
-from .assets import build_assets
-from .dashboard.client import DEFAULT_BASE_URL
-from .jobs import build_asset_jobs, prune_old_runs
-from .partitions import DEFAULT_START_DATE, daily_partitions
-from .resources import DistrictConfiguration, RefreshService, SnapshotStore
-from .schedules import build_refresh_schedule, prune_old_runs_schedule
-from .sensors import build_refresh_chain_sensor, district_discovery, run_failure_alerts
+from .defs.assets import build_assets
+from .defs.jobs import build_asset_jobs, prune_old_runs
+from .defs.partitions import daily_partitions
+from .defs.resources import resources
+from .defs.schedules import build_refresh_schedule, prune_old_runs_schedule
+from .defs.sensors import build_refresh_chain_sensor, district_discovery, run_failure_alerts
+from .settings import Settings, load_settings
 
 
-def _env(name: str, default):
-    """An EnvVar when the variable is set (resolved at run launch), else the default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
-
-
-def _env_int(name: str, default: int):
-    return dg.EnvVar.int(name) if os.environ.get(name) else default
-
-
-def resources() -> dict:
-    """The resources, configured from BACKFILL_* environment variables through EnvVar."""
-    root = _env("BACKFILL_DATA_ROOT", "data")
-    return {
-        "refresh": RefreshService(
-            base_url=_env("BACKFILL_DASHBOARD_URL", DEFAULT_BASE_URL),
-            data_root=root,
-            rate=_env("BACKFILL_RATE", "2"),
-            use_cache=_env("BACKFILL_CACHE", "true"),
-            connect_timeout_seconds=_env_int("BACKFILL_CONNECT_TIMEOUT", 5),
-            read_timeout_seconds=_env_int("BACKFILL_READ_TIMEOUT", 60),
-            max_attempts=_env_int("BACKFILL_MAX_ATTEMPTS", 4),
-            breaker_threshold=_env_int("BACKFILL_BREAKER_THRESHOLD", 5),
-            breaker_cooldown_seconds=_env_int("BACKFILL_BREAKER_COOLDOWN", 30),
-        ),
-        "store": SnapshotStore(data_root=root),
-        "districts": DistrictConfiguration(data_root=root),
-    }
-
-
-def start_date() -> dt.date:
-    """`BACKFILL_START_DATE` (YYYY-MM-DD), default the measured DEFAULT_START_DATE."""
-    value = os.environ.get("BACKFILL_START_DATE")
-    return dt.date.fromisoformat(value) if value else DEFAULT_START_DATE
-
-
-def build_definitions(start: dt.date, *, batch_size: int = 50) -> dg.Definitions:
-    """Everything: assets over partitions from `start`, jobs, schedules, sensors, resources."""
-    summary, district = build_assets(daily_partitions(start), batch_size=batch_size)
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Everything: assets over partitions from the start date, jobs, schedules, sensors, resources."""
+    summary, district = build_assets(daily_partitions(settings.start_date), batch_size=settings.batch_size)
     summary_job, district_job = build_asset_jobs(summary, district)
     return dg.Definitions(
         assets=[summary, district],
@@ -65,7 +26,7 @@ def build_definitions(start: dt.date, *, batch_size: int = 50) -> dg.Definitions
             build_refresh_chain_sensor(summary_job, district_job),
             run_failure_alerts,
         ],
-        resources=resources(),
+        resources=resources(settings),
         # One process per run: the run's rate limiter, cache and breaker serve all its partitions.
         executor=dg.in_process_executor,
     )
@@ -73,5 +34,5 @@ def build_definitions(start: dt.date, *, batch_size: int = 50) -> dg.Definitions
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Loaded by `dagster dev` / the code server; reads the environment now, not at import."""
-    return build_definitions(start_date(), batch_size=config.batch_size())
+    """Loaded by `dagster dev` / the code server; reads and checks the settings now, not at import."""
+    return build_definitions(load_settings())

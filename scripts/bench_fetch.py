@@ -15,10 +15,11 @@ from pathlib import Path
 
 import requests
 
-from backfill_pipeline.collect import collect_district
-from backfill_pipeline.dashboard.client import ClientSettings, DashboardClient
+from backfill_pipeline.collecting.collect import collect_district
+from backfill_pipeline.dashboard.client import DashboardClient
 from backfill_pipeline.dashboard.reports import DISTRICT_REPORTS, Report
 from backfill_pipeline.sandbox import SandboxServer, publication
+from backfill_pipeline.settings import Settings
 from backfill_pipeline.snapshots.models import WriteContext
 from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
 
@@ -42,7 +43,7 @@ def main() -> None:
     districts = args.districts.split(",")
     days = dates(args.dates)
     with SandboxServer(today=TODAY) as sandbox, tempfile.TemporaryDirectory() as tmp:
-        settings = ClientSettings(base_url=sandbox.url, rate=10_000, use_cache=False)
+        settings = Settings(dashboard_url=sandbox.url, rate=10_000, cache=False).client()
         client = DashboardClient(settings, Path(tmp) / "nocache", today=lambda: TODAY)
 
         def client_pass() -> list[str]:
@@ -69,7 +70,7 @@ def main() -> None:
         root = Path(tmp) / "store"
         store = PerDistrictFileSnapshotStore(root)
         collector = DashboardClient(
-            ClientSettings(base_url=sandbox.url, rate=10_000), root, today=lambda: TODAY
+            Settings(dashboard_url=sandbox.url, rate=10_000).client(), root, today=lambda: TODAY
         )
         ctx = WriteContext(source="backfill", scope="targeted", collection_method="per-district-csvs")
         t0 = time.perf_counter()

@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 import requests
 import uvicorn
+from conftest import TODAY, settings
 
 from backfill_pipeline.api import openapi
 from backfill_pipeline.api.app import create_app
@@ -26,7 +27,6 @@ from backfill_pipeline.api.service import BackfillService
 from backfill_pipeline.devstack import Service, free_port, start_configured_stack
 from backfill_pipeline.sandbox import publication
 
-TODAY = dt.date(2026, 11, 29)
 DISTRICTS = ["42", "61", "109"]
 TERMINAL_STATES = {"succeeded", "completed-with-failures", "failed", "canceled"}
 BATCH_SIZE = 10
@@ -74,13 +74,8 @@ class ApiServer:
 
 def api_for(dagster_url: str, root: Path) -> ApiServer:
     """An API server talking to Dagster at `dagster_url` over data root `root`, today fixed."""
-    return ApiServer(
-        create_app(
-            lambda: BackfillService(
-                dagster_url=dagster_url, data_root=root, batch_size=BATCH_SIZE, today=lambda: TODAY
-            )
-        )
-    )
+    deployment = settings(dagster_url=dagster_url, data_root=root, batch_size=BATCH_SIZE)
+    return ApiServer(create_app(lambda: BackfillService(deployment, today=lambda: TODAY)))
 
 
 class Contract:

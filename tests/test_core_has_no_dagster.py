@@ -6,16 +6,15 @@ import sys
 CORE = [
     "backfill_pipeline.dashboard.client",
     "backfill_pipeline.dashboard.csvparse",
-    "backfill_pipeline.dashboard.command",
     "backfill_pipeline.snapshots.store",
     "backfill_pipeline.snapshots.verify",
     "backfill_pipeline.scope",
-    "backfill_pipeline.planner",
-    "backfill_pipeline.collect",
-    "backfill_pipeline.backfill_request",
+    "backfill_pipeline.planning.planner",
+    "backfill_pipeline.collecting.batch",
+    "backfill_pipeline.settings",
     "backfill_pipeline.sandbox.server",
+    "backfill_pipeline.api.app",
     "backfill_pipeline.api.service",
-    "backfill_pipeline.api.graphql",
 ]
 
 

@@ -5,59 +5,35 @@ import json
 
 import dagster as dg
 import pytest
+from conftest import published_dates, settings, unpublished_date
 
-from backfill_pipeline.assets import FORCE_TAG, build_assets
-from backfill_pipeline.partitions import DISTRICTS_PARTITION, daily_partitions, date_district_key
-from backfill_pipeline.resources import DistrictConfiguration, RefreshService, SnapshotStore
-from backfill_pipeline.sandbox import publication
+from backfill_pipeline.defs.assets import build_assets
+from backfill_pipeline.defs.partitions import daily_partitions, date_district_key
+from backfill_pipeline.defs.resources import resources
+from backfill_pipeline.defs.sensors import run_failure_alerts
+from backfill_pipeline.names import DISTRICTS_PARTITION, FORCE_TAG
 from backfill_pipeline.scope import DistrictConfig
 from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
 
-TODAY = dt.date(2026, 11, 29)
 START = dt.date(2025, 1, 1)
-
-
-def published(start, n=1, closing=None):
-    out, d = [], start
-    while len(out) < n:
-        if publication.is_published(d, today=TODAY) and (
-            closing is None or publication.is_closing_period(d) == closing
-        ):
-            out.append(d)
-        d += dt.timedelta(days=1)
-    return out
-
-
-DATE_A, DATE_B = published(dt.date(2025, 3, 10), 2, closing=False)
-CLOSING = published(dt.date(2025, 4, 1), 1, closing=True)[0]
-UNPUBLISHED = next(
-    dt.date(2025, 1, 1) + dt.timedelta(days=i)
-    for i in range(365)
-    if publication.is_unpublished(dt.date(2025, 1, 1) + dt.timedelta(days=i))
-)
+DATE_A, DATE_B = published_dates(dt.date(2025, 3, 10), 2, closing=False)
+(CLOSING,) = published_dates(dt.date(2025, 4, 1), closing=True)
+UNPUBLISHED = unpublished_date(dt.date(2025, 1, 1))
 
 
 @pytest.fixture
 def env(fresh_sandbox, tmp_path):
     summary, district = build_assets(daily_partitions(START), batch_size=10, retry_delay=0.2)
-    resources = {
-        "refresh": RefreshService(
-            base_url=fresh_sandbox.url,
-            data_root=str(tmp_path),
-            rate="100",
-            breaker_threshold=100,
-            max_attempts=1,
-        ),
-        "store": SnapshotStore(data_root=str(tmp_path)),
-        "districts": DistrictConfiguration(data_root=str(tmp_path)),
-    }
+    deployment = settings(
+        dashboard_url=fresh_sandbox.url, data_root=tmp_path, rate=100, breaker_threshold=100, max_attempts=1
+    )
     instance = dg.DagsterInstance.ephemeral()
     return dict(
         sandbox=fresh_sandbox,
         root=tmp_path,
         summary=summary,
         district=district,
-        resources=resources,
+        resources=resources(deployment),
         instance=instance,
         store=PerDistrictFileSnapshotStore(tmp_path),
     )
@@ -196,8 +172,6 @@ def test_permanent_failure_fails_only_that_district(env):
 
 
 def test_failed_run_records_an_alert_line(env):
-    from backfill_pipeline.sensors import run_failure_alerts
-
     env["instance"].add_dynamic_partitions(DISTRICTS_PARTITION, ["61"])
     env["sandbox"].set_faults([{"kind": "html"}])
     result = materialize_districts(

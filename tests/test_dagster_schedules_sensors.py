@@ -1,23 +1,29 @@
-"""Schedules and sensors: their run requests, cursors and effects, without a daemon."""
+"""Schedules, sensors, the definitions and their settings: run requests and effects, without a daemon."""
 
 import datetime as dt
 
 import dagster as dg
+import pytest
+from conftest import settings
 
 from backfill_pipeline.definitions import build_definitions
-from backfill_pipeline.jobs import prune_old_runs
-from backfill_pipeline.partitions import DISTRICTS_PARTITION
-from backfill_pipeline.resources import DistrictConfiguration, SnapshotStore
-from backfill_pipeline.schedules import REFRESH_PRIORITY, refresh_districts_request
+from backfill_pipeline.defs.jobs import prune_old_runs
+from backfill_pipeline.defs.resources import DistrictConfiguration, SnapshotStore
+from backfill_pipeline.defs.schedules import REFRESH_PRIORITY, refresh_districts_request
+from backfill_pipeline.defs.sensors import district_discovery
+from backfill_pipeline.names import DISTRICTS_PARTITION
 from backfill_pipeline.scope import DistrictConfig
-from backfill_pipeline.sensors import district_discovery
-
-DEFS = build_definitions(dt.date(2025, 1, 1))
-REPO = DEFS.get_repository_def()
+from backfill_pipeline.settings import SettingsError
 
 
-def test_daily_refresh_asks_for_yesterday_with_priority(tmp_path):
-    schedule = REPO.get_schedule_def("daily_refresh")
+@pytest.fixture(scope="module")
+def repo():
+    """The repository of the code location, partitions from 2025-01-01."""
+    return build_definitions(settings(start_date=dt.date(2025, 1, 1))).get_repository_def()
+
+
+def test_daily_refresh_asks_for_yesterday_with_priority(repo, tmp_path):
+    schedule = repo.get_schedule_def("daily_refresh")
     with dg.instance_for_test() as instance:
         ctx = dg.build_schedule_context(
             instance=instance,
@@ -41,15 +47,15 @@ def test_refresh_chain_covers_every_in_scope_district():
     assert request.tags["backfill_pipeline/source"] == "refresh"
 
 
-def test_refresh_chain_sensor_only_follows_refresh_runs(tmp_path):
-    sensor = REPO.get_sensor_def("refresh_districts_after_summary")
+def test_refresh_chain_sensor_only_follows_refresh_runs(repo, tmp_path):
+    sensor = repo.get_sensor_def("refresh_districts_after_summary")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(DISTRICTS_PARTITION, ["42", "61"])
         for tags, expect_request in [
             ({"backfill_pipeline/source": "refresh", "dagster/partition": "2026-11-28"}, True),
             ({"dagster/backfill": "abc", "dagster/partition": "2026-11-28"}, False),
         ]:
-            run = instance.create_run_for_job(job_def=REPO.get_job("all_districts_summary_job"), tags=tags)
+            run = instance.create_run_for_job(job_def=repo.get_job("all_districts_summary_job"), tags=tags)
             event = dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=run.job_name, message="ok")
             ctx = dg.build_run_status_sensor_context(
                 sensor_name=sensor.name, dagster_event=event, dagster_instance=instance, dagster_run=run
@@ -76,19 +82,18 @@ def test_discovery_keeps_partitions_equal_to_the_configuration(tmp_path):
         ctx = dg.build_sensor_context(instance=instance, resources=resources)
         result = district_discovery(ctx)
         (add,) = result.dynamic_partitions_requests
-        assert add.partition_keys == ["42", "61"] and result.cursor
+        assert add.partition_keys == ["42", "61"]
         instance.add_dynamic_partitions(DISTRICTS_PARTITION, add.partition_keys)
 
-        ctx = dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor)
+        ctx = dg.build_sensor_context(instance=instance, resources=resources)
         assert isinstance(district_discovery(ctx), dg.SkipReason)
 
         config.remove(["42"])
         config.add(["F"])
-        ctx = dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor)
+        ctx = dg.build_sensor_context(instance=instance, resources=resources)
         changed = district_discovery(ctx)
         kinds = {type(r).__name__: r.partition_keys for r in changed.dynamic_partitions_requests}
         assert kinds == {"AddDynamicPartitionsRequest": ["F"], "DeleteDynamicPartitionsRequest": ["42"]}
-        assert changed.cursor != result.cursor
 
 
 def test_prune_deletes_finished_runs_older_than_retention():
@@ -121,28 +126,53 @@ def test_prune_deletes_finished_runs_older_than_retention():
         assert instance.get_latest_materialization_event(thing.key) is not None
 
 
-def test_definitions_load_without_environment(monkeypatch):
-    for name in ("BACKFILL_DATA_ROOT", "BACKFILL_DASHBOARD_URL", "BACKFILL_START_DATE"):
-        monkeypatch.delenv(name, raising=False)
+def test_definitions_load_without_environment():
     from backfill_pipeline.definitions import defs
 
     loaded = defs()
     assert {a.key.to_user_string() for a in loaded.assets} == {"all_districts_summary", "district_snapshot"}
     for asset in loaded.assets:
         assert asset.op.pool == "toastmasters_dashboard"
-        assert asset.backfill_policy.max_partitions_per_run > 1
+        assert asset.backfill_policy.max_partitions_per_run == 50
         assert asset.descriptions_by_key[asset.key]
 
 
-def test_resources_read_env_through_envvar(monkeypatch):
-    monkeypatch.setenv("BACKFILL_DASHBOARD_URL", "http://127.0.0.1:9")
+def test_resources_get_the_values_of_the_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("BACKFILL_DASHBOARD_URL", "http://127.0.0.1:9/")
     monkeypatch.setenv("BACKFILL_RATE", "0.5")
-    from backfill_pipeline.definitions import resources
+    monkeypatch.setenv("BACKFILL_CONNECT_TIMEOUT", "2.5")
+    monkeypatch.setenv("BACKFILL_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("BACKFILL_BATCH_SIZE", "7")
+    from backfill_pipeline.definitions import defs
 
-    refresh = resources()["refresh"]
-    assert isinstance(refresh.base_url, dg.EnvVar)
-    assert refresh.base_url.env_var_name == "BACKFILL_DASHBOARD_URL"
-    assert isinstance(refresh.rate, dg.EnvVar)
+    loaded = defs()
+    refresh = loaded.resources["refresh"]
+    # The values the CLI and the API read too, shown as the resource's configuration in the UI.
+    assert (refresh.base_url, refresh.rate, refresh.connect_timeout_seconds) == (
+        "http://127.0.0.1:9",
+        0.5,
+        2.5,
+    )
+    assert refresh.data_root == loaded.resources["store"].data_root == str(tmp_path)
+    assert {a.backfill_policy.max_partitions_per_run for a in loaded.assets} == {7}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BACKFILL_RATE", "nan"),
+        ("BACKFILL_RATE", "0"),
+        ("BACKFILL_BATCH_SIZE", "0"),
+        ("BACKFILL_START_DATE", "2025-13-01"),
+        ("BACKFILL_CONNECT_TIMEOUT", "-1"),
+    ],
+)
+def test_a_bad_setting_stops_the_code_location_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    from backfill_pipeline.definitions import defs
+
+    with pytest.raises(SettingsError, match=variable):
+        defs()
 
 
 def test_partitions_change_is_exact_when_configured_and_add_only_otherwise():
@@ -154,7 +184,7 @@ def test_partitions_change_is_exact_when_configured_and_add_only_otherwise():
     assert district_partitions_change([], [], None) == ([], [])
 
 
-def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(tmp_path):
+def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(repo, tmp_path):
     from backfill_pipeline.snapshots.models import WriteContext
     from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
 
@@ -162,7 +192,7 @@ def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(tmp_p
     ctx = WriteContext(source="refresh", scope="system-wide", collection_method="all-districts-csv")
     store.mark_date_unavailable(dt.date(2026, 11, 27), context=ctx)  # lagged: ask again
     store.mark_date_unavailable(dt.date(2026, 11, 20), context=ctx)  # too old for the refresh
-    schedule = REPO.get_schedule_def("daily_refresh")
+    schedule = repo.get_schedule_def("daily_refresh")
     with dg.instance_for_test() as instance:
         requests = schedule(
             dg.build_schedule_context(

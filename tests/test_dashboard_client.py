@@ -8,8 +8,9 @@ import time
 
 import pytest
 import requests
+from conftest import TODAY, client_settings
 
-from backfill_pipeline.dashboard.client import ClientSettings, DashboardClient
+from backfill_pipeline.dashboard.client import DashboardClient
 from backfill_pipeline.dashboard.errors import (
     CircuitOpen,
     ClientHttpError,
@@ -22,8 +23,6 @@ from backfill_pipeline.dashboard.errors import (
 )
 from backfill_pipeline.dashboard.reports import Report
 from backfill_pipeline.sandbox import publication
-
-TODAY = dt.date(2026, 11, 29)
 
 
 def find_date(predicate, start=dt.date(2025, 2, 1), days=120):
@@ -47,17 +46,10 @@ OPEN_YEAR = find_date(
 
 
 def client_for(server, root, **overrides) -> DashboardClient:
-    settings = dict(
-        base_url=server.url,
-        rate=50,
-        max_attempts=4,
-        backoff_base=0.05,
-        backoff_max=0.2,
-        breaker_threshold=50,
-        read_timeout=5,
+    settings = client_settings(
+        server.url, **{"rate": 50, "breaker_threshold": 50, "read_timeout": 5, **overrides}
     )
-    settings.update(overrides)
-    return DashboardClient(ClientSettings(**settings), root, today=lambda: TODAY)
+    return DashboardClient(settings, root, today=lambda: TODAY)
 
 
 def total(server) -> int:

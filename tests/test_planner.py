@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from backfill_pipeline.backfill_request import BackfillRequest, field_errors
 from backfill_pipeline.dashboard.cache import CachedAnswer, RawCache
-from backfill_pipeline.planner import PlanError, World, choose_strategy, date_ranges, make_plan
+from backfill_pipeline.planning.planner import PlanError, World, choose_strategy, date_ranges, make_plan
+from backfill_pipeline.planning.request import BackfillRequest, field_errors
 
 TODAY = dt.date(2026, 11, 29)
 ALL = ["01", "09", "42", "61", "109", "F", "U"]
@@ -198,7 +198,7 @@ def test_concurrency_splits_the_rate_between_runs(tmp_path):
 
 
 def test_district_ranges_fall_back_per_district_when_dates_differ():
-    from backfill_pipeline.planner import district_ranges
+    from backfill_pipeline.planning.planner import district_ranges
 
     keys = ["2025-03-10|42", "2025-03-10|61", "2025-03-11|42"]
     assert district_ranges(keys, ALL) == [

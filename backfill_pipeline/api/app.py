@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..backfill_request import BackfillRequest, field_errors
-from ..planner import PlanError
+from ..planning.planner import PlanError
+from ..planning.request import BackfillRequest, field_errors
 from . import openapi
 from .graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
 from .service import BackfillService, NotCancellable, NothingToRetry, PlanConflict, StillRunning

@@ -10,8 +10,9 @@ import time
 
 from pydantic import ValidationError
 
-from ..backfill_request import BackfillRequest, field_errors
-from ..planner import PlanError
+from ..planning.planner import PlanError
+from ..planning.request import BackfillRequest, field_errors
+from ..settings import load_settings
 from .graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
 from .service import BackfillService, NotCancellable, NothingToRetry, PlanConflict, StillRunning
 
@@ -55,7 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _service(args) -> BackfillService:
-    return BackfillService(dagster_url=args.dagster_url, data_root=args.root)
+    return BackfillService(
+        load_settings(
+            {"dagster_url": "--dagster-url", "data_root": "--root"},
+            dagster_url=args.dagster_url,
+            data_root=args.root,
+        )
+    )
 
 
 def _fail(message: str, code: int = 1) -> int:

@@ -6,8 +6,8 @@ import argparse
 import datetime as dt
 import sys
 
-from .. import config
 from ..dashboard.calendar import utc_today
+from ..settings import SettingsError, load_settings
 
 
 def _iso_date(text: str) -> dt.date:
@@ -61,13 +61,21 @@ def run_api(args: argparse.Namespace) -> int:
     from .app import create_app
     from .service import BackfillService
 
-    dagster_url = args.dagster_url or config.dagster_url()
-    root = args.root or config.data_root()
+    try:
+        settings = load_settings(
+            {"dagster_url": "--dagster-url", "data_root": "--root"},
+            dagster_url=args.dagster_url,
+            data_root=args.root,
+        )
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    dagster_url, root = settings.dagster_url, settings.data_root
     fixed = args.today
     today = (lambda: fixed) if fixed else utc_today
 
     def service() -> BackfillService:
-        return BackfillService(dagster_url=dagster_url, data_root=root, today=today)
+        return BackfillService(settings, today=today)
 
     print(
         f"backfill API on http://{args.host}:{args.port}/api (Dagster at {dagster_url}, data root {root})",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from functools import lru_cache
 
-from ..backfill_request import BackfillRequest
 from ..dashboard.calendar import EARLIEST_AS_OF
+from ..planning.request import BackfillRequest
 
 VERSION = "1.0.0"
 STATES = ["running", "succeeded", "completed-with-failures", "failed", "failing", "canceling", "canceled"]

@@ -6,30 +6,33 @@ import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from .. import config
-from ..backfill_request import BackfillRequest
+from ..collecting.run_stats import read_run_stats
 from ..dashboard.breaker import CircuitBreaker
 from ..dashboard.cache import RawCache
 from ..dashboard.calendar import unavailable_is_final, utc_today
 from ..files import atomic_write_bytes
-from ..planner import (
+from ..names import (
     DISTRICT_ASSET,
     DISTRICTS_PARTITION,
     FORCE_TAG,
+    PARENT_BACKFILL_TAG,
+    PLAN_HASH_TAG,
     POOL,
     RATE_TAG,
+    REQUEST_ID_TAG,
+    REQUESTER_TAG,
     SCOPE_TAG,
     SOURCE_TAG,
+    STRATEGY_TAG,
     SUMMARY_ASSET,
-    TAG_PREFIX,
-    Plan,
-    World,
-    make_plan,
+    concurrency_tag,
+    key_date,
 )
-from ..run_stats import read_run_stats
+from ..planning.planner import Plan, World, make_plan
+from ..planning.request import BackfillRequest
 from ..scope import DistrictConfig
+from ..settings import Settings, load_settings
 from ..snapshots.store import PerDistrictFileSnapshotStore
 from .graphql import BackfillNotFound, DagsterGraphQL, DagsterGraphQLError
 
@@ -78,21 +81,14 @@ class Launched:
 class BackfillService:
     """The product's one way to start, watch, cancel and retry backfills."""
 
-    def __init__(
-        self,
-        *,
-        dagster_url: str | None = None,
-        data_root: Path | str | None = None,
-        batch_size: int | None = None,
-        today=utc_today,
-    ) -> None:
-        self.graphql = DagsterGraphQL(dagster_url or config.dagster_url())
-        self.root = Path(data_root or config.data_root())
+    def __init__(self, settings: Settings | None = None, *, today=utc_today) -> None:
+        settings = settings or load_settings()
+        self.graphql = DagsterGraphQL(settings.dagster_url)
+        self.root = settings.root
         self.store = PerDistrictFileSnapshotStore(self.root)
         self.cache = RawCache(self.root)
-        self.batch_size = batch_size or config.batch_size()
+        self.batch_size = settings.batch_size
         self.today = today
-        self.records = self.root / "backfills"
 
     # -- planning and launching ------------------------------------------------------------
 
@@ -107,7 +103,7 @@ class BackfillService:
             # Materialized as unavailable, but maybe only because the dashboard lagged: not final.
             statuses[SUMMARY_ASSET].materialized.discard(day)
             statuses[DISTRICT_ASSET].materialized -= {
-                k for k in statuses[DISTRICT_ASSET].materialized if k.startswith(f"{day}|")
+                k for k in statuses[DISTRICT_ASSET].materialized if key_date(k) == day
             }
         return World(
             today=self.today(),
@@ -132,18 +128,9 @@ class BackfillService:
             day -= dt.timedelta(days=1)
         return out
 
-    def _available_districts(self, dates: list[dt.date]) -> list[str] | None:
-        """Districts the collected summaries of these dates list; None when none is collected."""
-        listed: set[str] = set()
-        for day in dates:
-            rankings = self.store.read_rankings(day)
-            if rankings is not None:
-                listed.update(r.district_id for r in rankings.rankings)
-        return sorted(listed) if listed else None
-
     def plan(self, request: BackfillRequest) -> Plan:
         """The plan and its exact cost; launches nothing."""
-        world = replace(self.world(), available=self._available_districts(request.dates()))
+        world = replace(self.world(), available=self.store.listed_districts(request.dates()))
         return make_plan(request, world, self.cache)
 
     def launch(self, request: BackfillRequest, *, requester: str = "api") -> Launched:
@@ -160,15 +147,15 @@ class BackfillService:
             self.graphql.add_dynamic_partitions(DISTRICTS_PARTITION, missing)
             order = self.world_partitions()
         tags = {
-            "requester": requester[:64],
-            f"{TAG_PREFIX}request-id": request_id,
-            f"{TAG_PREFIX}strategy": plan.strategy,
+            REQUESTER_TAG: requester[:64],
+            REQUEST_ID_TAG: request_id,
+            STRATEGY_TAG: plan.strategy,
             SOURCE_TAG: "backfill",
             SCOPE_TAG: plan.scope,
             RATE_TAG: str(plan.rate_per_run),
-            f"{TAG_PREFIX}plan-hash": plan.plan_hash,
+            PLAN_HASH_TAG: plan.plan_hash,
             # Each backfill's runs at once: a per-backfill limit in dagster.yaml for each lane.
-            f"{TAG_PREFIX}concurrency-{request.concurrency}": request_id,
+            concurrency_tag(request.concurrency): request_id,
         }
         if plan.force:
             tags[FORCE_TAG] = "true"
@@ -198,12 +185,12 @@ class BackfillService:
 
     def _save(self, backfill_id: str, record: dict) -> None:
         atomic_write_bytes(
-            self.records / f"{_safe_id(backfill_id)}.json", json.dumps(record, indent=2).encode()
+            self.root.backfill_record(_safe_id(backfill_id)), json.dumps(record, indent=2).encode()
         )
 
     def _record(self, backfill_id: str) -> dict:
         try:
-            return json.loads((self.records / f"{_safe_id(backfill_id)}.json").read_text())
+            return json.loads(self.root.backfill_record(_safe_id(backfill_id)).read_text())
         except (FileNotFoundError, ValueError):
             return {}
 
@@ -221,7 +208,7 @@ class BackfillService:
         }
         dates = _dates_of(record, per_asset)
         districts = (record.get("plan") or {}).get("districts", [])
-        detailed = tags.get(f"{TAG_PREFIX}strategy") == "per-district"
+        detailed = tags.get(STRATEGY_TAG) == "per-district"
         progress, errors, unavailable = self._store_progress(b["id"], dates, districts, detailed)
         counts = {
             "targeted": sum(s["numPartitionsTargeted"] for s in per_asset.values()),
@@ -235,11 +222,11 @@ class BackfillService:
             "id": b["id"],
             "state": STATES.get(b["status"], b["status"].lower()),
             "dagsterStatus": b["status"],
-            "requestId": tags.get(f"{TAG_PREFIX}request-id"),
-            "strategy": tags.get(f"{TAG_PREFIX}strategy"),
+            "requestId": tags.get(REQUEST_ID_TAG),
+            "strategy": tags.get(STRATEGY_TAG),
             # A re-executed backfill inherits its parent's tags: our record knows who asked.
-            "requester": record.get("requester") or tags.get("requester"),
-            "retryOf": record.get("parent") or tags.get("dagster/parent_backfill_id"),
+            "requester": record.get("requester") or tags.get(REQUESTER_TAG),
+            "retryOf": record.get("parent") or tags.get(PARENT_BACKFILL_TAG),
             "title": b.get("title"),
             "createdAt": _iso(b.get("timestamp")),
             "endedAt": _iso(b.get("endTimestamp")),
@@ -308,7 +295,7 @@ class BackfillService:
             pool = self.graphql.pool(POOL)
         except DagsterGraphQLError:
             pool = {}
-        breaker = CircuitBreaker(self.root / "state" / "breaker.json").state()
+        breaker = CircuitBreaker(self.root).state()
         return {
             "requestsMade": requests,
             "cacheHits": hits,
@@ -333,8 +320,8 @@ class BackfillService:
                     "dagsterStatus": b["status"],
                     "title": b.get("title"),
                     "partitions": b.get("numPartitions"),
-                    "strategy": tags.get(f"{TAG_PREFIX}strategy"),
-                    "requester": self._record(b["id"]).get("requester") or tags.get("requester"),
+                    "strategy": tags.get(STRATEGY_TAG),
+                    "requester": self._record(b["id"]).get("requester") or tags.get(REQUESTER_TAG),
                     "createdAt": _iso(b.get("timestamp")),
                 }
             )

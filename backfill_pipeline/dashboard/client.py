@@ -26,23 +26,24 @@ from .http import DashboardHttp, RetrySettings
 from .ratelimit import TokenBucket
 from .reports import DISTRICT_REPORTS, Report, export_url, report_name
 
-DEFAULT_BASE_URL = "https://dashboards.toastmasters.org"
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClientSettings:
-    """Everything that shapes how politely and how persistently the client talks to the dashboard."""
+    """Everything that shapes how politely and how persistently the client talks to the dashboard.
 
-    base_url: str = DEFAULT_BASE_URL
-    rate: float = 2.0
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
-    max_attempts: int = 4
+    The deployment's values come from `Settings.client()`; only the backoff curve is fixed here.
+    """
+
+    base_url: str
+    rate: float
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+    breaker_threshold: int
+    breaker_cooldown: float
+    use_cache: bool
     backoff_base: float = 0.5
     backoff_max: float = 30.0
-    breaker_threshold: int = 5
-    breaker_cooldown: float = 30.0
-    use_cache: bool = True
 
 
 @dataclass

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from .. import config
 from ..district_ids import InvalidDistrictId, normalise_district_id
+from ..settings import SettingsError, load_settings
 from .calendar import parse_as_of
 from .client import DashboardClient
 from .errors import DashboardError
@@ -33,15 +33,17 @@ def run_fetch(args: argparse.Namespace) -> int:
     try:
         as_of = parse_as_of(args.as_of)
         district = normalise_district_id(args.district) if args.district is not None else None
-        settings = config.client_settings(base_url=args.base_url, rate=args.rate)
-        if settings.rate <= 0:
-            raise ValueError(f"--rate must be positive, got {settings.rate}")
-    except (ValueError, InvalidDistrictId) as exc:
+        deployment = load_settings(
+            {"dashboard_url": "--base-url", "rate": "--rate", "data_root": "--root"},
+            dashboard_url=args.base_url,
+            rate=args.rate,
+            data_root=args.root,
+        )
+    except (ValueError, InvalidDistrictId, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    root = args.root or config.data_root()
-    with DashboardClient(settings, root) as client:
+    with DashboardClient(deployment.client(), deployment.root) as client:
         try:
             fetched = client.fetch_date(as_of, district, force=args.force)
         except DashboardError as exc:

@@ -29,7 +29,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..dataroot import COLLECTIONS, MANIFEST, METADATA, RANKINGS, DataRoot, district_file_name
-from ..district_ids import normalise_district_id
+from ..district_ids import normalise_district_id, sort_district_ids
 from ..files import atomic_write_bytes, fingerprint
 from . import readers
 from .models import (
@@ -248,6 +248,21 @@ class PerDistrictFileSnapshotStore:
     def read_rankings(self, as_of: dt.date) -> Rankings | None:
         """The date's rankings, or None."""
         return read_json_model(self.root.date_file(as_of, RANKINGS), Rankings)
+
+    def listed_districts(self, dates: Iterable[dt.date] | None = None) -> list[str] | None:
+        """Every district the collected summaries of `dates` list (default: the newest successful
+        date's); None when no summary of them is collected."""
+        if dates is None:
+            latest = self.latest_successful()
+            dates = [latest] if latest else []
+        listed: set[str] = set()
+        found = False
+        for day in dates:
+            rankings = self.read_rankings(day)
+            if rankings is not None:
+                found = True
+                listed.update(r.district_id for r in rankings.rankings)
+        return sort_district_ids(listed) if found else None
 
     def read_snapshot(
         self, as_of: dt.date, *, districts: Iterable[str] | None = None

@@ -1,26 +1,14 @@
 """Sensors: district discovery, the refresh chain, and run-failure alerts."""
 
 import datetime as dt
-import hashlib
 import json
-from pathlib import Path
 
 import dagster as dg
 
-from .assets import SOURCE_TAG
-from .partitions import DISTRICTS_PARTITION
+from ..names import BACKFILL_TAG, DISTRICTS_PARTITION, PARTITION_TAG, SOURCE_TAG
+from ..scope import district_partitions_change
 from .resources import DistrictConfiguration, SnapshotStore
 from .schedules import refresh_districts_request
-from .scope import district_partitions_change
-
-ALERT_LOG = Path("alerts") / "run-failures.jsonl"
-
-
-def listed_districts(store) -> list[str] | None:
-    """Every district the newest collected summary lists (its rankings cover them all)."""
-    latest = store.latest_successful()
-    rankings = store.read_rankings(latest) if latest else None
-    return [r.district_id for r in rankings.rankings] if rankings else None
 
 
 @dg.sensor(
@@ -35,11 +23,9 @@ def district_discovery(
 ) -> dg.SensorResult | dg.SkipReason:
     """Sync the `districts` partitions with the configured districts (or the newest summary's)."""
     configured = districts.configured()
-    listed = None if configured else listed_districts(store.open())
+    listed = None if configured else store.open().listed_districts()
     if not configured and listed is None:
         return dg.SkipReason("no district configured and no summary collected yet")
-    target = configured or listed
-    digest = hashlib.sha256(",".join(target).encode()).hexdigest()[:16]
     current = context.instance.get_dynamic_partitions(DISTRICTS_PARTITION)
     add, remove = district_partitions_change(current, configured, listed)
     if not add and not remove:
@@ -50,7 +36,7 @@ def district_discovery(
     if remove:
         requests.append(dg.DeleteDynamicPartitionsRequest(DISTRICTS_PARTITION, remove))
     context.log.info(f"districts partitions: add {add}, remove {remove}")
-    return dg.SensorResult(dynamic_partitions_requests=requests, cursor=digest)
+    return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
 def build_refresh_chain_sensor(summary_job, district_job) -> dg.SensorDefinition:
@@ -67,11 +53,9 @@ def build_refresh_chain_sensor(summary_job, district_job) -> dg.SensorDefinition
     def refresh_districts_after_summary(context: dg.RunStatusSensorContext):
         """Chain the district refresh after a successful summary refresh run."""
         run = context.dagster_run
-        if run.tags.get(SOURCE_TAG) != "refresh" or not run.tags.get("dagster/partition"):
+        if run.tags.get(SOURCE_TAG) != "refresh" or not run.tags.get(PARTITION_TAG):
             return dg.SkipReason("not a refresh run of one date")
-        request = refresh_districts_request(
-            context.instance, dt.date.fromisoformat(run.tags["dagster/partition"])
-        )
+        request = refresh_districts_request(context.instance, dt.date.fromisoformat(run.tags[PARTITION_TAG]))
         return request or dg.SkipReason("no district partitions yet")
 
     return refresh_districts_after_summary
@@ -83,8 +67,8 @@ def alert_record(run: dg.DagsterRun, message: str) -> dict:
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "runId": run.run_id,
         "job": run.job_name,
-        "backfillId": run.tags.get("dagster/backfill"),
-        "partition": run.tags.get("dagster/partition"),
+        "backfillId": run.tags.get(BACKFILL_TAG),
+        "partition": run.tags.get(PARTITION_TAG),
         "source": run.tags.get(SOURCE_TAG),
         "message": message,
     }
@@ -99,7 +83,7 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, store: SnapshotStore
     """Append a JSON line per failed run to `<root>/alerts/run-failures.jsonl` and log it."""
     message = context.failure_event.message or "run failed"
     record = alert_record(context.dagster_run, message)
-    path = Path(store.data_root) / ALERT_LOG
+    path = store.root.run_failure_log
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")

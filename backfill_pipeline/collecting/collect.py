@@ -6,21 +6,21 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from .dashboard.client import DashboardClient, FetchResult
-from .dashboard.errors import DashboardError, SuspiciousSummary
-from .dashboard.http import error_class
-from .dashboard.reports import DISTRICT_REPORTS, Report
-from .district_ids import district_ids_from_summary
-from .scope import resolve_scope
-from .snapshots.builders import (
+from ..dashboard.client import DashboardClient, FetchResult
+from ..dashboard.errors import DashboardError, SuspiciousSummary
+from ..dashboard.http import error_class
+from ..dashboard.reports import DISTRICT_REPORTS, Report
+from ..district_ids import district_ids_from_summary
+from ..scope import resolve_scope
+from ..snapshots.builders import (
     detailed_district,
     failed_district,
     summary_district,
     unavailable_district,
 )
-from .snapshots.models import DistrictError, SourceReport, WriteContext
-from .snapshots.rankings import compute_borda_rankings
-from .snapshots.store import PerDistrictFileSnapshotStore
+from ..snapshots.models import DistrictError, SourceReport, WriteContext
+from ..snapshots.rankings import compute_borda_rankings
+from ..snapshots.store import PerDistrictFileSnapshotStore
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,8 @@ import datetime as dt
 
 import dagster as dg
 
+from ..names import DISTRICT_JOB, SUMMARY_JOB
+
 RUN_RETENTION_DAYS = 90
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
@@ -12,12 +14,12 @@ def build_asset_jobs(summary: dg.AssetsDefinition, district: dg.AssetsDefinition
     """One job per asset, so a schedule can ask for one date or one date x all districts."""
     return (
         dg.define_asset_job(
-            "all_districts_summary_job",
+            SUMMARY_JOB,
             selection=[summary],
             description="Collect the all-districts summary of as-of dates.",
         ),
         dg.define_asset_job(
-            "district_snapshot_job",
+            DISTRICT_JOB,
             selection=[district],
             description="Collect districts in detail for as-of dates.",
         ),

@@ -13,23 +13,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from .backfill_request import BackfillRequest
-from .dashboard.cache import RawCache
-from .dashboard.calendar import possibly_open_program_years, previous_month, program_year
-from .dashboard.reports import DISTRICT_REPORTS, Report
-from .scope import resolve_scope
-
-# Names the Dagster layer defines and this side plans against.
-SUMMARY_ASSET = "all_districts_summary"
-DISTRICT_ASSET = "district_snapshot"
-DISTRICTS_PARTITION = "districts"
-POOL = "toastmasters_dashboard"
-# Run tags the service puts on backfills (Dagster copies them to their runs) and assets read.
-TAG_PREFIX = "backfill_pipeline/"
-SOURCE_TAG = f"{TAG_PREFIX}source"
-SCOPE_TAG = f"{TAG_PREFIX}scope"
-FORCE_TAG = f"{TAG_PREFIX}force"
-RATE_TAG = f"{TAG_PREFIX}rate"
+from ..dashboard.cache import RawCache
+from ..dashboard.calendar import possibly_open_program_years, previous_month, program_year
+from ..dashboard.reports import DISTRICT_REPORTS, Report
+from ..names import DISTRICT_ASSET, KEY_SEPARATOR, SUMMARY_ASSET, district_key, key_date
+from ..scope import resolve_scope
+from .request import BackfillRequest
 
 
 class PlanError(ValueError):
@@ -164,7 +153,7 @@ def district_ranges(keys: list[str], order: list[str]) -> list[tuple[str, str]]:
     """Date x district keys as (start, end) key ranges: rectangles when possible, else per district."""
     by_date: dict[str, set[str]] = {}
     for key in keys:
-        date, district = key.split("|")
+        date, _, district = key.partition(KEY_SEPARATOR)
         by_date.setdefault(date, set()).add(district)
     sets = {frozenset(v) for v in by_date.values()}
     if len(sets) == 1 and order:
@@ -172,12 +161,16 @@ def district_ranges(keys: list[str], order: list[str]) -> list[tuple[str, str]]:
         index = sorted(order.index(d) for d in districts if d in order)
         if len(index) == len(districts) and index == list(range(index[0], index[0] + len(index))):
             first, last = order[index[0]], order[index[-1]]
-            return [(f"{a}|{first}", f"{b}|{last}") for a, b in date_ranges(by_date)]
+            return [(district_key(a, first), district_key(b, last)) for a, b in date_ranges(by_date)]
     by_district: dict[str, list[str]] = {}
     for date, districts in by_date.items():
         for district in districts:
             by_district.setdefault(district, []).append(date)
-    return [(f"{a}|{d}", f"{b}|{d}") for d in sorted(by_district) for a, b in date_ranges(by_district[d])]
+    return [
+        (district_key(a, d), district_key(b, d))
+        for d in sorted(by_district)
+        for a, b in date_ranges(by_district[d])
+    ]
 
 
 def _runs_for_dates(dates: list[str], batch: int) -> int:
@@ -192,7 +185,7 @@ def _runs_for_districts(keys: list[str], order: list[str], batch: int) -> int:
     position = {d: i for i, d in enumerate(order)}
     by_date: dict[str, list[int]] = {}
     for key in keys:
-        date, district = key.split("|")
+        date, _, district = key.partition(KEY_SEPARATOR)
         by_date.setdefault(date, []).append(position.get(district, len(position)))
     runs = 0
     for indexes in by_date.values():
@@ -273,9 +266,11 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
     summary_keys = [d for d in dates if keep(SUMMARY_ASSET, d)]
     district_keys: list[str] = []
     if strategy == "per-district":
-        district_keys = [f"{d}|{x}" for d in dates for x in districts if keep(DISTRICT_ASSET, f"{d}|{x}")]
+        district_keys = [
+            district_key(d, x) for d in dates for x in districts if keep(DISTRICT_ASSET, district_key(d, x))
+        ]
         # The summary of a date is only needed where a district of that date is collected.
-        needed = {k.split("|")[0] for k in district_keys}
+        needed = {key_date(k) for k in district_keys}
         dropped = [d for d in summary_keys if d not in needed]
         summary_keys = [d for d in summary_keys if d in needed]
         skipped["summaryNotNeeded"] = len(dropped)
@@ -322,7 +317,7 @@ def _cost(request, world, cache, summary_keys, district_keys) -> Cost:
     cached = uncertain_summary = 0
     maybe_saved = 0
     summary_state = {}
-    for date in sorted(set(summary_keys) | {k.split("|")[0] for k in district_keys}):
+    for date in sorted(set(summary_keys) | {key_date(k) for k in district_keys}):
         summary_state[date] = known(Report.SUMMARY, None, date)
     for date in summary_keys:
         if summary_state[date] is None:
@@ -332,7 +327,7 @@ def _cost(request, world, cache, summary_keys, district_keys) -> Cost:
             cached += 1
     dates_needing_summary_in_district_run = set()
     for key in district_keys:
-        date, district = key.split("|")
+        date, _, district = key.partition(KEY_SEPARATOR)
         state = summary_state[date]
         if state == "unavailable":
             continue
@@ -386,7 +381,7 @@ def _open_year_runs(summary_keys, district_keys, world) -> int:
         return any(program_year(*m) in open_years for m in months)
 
     return _runs_for_dates([d for d in summary_keys if is_open(d)], world.batch_size) + _runs_for_districts(
-        [k for k in district_keys if is_open(k.split("|")[0])], world.district_partitions, world.batch_size
+        [k for k in district_keys if is_open(key_date(k))], world.district_partitions, world.batch_size
     )
 
 

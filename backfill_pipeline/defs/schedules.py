@@ -4,16 +4,23 @@ import datetime as dt
 
 import dagster as dg
 
-from .assets import SCOPE_TAG, SOURCE_TAG
+from ..names import (
+    DISTRICTS_PARTITION,
+    PRIORITY_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    SCOPE_TAG,
+    SOURCE_TAG,
+)
 from .jobs import prune_old_runs
-from .partitions import DISTRICTS_PARTITION, date_district_key
+from .partitions import date_district_key
 from .resources import SnapshotStore
 
 # Refresh runs jump the queue ahead of backfill runs (higher dagster/priority runs first).
 REFRESH_PRIORITY = "10"
 
 
-REFRESH_TAGS = {SOURCE_TAG: "refresh", "dagster/priority": REFRESH_PRIORITY}
+REFRESH_TAGS = {SOURCE_TAG: "refresh", PRIORITY_TAG: REFRESH_PRIORITY}
 
 
 def refresh_summary_request(as_of: dt.date, attempt_on: dt.date | None = None) -> dg.RunRequest:
@@ -37,8 +44,8 @@ def refresh_districts_request(instance: dg.DagsterInstance, as_of: dt.date) -> d
         tags={
             **REFRESH_TAGS,
             SCOPE_TAG: "single-district" if len(districts) == 1 else "targeted",
-            "dagster/asset_partition_range_start": str(date_district_key(as_of, districts[0])),
-            "dagster/asset_partition_range_end": str(date_district_key(as_of, districts[-1])),
+            RANGE_START_TAG: str(date_district_key(as_of, districts[0])),
+            RANGE_END_TAG: str(date_district_key(as_of, districts[-1])),
         },
     )
 

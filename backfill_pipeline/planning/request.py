@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from .dashboard.calendar import EARLIEST_AS_OF
-from .district_ids import InvalidDistrictId, normalise_district_id
+from ..dashboard.calendar import EARLIEST_AS_OF
+from ..district_ids import InvalidDistrictId, normalise_district_id
 
 MAX_TARGETS = 200
 # Dagster's launch validation walks every partition of the asset plus each selected one:

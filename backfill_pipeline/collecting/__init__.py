@@ -1,0 +1,1 @@
+"""Collecting dates and districts into the store, and the batch loop of a run. No Dagster here."""

@@ -1,0 +1,165 @@
+"""The two partitioned assets: one materialization per key that succeeded, one Failure naming the rest."""
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+
+import dagster as dg
+
+from ..collecting.batch import KeyResult, RunInfo, batch_failure, collect_batch
+from ..collecting.collect import SummaryOutcome
+from ..dashboard.http import error_class
+from ..names import (
+    ASSET_GROUP,
+    BACKFILL_TAG,
+    DISTRICT_ASSET,
+    DISTRICTS_PARTITION,
+    FORCE_TAG,
+    POOL,
+    SCOPE_TAG,
+    SOURCE_TAG,
+    SUMMARY_ASSET,
+)
+from ..scope import district_partitions_change
+from ..snapshots.models import Scope
+from .partitions import date_district_partitions, split_key
+from .resources import RefreshService
+
+
+def transient_retry(delay: float = 15) -> dg.RetryPolicy:
+    """Transient failures (connection trouble, 5xx, 429, open breaker) are retried by Dagster with
+    exponential backoff; a batch with only permanent failures raises Failure(allow_retries=False)."""
+    return dg.RetryPolicy(
+        max_retries=3, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    )
+
+
+def run_info(context: dg.AssetExecutionContext) -> RunInfo:
+    """The run as the core sees it: ids, source, attempt, whether to re-collect."""
+    tags = context.run.tags
+    backfill_id = tags.get(BACKFILL_TAG)
+    source = tags.get(SOURCE_TAG) or ("backfill" if backfill_id else "refresh")
+    return RunInfo(
+        run_id=context.run.run_id,
+        backfill_id=backfill_id,
+        source="backfill" if source == "backfill" else "refresh",
+        attempt=context.retry_number + 1,
+        force=tags.get(FORCE_TAG, "").lower() in ("1", "true", "yes"),
+    )
+
+
+def materializations(
+    context: dg.AssetExecutionContext, results: Iterable[KeyResult], done: list[KeyResult]
+) -> Iterator[dg.AssetMaterialization]:
+    """One materialization per key that succeeded; failures are logged and kept in `done`."""
+    for result in results:
+        done.append(result)
+        if result.failed:
+            context.log.error(f"{result.key} failed: {error_class(result.error)}: {result.error}")
+            continue
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=result.key, metadata=result.metadata()
+        )
+
+
+def raise_if_failed(asset: str, results: list[KeyResult]) -> None:
+    """One Failure naming only the failed keys, so Dagster marks exactly those failed."""
+    failure = batch_failure(asset, results)
+    if failure is not None:
+        raise dg.Failure(
+            description=failure.description,
+            metadata={
+                "failed_partitions": list(failure.errors),
+                "errors": "\n".join(failure.lines()),
+                "retryable": failure.retryable,
+            },
+            allow_retries=failure.retryable,
+        )
+
+
+def build_assets(
+    daily: dg.DailyPartitionsDefinition, *, batch_size: int, retry_delay: float = 15
+) -> list[dg.AssetsDefinition]:
+    """The summary (daily) and district snapshot (date x district) assets over `daily`."""
+    common = dict(
+        backfill_policy=dg.BackfillPolicy.multi_run(batch_size),
+        pool=POOL,
+        retry_policy=transient_retry(retry_delay),
+        output_required=False,
+        group_name=ASSET_GROUP,
+        kinds={"csv", "json"},
+    )
+
+    @dg.asset(name=SUMMARY_ASSET, partitions_def=daily, **common)  # type: ignore[arg-type]
+    def all_districts_summary(
+        context: dg.AssetExecutionContext, refresh: RefreshService
+    ) -> Iterator[dg.AssetMaterialization]:
+        """All-districts summary of an as-of date: one request; summary files, rankings, metadata."""
+        run, done = run_info(context), []
+        yield from materializations(
+            context,
+            collect_batch(
+                context.partition_keys,
+                lambda key: refresh.collect_summary(dt.date.fromisoformat(key), run),
+                stats=refresh.stats,
+                done_earlier=lambda key: refresh.summary_done(dt.date.fromisoformat(key), run),
+            ),
+            done,
+        )
+        collected = [r.outcome for r in done if isinstance(r.outcome, SummaryOutcome) and r.outcome.available]
+        if collected:
+            newest = max(collected, key=lambda o: o.as_of)
+            sync_district_partitions(context, refresh.configured(), newest.in_scope)
+        raise_if_failed(SUMMARY_ASSET, done)
+
+    @dg.asset(
+        name=DISTRICT_ASSET,
+        partitions_def=date_district_partitions(daily),
+        deps=[
+            dg.AssetDep(
+                all_districts_summary,
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"),
+            )
+        ],
+        **common,  # type: ignore[arg-type]
+    )
+    def district_snapshot(
+        context: dg.AssetExecutionContext, refresh: RefreshService
+    ) -> Iterator[dg.AssetMaterialization]:
+        """One district on one as-of date in detail: its three reports, one request each."""
+        run, done = run_info(context), []
+        keys = {str(key): split_key(key) for key in context.partition_keys}
+        scope = district_scope(context.run.tags.get(SCOPE_TAG), {d for _, d in keys.values()})
+        yield from materializations(
+            context,
+            collect_batch(
+                keys,
+                lambda key: refresh.collect_district(*keys[key], run, scope),
+                stats=refresh.stats,
+                done_earlier=lambda key: refresh.district_done(*keys[key], run),
+            ),
+            done,
+        )
+        raise_if_failed(DISTRICT_ASSET, done)
+
+    return [all_districts_summary, district_snapshot]
+
+
+def district_scope(tagged: str | None, districts: set[str]) -> Scope:
+    """The scope a detailed run records: its tag, else single-district or targeted by its keys."""
+    if tagged in ("system-wide", "targeted", "single-district"):
+        return tagged  # type: ignore[return-value]
+    return "single-district" if len(districts) == 1 else "targeted"
+
+
+def sync_district_partitions(
+    context: dg.AssetExecutionContext, configured: list[str], listed: list[str]
+) -> None:
+    """Keep the `districts` partitions equal to the scope (see `district_partitions_change`)."""
+    current = context.instance.get_dynamic_partitions(DISTRICTS_PARTITION)
+    add, remove = district_partitions_change(current, configured, listed)
+    if add:
+        context.instance.add_dynamic_partitions(DISTRICTS_PARTITION, add)
+    for district in remove:
+        context.instance.delete_dynamic_partition(DISTRICTS_PARTITION, district)
+    if add or remove:
+        context.log.info(f"districts partitions: added {add}, removed {remove}")

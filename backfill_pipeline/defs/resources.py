@@ -1,0 +1,178 @@
+"""Dagster resources: typed clients with verbs over the core, configured from `Settings`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import replace
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from ..collecting.batch import RunInfo, district_done_in_run, earlier_permanent_failure, summary_done_in_run
+from ..collecting.collect import DistrictOutcome, SummaryOutcome, collect_district, collect_summary
+from ..collecting.run_stats import record_run_stats
+from ..dashboard.client import ClientSettings, DashboardClient
+from ..dataroot import DataRoot
+from ..names import BACKFILL_TAG, RATE_TAG
+from ..scope import DistrictConfig
+from ..settings import Settings
+from ..snapshots.models import Scope
+from ..snapshots.store import PerDistrictFileSnapshotStore
+
+
+class RefreshService(dg.ConfigurableResource):
+    """All dashboard access: polite (rate limit, shared breaker), cached on disk, retried when transient."""
+
+    base_url: str
+    data_root: str
+    rate: float
+    use_cache: bool
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+    max_attempts: int
+    breaker_threshold: int
+    breaker_cooldown_seconds: float
+
+    _client: DashboardClient | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RefreshService:
+        """The resource with the deployment's settings (shown as its configuration in the UI)."""
+        client = settings.client()
+        return cls(
+            base_url=client.base_url,
+            data_root=str(settings.data_root),
+            rate=client.rate,
+            use_cache=client.use_cache,
+            connect_timeout_seconds=client.connect_timeout,
+            read_timeout_seconds=client.read_timeout,
+            max_attempts=client.max_attempts,
+            breaker_threshold=client.breaker_threshold,
+            breaker_cooldown_seconds=client.breaker_cooldown,
+        )
+
+    def settings(self) -> ClientSettings:
+        """The core client's settings from this resource's configuration."""
+        return ClientSettings(
+            base_url=self.base_url,
+            rate=self.rate,
+            connect_timeout=self.connect_timeout_seconds,
+            read_timeout=self.read_timeout_seconds,
+            max_attempts=self.max_attempts,
+            breaker_threshold=self.breaker_threshold,
+            breaker_cooldown=self.breaker_cooldown_seconds,
+            use_cache=self.use_cache,
+        )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # One client per run: with the in-process executor its limiter, cache and breaker
+        # serve every partition of the run. A backfill may ask for a slower pace per run.
+        settings = self.settings()
+        run_rate = _positive_float(context.run.tags.get(RATE_TAG) if context.run else None)
+        if run_rate is not None:
+            settings = replace(settings, rate=run_rate)
+        self._client = DashboardClient(settings, self.data_root)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is None:
+            return
+        self._client.close()
+        if context.run is not None:
+            # What this run cost the dashboard, for the backfill status (read without Dagster).
+            record_run_stats(self.root, context.run.run_id, context.run.tags.get(BACKFILL_TAG), self.stats())
+
+    @property
+    def root(self) -> DataRoot:
+        """The data root."""
+        return DataRoot.of(self.data_root)
+
+    @property
+    def client(self) -> DashboardClient:
+        """The run's dashboard client."""
+        if self._client is None:
+            self._client = DashboardClient(self.settings(), self.data_root)
+        return self._client
+
+    @property
+    def store(self) -> PerDistrictFileSnapshotStore:
+        """The snapshot store under the data root."""
+        return PerDistrictFileSnapshotStore(self.root)
+
+    def configured(self) -> list[str]:
+        """The configured districts ([] means every district the dashboard lists)."""
+        return DistrictConfig(self.root).list()
+
+    # -- verbs ---------------------------------------------------------------------------------
+
+    def collect_summary(self, as_of: dt.date, run: RunInfo) -> SummaryOutcome:
+        """One date's all-districts summary: summary files of the in-scope districts, rankings."""
+        configured = self.configured()
+        context = run.write_context("system-wide", "all-districts-csv", configured)
+        return collect_summary(self.client, self.store, as_of, configured=configured, context=context)
+
+    def collect_district(self, as_of: dt.date, district: str, run: RunInfo, scope: Scope) -> DistrictOutcome:
+        """One district on one date in detail (a permanent failure of this run is not asked again)."""
+        store = self.store
+        earlier = earlier_permanent_failure(store, as_of, district, run)
+        if earlier is not None:
+            return earlier
+        context = run.write_context(scope, "per-district-csvs", self.configured())
+        return collect_district(
+            self.client, store, as_of, district, context=context, force=run.force, attempt=run.attempt
+        )
+
+    def summary_done(self, as_of: dt.date, run: RunInfo) -> bool:
+        """True when an earlier attempt of this run collected the date's summary."""
+        return summary_done_in_run(self.store, as_of, run)
+
+    def district_done(self, as_of: dt.date, district: str, run: RunInfo) -> bool:
+        """True when an earlier attempt of this run collected the district."""
+        return district_done_in_run(self.store, as_of, district, run)
+
+    def stats(self) -> dict:
+        """Requests made, cache hits, retries and rate-limiter waiting so far in this run."""
+        return self.client.stats()
+
+
+def _positive_float(value: str | None) -> float | None:
+    try:
+        rate = float(value) if value else None
+    except ValueError:
+        return None
+    return rate if rate is not None and rate > 0 and not math.isnan(rate) else None
+
+
+class SnapshotStore(dg.ConfigurableResource):
+    """The per-date snapshot directories under the data root (atomic, concurrent-safe writes)."""
+
+    data_root: str
+
+    def open(self) -> PerDistrictFileSnapshotStore:
+        """The core store over this data root."""
+        return PerDistrictFileSnapshotStore(self.data_root)
+
+    @property
+    def root(self) -> DataRoot:
+        """The data root."""
+        return DataRoot.of(self.data_root)
+
+
+class DistrictConfiguration(dg.ConfigurableResource):
+    """The configured districts (`<root>/config/districts.json`); none means every district."""
+
+    data_root: str
+
+    def configured(self) -> list[str]:
+        """The configured district ids, normalised and ordered."""
+        return DistrictConfig(self.data_root).list()
+
+
+def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Every resource, configured from the deployment's settings."""
+    root = str(settings.data_root)
+    return {
+        "refresh": RefreshService.from_settings(settings),
+        "store": SnapshotStore(data_root=root),
+        "districts": DistrictConfiguration(data_root=root),
+    }

@@ -1,0 +1,159 @@
+"""Settings: every `BACKFILL_*` variable, parsed and validated in one place, each default once.
+
+The CLI, the REST API and the Dagster code location all call `load_settings()` when they
+start (never at import), so they see identical values; a bad value stops them with one message
+naming the variable (or the command-line option that gave it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .dashboard.calendar import EARLIEST_AS_OF
+from .dashboard.client import ClientSettings
+from .dataroot import DataRoot
+
+ENV_PREFIX = "BACKFILL_"
+
+# Chosen by measurement (scripts/bench_partitions.py, README "Scale"): from the start of PY
+# 2024-2025, 128 districts make ~113k date x district partitions today (+46.7k a year); the asset
+# pages answer in 0.05 s and a one-year backfill launches in ~3.5 s. A configured subset of ~10
+# districts can start at 2008-07-01 (67k partitions, pages 0.2 s, a year launches in ~1.1 s).
+DEFAULT_START_DATE = dt.date(2024, 7, 1)
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable or option that gave it."""
+
+
+def _positive(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a finite number greater than 0")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or a fragment")
+    return value.strip().rstrip("/")
+
+
+def _iso_date(value: Any) -> Any:
+    # Only YYYY-MM-DD: pydantic would also take timestamps and numbers.
+    if isinstance(value, str) and (len(value.strip()) != 10 or value.strip()[4::3] != "--"):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value.strip() if isinstance(value, str) else value
+
+
+def _not_before_first_export(value: dt.date) -> dt.date:
+    if value < EARLIEST_AS_OF:
+        raise ValueError(f"must not be before {EARLIEST_AS_OF}, the first exported date")
+    return value
+
+
+Positive = Annotated[float, AfterValidator(_positive)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class Settings(BaseSettings):
+    """The deployment's settings, from `BACKFILL_<NAME>` variables (or explicit values)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid", frozen=True, validate_default=True
+    )
+
+    data_root: Path = Field(
+        Path("data"), description="snapshots, raw CSV cache, district configuration, alerts"
+    )
+    dashboard_url: HttpUrl = Field(
+        "https://dashboards.toastmasters.org", description="the dashboard (or the sandbox)"
+    )
+    rate: Positive = Field(2.0, description="dashboard requests per second per run")
+    start_date: Annotated[dt.date, BeforeValidator(_iso_date), AfterValidator(_not_before_first_export)] = (
+        Field(DEFAULT_START_DATE, description="first daily partition, YYYY-MM-DD")
+    )
+    dagster_url: HttpUrl = Field(
+        "http://127.0.0.1:3000", description="where the API and CLI reach Dagster's webserver"
+    )
+    batch_size: int = Field(
+        50, ge=1, le=1000, description="partitions per backfill run (BackfillPolicy.multi_run)"
+    )
+    cache: bool = Field(True, description="serve already-downloaded CSVs from <root>/raw/")
+    connect_timeout: Positive = Field(5.0, description="seconds to connect to the dashboard")
+    read_timeout: Positive = Field(60.0, description="seconds to wait for the dashboard's answer")
+    max_attempts: int = Field(4, ge=1, le=20, description="HTTP attempts per request for retryable errors")
+    breaker_threshold: int = Field(
+        5, ge=1, le=1000, description="failures in a row that open the circuit breaker"
+    )
+    breaker_cooldown: Positive = Field(30.0, description="seconds the circuit stays open before a probe")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit values (command-line options), then the environment; no .env or secret files.
+        return init_settings, env_settings
+
+    @property
+    def root(self) -> DataRoot:
+        """The data root."""
+        return DataRoot(self.data_root)
+
+    def client(self, **overrides: Any) -> ClientSettings:
+        """The dashboard client's settings (an explicit `rate` or `base_url` may replace ours)."""
+        values: dict[str, Any] = {
+            "base_url": self.dashboard_url,
+            "rate": self.rate,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "max_attempts": self.max_attempts,
+            "breaker_threshold": self.breaker_threshold,
+            "breaker_cooldown": self.breaker_cooldown,
+            "use_cache": self.cache,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return ClientSettings(**values)
+
+
+def variable(field: str) -> str:
+    """The environment variable of a setting: `rate` -> `BACKFILL_RATE`."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(options: dict[str, str] | None = None, **explicit: Any) -> Settings:
+    """Settings from explicit values (None means "not given") over `BACKFILL_*` variables.
+
+    `options` names the command-line option of each explicit value, for the error message.
+    Raises SettingsError naming every bad variable or option.
+    """
+    given = {k: v for k, v in explicit.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(describe(exc, given, options or {})) from None
+
+
+def describe(exc: ValidationError, given: dict[str, Any], options: dict[str, str]) -> str:
+    """One line naming each bad setting: `BACKFILL_RATE='nan': must be a finite number`."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = options.get(field, variable(field)) if field in given else variable(field)
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}={error.get('input')!r}: {message}")
+    return "invalid settings: " + "; ".join(problems)
