@@ -73,19 +73,19 @@ class Service:
 
     def start(self, timeout: float = 120) -> Service:
         """Start the process and wait until its health URL answers."""
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab") if self.log_path else None
         try:
             self.process = subprocess.Popen(
                 self.argv,
                 env=self.env,
-                stdout=out,
+                stdout=log or subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.cwd,
             )
         finally:
-            if out is not subprocess.DEVNULL:
-                out.close()  # the child holds its own copy
+            if log is not None:
+                log.close()  # the child holds its own copy
         try:
             wait_for(self.url + self.health, timeout, self.process)
         except Exception:

@@ -194,16 +194,14 @@ def collect_district(
         return DistrictOutcome(as_of=as_of, district=district, status="failed", error=exc, results=results)
 
     sources = [SourceReport.from_fetch(r) for r in results]
-    common = dict(
-        district_id=district,
-        as_of=as_of,
-        data_month=summary.data_month,
-        is_closing_period=bool(summary.closing_period),
-    )
+    month, closing = summary.data_month, bool(summary.closing_period)
     if not all(r.available for r in results):
         missing = [r.report.value for r in results if not r.available]
         snap = unavailable_district(
-            **common,
+            district_id=district,
+            as_of=as_of,
+            data_month=month,
+            is_closing_period=closing,
             detail="detailed",
             sources=sources,
             reason=f"not on the dashboard that date ({', '.join(missing)} empty)",
@@ -214,7 +212,10 @@ def collect_district(
     by_report = {r.report: r for r in results}
     summary_row = next((row for row in summary.rows if _summary_id(row) == district), None)
     snap = detailed_district(
-        **common,
+        district_id=district,
+        as_of=as_of,
+        data_month=month,
+        is_closing_period=closing,
         club_rows=by_report[Report.CLUB].rows,
         district_rows=by_report[Report.DISTRICT].rows,
         division_rows=by_report[Report.DIVISION].rows,

@@ -199,7 +199,7 @@ class DashboardClient:
             raise ValueError("the summary report takes no district")
 
         if self.cache and not force:
-            hit = self._from_cache(report, as_of, district)
+            hit = self._from_cache(self.cache, report, as_of, district)
             if hit is not None:
                 return hit
 
@@ -252,14 +252,16 @@ class DashboardClient:
             requests=self.http.stats.requests - requests_before,
         )
 
-    def _from_cache(self, report: Report, as_of: dt.date, district: str | None):
-        answer = self.cache.lookup(report.value, district, as_of)
+    def _from_cache(
+        self, cache: RawCache, report: Report, as_of: dt.date, district: str | None
+    ) -> FetchResult | None:
+        answer = cache.lookup(report.value, district, as_of)
         if answer is None:
             return None
         if not answer.available:
             self.cache_hits += 1
             return FetchResult(report=report, district=district, as_of=as_of, available=False, cache_hit=True)
-        body = self.cache.read(answer.sha256 or "")
+        body = cache.read(answer.sha256 or "")
         if body is None:
             return None  # the blob is gone or damaged: fetch again
         parsed = parse_report(body, report)
@@ -277,7 +279,7 @@ class DashboardClient:
             district=district,
             as_of=as_of,
             available=True,
-            data_month=parsed.footer.data_month,
+            data_month=parsed.footer.data_month if parsed.footer else None,
             url=url,
             header=parsed.header,
             rows=parsed.rows,

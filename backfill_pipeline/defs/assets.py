@@ -1,7 +1,7 @@
 """The two partitioned assets: one materialization per key that succeeded, one Failure naming the rest."""
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -47,18 +47,14 @@ def run_info(context: dg.AssetExecutionContext) -> RunInfo:
     )
 
 
-def materializations(
-    context: dg.AssetExecutionContext, results: Iterable[KeyResult], done: list[KeyResult]
-) -> Iterator[dg.AssetMaterialization]:
-    """One materialization per key that succeeded; failures are logged and kept in `done`."""
-    for result in results:
-        done.append(result)
-        if result.failed:
-            context.log.error(f"{result.key} failed: {error_class(result.error)}: {result.error}")
-            continue
-        yield dg.AssetMaterialization(
-            asset_key=context.asset_key, partition=result.key, metadata=result.metadata()
-        )
+def materialize(context: dg.AssetExecutionContext, result: KeyResult) -> Iterator[dg.AssetMaterialization]:
+    """The key's materialization when it succeeded; its error in the run log when it failed."""
+    if result.error is not None:
+        context.log.error(f"{result.key} failed: {error_class(result.error)}: {result.error}")
+        return
+    yield dg.AssetMaterialization(
+        asset_key=context.asset_key, partition=result.key, metadata=result.metadata()
+    )
 
 
 def raise_if_failed(asset: str, results: list[KeyResult]) -> None:
@@ -80,7 +76,10 @@ def build_assets(
     daily: dg.DailyPartitionsDefinition, *, batch_size: int, retry_delay: float = 15
 ) -> list[dg.AssetsDefinition]:
     """The summary (daily) and district snapshot (date x district) assets over `daily`."""
-    common = dict(
+
+    @dg.asset(
+        name=SUMMARY_ASSET,
+        partitions_def=daily,
         backfill_policy=dg.BackfillPolicy.multi_run(batch_size),
         pool=POOL,
         retry_policy=transient_retry(retry_delay),
@@ -88,23 +87,19 @@ def build_assets(
         group_name=ASSET_GROUP,
         kinds={"csv", "json"},
     )
-
-    @dg.asset(name=SUMMARY_ASSET, partitions_def=daily, **common)  # type: ignore[arg-type]
     def all_districts_summary(
         context: dg.AssetExecutionContext, refresh: RefreshService
     ) -> Iterator[dg.AssetMaterialization]:
         """All-districts summary of an as-of date: one request; summary files, rankings, metadata."""
-        run, done = run_info(context), []
-        yield from materializations(
-            context,
-            collect_batch(
-                context.partition_keys,
-                lambda key: refresh.collect_summary(dt.date.fromisoformat(key), run),
-                stats=refresh.stats,
-                done_earlier=lambda key: refresh.summary_done(dt.date.fromisoformat(key), run),
-            ),
-            done,
-        )
+        run, done = run_info(context), list[KeyResult]()
+        for result in collect_batch(
+            context.partition_keys,
+            lambda key: refresh.collect_summary(dt.date.fromisoformat(key), run),
+            stats=refresh.stats,
+            done_earlier=lambda key: refresh.summary_done(dt.date.fromisoformat(key), run),
+        ):
+            done.append(result)
+            yield from materialize(context, result)
         collected = [r.outcome for r in done if isinstance(r.outcome, SummaryOutcome) and r.outcome.available]
         if collected:
             newest = max(collected, key=lambda o: o.as_of)
@@ -120,25 +115,28 @@ def build_assets(
                 partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"),
             )
         ],
-        **common,  # type: ignore[arg-type]
+        backfill_policy=dg.BackfillPolicy.multi_run(batch_size),
+        pool=POOL,
+        retry_policy=transient_retry(retry_delay),
+        output_required=False,
+        group_name=ASSET_GROUP,
+        kinds={"csv", "json"},
     )
     def district_snapshot(
         context: dg.AssetExecutionContext, refresh: RefreshService
     ) -> Iterator[dg.AssetMaterialization]:
         """One district on one as-of date in detail: its three reports, one request each."""
-        run, done = run_info(context), []
+        run, done = run_info(context), list[KeyResult]()
         keys = {str(key): split_key(key) for key in context.partition_keys}
         scope = district_scope(context.run.tags.get(SCOPE_TAG), {d for _, d in keys.values()})
-        yield from materializations(
-            context,
-            collect_batch(
-                keys,
-                lambda key: refresh.collect_district(*keys[key], run, scope),
-                stats=refresh.stats,
-                done_earlier=lambda key: refresh.district_done(*keys[key], run),
-            ),
-            done,
-        )
+        for result in collect_batch(
+            keys,
+            lambda key: refresh.collect_district(*keys[key], run, scope),
+            stats=refresh.stats,
+            done_earlier=lambda key: refresh.district_done(*keys[key], run),
+        ):
+            done.append(result)
+            yield from materialize(context, result)
         raise_if_failed(DISTRICT_ASSET, done)
 
     return [all_districts_summary, district_snapshot]
@@ -155,7 +153,7 @@ def sync_district_partitions(
     context: dg.AssetExecutionContext, configured: list[str], listed: list[str]
 ) -> None:
     """Keep the `districts` partitions equal to the scope (see `district_partitions_change`)."""
-    current = context.instance.get_dynamic_partitions(DISTRICTS_PARTITION)
+    current = list(context.instance.get_dynamic_partitions(DISTRICTS_PARTITION))
     add, remove = district_partitions_change(current, configured, listed)
     if add:
         context.instance.add_dynamic_partitions(DISTRICTS_PARTITION, add)

@@ -26,11 +26,11 @@ def district_discovery(
     listed = None if configured else store.open().listed_districts()
     if not configured and listed is None:
         return dg.SkipReason("no district configured and no summary collected yet")
-    current = context.instance.get_dynamic_partitions(DISTRICTS_PARTITION)
+    current = list(context.instance.get_dynamic_partitions(DISTRICTS_PARTITION))
     add, remove = district_partitions_change(current, configured, listed)
     if not add and not remove:
         return dg.SkipReason("districts partitions already match the scope")
-    requests = []
+    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
     if add:
         requests.append(dg.AddDynamicPartitionsRequest(DISTRICTS_PARTITION, add))
     if remove:

@@ -163,8 +163,8 @@ def district_ranges(keys: list[str], order: list[str]) -> list[tuple[str, str]]:
             first, last = order[index[0]], order[index[-1]]
             return [(district_key(a, first), district_key(b, last)) for a, b in date_ranges(by_date)]
     by_district: dict[str, list[str]] = {}
-    for date, districts in by_date.items():
-        for district in districts:
+    for date, listed in by_date.items():
+        for district in listed:
             by_district.setdefault(district, []).append(date)
     return [
         (district_key(a, d), district_key(b, d))

@@ -345,8 +345,8 @@ def _club_states(district: str, data_month: tuple[int, int], as_of: dt.date, see
             ineligible,
         ) = p
         suspended = club.end is not None and club.end <= as_of
-        day = (min(as_of, club.end) if suspended else as_of) - begin
-        day = day.days
+        last = club.end if club.end is not None and club.end <= as_of else as_of
+        day = (last - begin).days
         f = min(max(day / 365, 0.0), 1.1)
         new = int(new_t * f)
         drops = int(drop_t * (0.6 * (day >= 92) + 0.4 * (day >= 274)))
@@ -505,13 +505,13 @@ def _division_rows(district, data_month, as_of, seed) -> list[list[str]]:
         c = s["club"]
         base = area_base[c.area]
         half = math.ceil(base / 2)
-        paid, dist = area_paid[c.area], area_dist[c.area]
+        paid_clubs, dist = area_paid[c.area], area_dist[c.area]
         area_code = ""
-        if recognition and paid >= base and dist >= half:
+        if recognition and paid_clubs >= base and dist >= half:
             area_code = (
                 "P"
-                if paid >= base + 2 and dist >= half + 2
-                else ("S" if paid >= base + 1 and dist >= half + 1 else "D")
+                if paid_clubs >= base + 2 and dist >= half + 2
+                else ("S" if paid_clubs >= base + 1 and dist >= half + 1 else "D")
             )
         rows.append(
             [
@@ -525,7 +525,7 @@ def _division_rows(district, data_month, as_of, seed) -> list[list[str]]:
                 str(base),
                 str(base + 1),
                 str(base + 2),
-                str(paid),
+                str(paid_clubs),
                 str(half),
                 str(half + 1),
                 str(half + 2),

@@ -178,10 +178,10 @@ def _unavailable(
     key = (path_py, name.report, name.district, name.month_end, name.as_of, name.py)
     u = unit(seed, "unavailable", repr(key))
     variant = next(v for limit, v in _VARIANTS if u < limit)
-    if variant == OTHER_AS_OF and earlier is None:
-        variant = HEADER
     if variant == OTHER_AS_OF:
-        return _full_response(seed, name, earlier, bom, OTHER_AS_OF)
+        if earlier is not None:
+            return _full_response(seed, name, earlier, bom, OTHER_AS_OF)
+        variant = HEADER
     if variant == EMPTY:
         return ExportResponse(200, b"", CSV_TYPE, EMPTY)
     footer_date = earlier or (latest_published(name.as_of, seed) if name.as_of else None)
@@ -189,8 +189,11 @@ def _unavailable(
         footer_date = latest_published(today, seed)
     if variant == HEADER or footer_date is None:
         return _header_only(name, py, bom, HEADER)
+    footer_month = scheduled_data_month(footer_date, seed)
+    if footer_month is None:
+        return _header_only(name, py, bom, HEADER)
     header = data.columns(name.report, _py_start(py))
-    footer = render.footer(scheduled_data_month(footer_date, seed), footer_date, seed)
+    footer = render.footer(footer_month, footer_date, seed)
     return ExportResponse(
         200, render.csv_bytes(header, (), footer, bom), CSV_TYPE, HEADER_FOOTER, footer_date
     )
@@ -205,7 +208,8 @@ def resolve(
 ) -> ExportResponse:
     """The dashboard's answer to a parsed export request (`path_py` None = the bare path)."""
     latest = latest_published(today, seed)
-    open_py = program_year(*scheduled_data_month(latest, seed)) if latest else None
+    latest_month = scheduled_data_month(latest, seed) if latest else None
+    open_py = program_year(*latest_month) if latest_month else None
     if path_py is not None:
         path_py = parse_program_year(path_py)
         if path_py == open_py:
@@ -224,6 +228,8 @@ def resolve(
         if target is None:
             return _header_only(name, serve_py, bom, HEADER)
         return _full_response(seed, name, target, bom, "latest")
+    if name.as_of is None:
+        return _header_only(name, serve_py, bom, HEADER)
     requested = (name.month_end.year, name.month_end.month)
     requested_py = program_year(*requested)
     if path_py is None and requested_py != open_py:

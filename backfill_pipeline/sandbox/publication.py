@@ -141,9 +141,8 @@ def latest_published(today: dt.date, seed: int = DEFAULT_SEED) -> dt.date | None
 def open_program_year(today: dt.date, seed: int = DEFAULT_SEED) -> str | None:
     """The program year still being published: the one of the latest published data month."""
     latest = latest_published(today, seed)
-    if latest is None:
-        return None
-    return program_year(*scheduled_data_month(latest, seed))
+    month = scheduled_data_month(latest, seed) if latest is not None else None
+    return program_year(*month) if month is not None else None
 
 
 def last_published_of_program_year(

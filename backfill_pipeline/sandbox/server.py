@@ -30,8 +30,15 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
     allow_reuse_address = True
 
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sandbox: SandboxServer
+    ):
+        super().__init__(address, handler)
+        self.sandbox = sandbox
+
 
 class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "SandboxDashboard/1.0"
     timeout = 60
@@ -104,9 +111,9 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         """Bind and serve on a background thread."""
-        self._bind()
+        httpd = self._bind()
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
+            target=httpd.serve_forever,
             args=(_POLL_SECONDS,),
             name=f"sandbox-{self.port}",
             daemon=True,
@@ -116,15 +123,13 @@ class SandboxServer:
 
     def serve_forever(self) -> None:
         """Bind (if needed) and serve on the calling thread until `stop()`."""
-        self._bind()
-        self._httpd.serve_forever(_POLL_SECONDS)
+        self._bind().serve_forever(_POLL_SECONDS)
 
-    def _bind(self) -> None:
-        if self._httpd is not None:
-            return
-        self._httpd = _HTTPServer((self.host, self.port), _Handler)
-        self._httpd.sandbox = self
-        self.port = self._httpd.server_address[1]
+    def _bind(self) -> _HTTPServer:
+        if self._httpd is None:
+            self._httpd = _HTTPServer((self.host, self.port), _Handler, self)
+            self.port = self._httpd.server_address[1]
+        return self._httpd
 
     def stop(self) -> None:
         """Stop serving and drop open connections."""
@@ -254,6 +259,7 @@ class SandboxServer:
             "outcome": None,
             "faults": [],
         }
+        response: exports.ExportResponse | None
         name = None
         try:
             name = exports.parse_query(query)
@@ -293,11 +299,12 @@ class SandboxServer:
             )
         elif rule is not None and rule.kind == "html":
             response = exports.ExportResponse(200, HTML_PAGE.encode(), exports.HTML_TYPE, "fault_html")
-        elif response is None:
+        elif response is None and name is not None:
             try:
                 response = exports.resolve(path_py, name, self.today, self.seed, self.bom)
             except exports.BadRequest as exc:
                 response = exports.bad_request(str(exc))
+        assert response is not None  # a parsed name, or the bad request answered above
         body = response.body
         outcome = response.outcome
         if response.status == 200 and response.content_type == exports.CSV_TYPE:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -28,12 +29,15 @@ class DistrictConfigDocument(CamelModel):
     updated_at: dt.datetime = Field(default_factory=utc_now)
 
 
+ChangeAction = Literal["add", "remove", "set"]
+
+
 class DistrictConfigChange(CamelModel):
     """One line of `config/districts.log.jsonl`."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     timestamp: dt.datetime = Field(default_factory=utc_now)
-    action: Literal["add", "remove", "set"]
+    action: ChangeAction
     ids: list[DistrictId]
     resulting: list[DistrictId]
 
@@ -66,7 +70,7 @@ class DistrictConfig:
         self.path = self.root.districts_file
         self.log_path = self.root.districts_log
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         """The configured district ids, ordered; [] when none are configured."""
         try:
             data = self.path.read_bytes()
@@ -77,22 +81,22 @@ class DistrictConfig:
         except (ValidationError, ValueError) as exc:
             raise DistrictConfigError(f"{self.path} is not a valid district configuration") from exc
 
-    def add(self, ids: Iterable[str]) -> list[str]:
+    def add(self, ids: Iterable[str]) -> builtins.list[str]:
         """Add districts; returns the resulting configuration."""
         wanted = normalise_ids(ids)
         return self._change("add", wanted, lambda current: set(current) | set(wanted))
 
-    def remove(self, ids: Iterable[str]) -> list[str]:
+    def remove(self, ids: Iterable[str]) -> builtins.list[str]:
         """Remove districts (unconfigured ids are ignored); returns the resulting configuration."""
         wanted = normalise_ids(ids)
         return self._change("remove", wanted, lambda current: set(current) - set(wanted))
 
-    def set(self, ids: Iterable[str]) -> list[str]:
+    def set(self, ids: Iterable[str]) -> builtins.list[str]:
         """Replace the configuration; an empty list means every available district."""
         wanted = normalise_ids(ids)
         return self._change("set", wanted, lambda current: set(wanted))
 
-    def changes(self) -> list[DistrictConfigChange]:
+    def changes(self) -> builtins.list[DistrictConfigChange]:
         """The change log, oldest first (a torn last line from a crash is skipped)."""
         try:
             lines = self.log_path.read_text(encoding="utf-8").splitlines()
@@ -106,7 +110,12 @@ class DistrictConfig:
                 continue
         return found
 
-    def _change(self, action: str, ids: list[str], apply) -> list[str]:
+    def _change(
+        self,
+        action: ChangeAction,
+        ids: builtins.list[str],
+        apply: Callable[[builtins.list[str]], builtins.set[str]],
+    ) -> builtins.list[str]:
         self.root.config_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(self.root.districts_lock):
             resulting = sort_district_ids(apply(self.list()))

@@ -87,14 +87,14 @@ def resolve_scope(
         _log(resolution)
         return resolution
 
-    in_scope: list[str] = []
+    targeted: list[str] = []
     for raw in requested:
         try:
             district = normalise_district_id(raw)
         except InvalidDistrictId as exc:
             out.append(OutOfScope(str(raw), "invalid", str(exc)))
             continue
-        if district in in_scope or any(o.id == district for o in out):
+        if district in targeted or any(o.id == district for o in out):
             continue
         if configured_ids and district not in configured_ids:
             out.append(
@@ -106,10 +106,9 @@ def resolve_scope(
             )
             continue
         if not not_on_dashboard(district):
-            in_scope.append(district)
-    in_scope = sort_district_ids(in_scope)
-    kind: ScopeKind = "single-district" if len(in_scope) == 1 else "targeted"
-    resolution = ScopeResolution(in_scope, out, kind=kind)
+            targeted.append(district)
+    kind: ScopeKind = "single-district" if len(targeted) == 1 else "targeted"
+    resolution = ScopeResolution(sort_district_ids(targeted), out, kind=kind)
     _log(resolution)
     return resolution
 

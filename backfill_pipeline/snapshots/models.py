@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from ..district_ids import normalise_district_id
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 DistrictStatus = Literal["success", "failed", "unavailable"]
 DateStatus = Literal["success", "partial", "failed", "unavailable"]

@@ -172,7 +172,9 @@ class SnapshotReader:
                         present.add(d)
         wanted = set(districts) if districts is not None else None
         seen: set[str] = set()
-        dates, date_status, cells = [], {}, {}
+        dates: list[dt.date] = []
+        date_status: dict[dt.date, CoverageDateStatus] = {}
+        cells: dict[dt.date, dict[str, CoverageCell]] = {}
         day = start
         while day <= end:
             dates.append(day)

@@ -6,10 +6,12 @@ import datetime as dt
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..dataroot import COLLECTIONS, DATE_FILES, RANKINGS, DataRoot, district_id_of
 from ..district_ids import district_sort_key
@@ -28,6 +30,8 @@ from .models import (
     Rankings,
     WriteContext,
 )
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -60,7 +64,7 @@ def entry_for(name: str, data: bytes, snapshot: DistrictSnapshot, fp: str) -> Ma
     )
 
 
-def read_json_model(path: Path, model: type):
+def read_json_model(path: Path, model: type[M]) -> M | None:
     """A stored model, or None when the file is missing or does not validate."""
     try:
         return model.model_validate_json(path.read_bytes())
@@ -180,9 +184,9 @@ def record_collection(
     context: WriteContext,
     now: dt.datetime,
     *,
-    written: list[str] = (),
-    kept: list[str] = (),
-    kept_errors: list[DistrictError] = (),
+    written: Sequence[str] = (),
+    kept: Sequence[str] = (),
+    kept_errors: Sequence[DistrictError] = (),
     date_unavailable: bool = False,
 ) -> Collections:
     """Add one write to the collection it belongs to (same source, scope, method, run, backfill)."""

@@ -129,7 +129,7 @@ class PerDistrictFileSnapshotStore:
             for snapshot in snapshots:
                 existing = on_disk.get(snapshot.district_id)
                 reason = keep_reason(existing, snapshot)
-                if reason is not None:
+                if existing is not None and reason is not None:
                     kept.append(snapshot.district_id)
                     kept_errors += [_with_ids(e, context) for e in snapshot.errors]
                     results.append(

@@ -140,7 +140,9 @@ def _compare_manifest(stored: Manifest, rebuilt: Manifest, problem) -> bool:
             stale = True
     stored_r, actual_r = stored.rankings, rebuilt.rankings
     if (stored_r is None) != (actual_r is None) or (
-        stored_r is not None and (stored_r.bytes, stored_r.sha256) != (actual_r.bytes, actual_r.sha256)
+        stored_r is not None
+        and actual_r is not None
+        and (stored_r.bytes, stored_r.sha256) != (actual_r.bytes, actual_r.sha256)
     ):
         problem(RANKINGS, "sha256-mismatch", "rankings entry of manifest.json differs from the file")
         stale = True
@@ -178,7 +180,7 @@ def _verify_pointer(store: PerDistrictFileSnapshotStore, repair: bool) -> list[P
         message = ("pointer-missing", f"no pointer although {best[0]} is {best[1]}")
     elif pointer is not None and best is None:
         message = ("pointer-stale", f"points to {pointer.as_of_date}, which has no successful data")
-    elif pointer is not None and (pointer.as_of_date, pointer.status) != best:
+    elif pointer is not None and best is not None and (pointer.as_of_date, pointer.status) != best:
         message = (
             "pointer-stale",
             f"points to {pointer.as_of_date}, latest successful is {best[0]}",
