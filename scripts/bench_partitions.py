@@ -250,7 +250,7 @@ def seed_materializations(instance, districts: list[str], first: dt.date, last: 
     """Runless materializations of every partition of both assets from `first` to `last`,
     one district left out every 7th day (gaps, as after a partial failure): what the asset page
     shows after some collecting. Returns how many were reported."""
-    import dagster as dg  # noqa: PLC0415
+    import dagster as dg
 
     n = 0
     day = first
@@ -331,7 +331,7 @@ def run_config(cfg: Config, args: argparse.Namespace, workdir: Path) -> Result:
         res.startup_s = time.perf_counter() - began
         sid = os.getsid(service.process.pid)
 
-        import dagster as dg  # noqa: PLC0415 - only the benchmark process needs an instance
+        import dagster as dg  # only the benchmark process needs an instance
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
             instance.add_dynamic_partitions("districts", districts)
@@ -419,7 +419,7 @@ def run_config(cfg: Config, args: argparse.Namespace, workdir: Path) -> Result:
                     res.to_canceled.append(time.perf_counter() - began_wait)
         res.memory = process_memory(sid)
         res.load = (round(load_before, 2), round(os.getloadavg()[0], 2))
-    except Exception as exc:  # noqa: BLE001 - record and go on with the next configuration
+    except Exception as exc:  # record it and go on with the next configuration
         res.error = f"{type(exc).__name__}: {exc}"
     finally:
         service.stop()

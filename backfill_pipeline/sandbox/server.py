@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.sandbox._track(self.connection, False)
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args) -> None:
         pass  # the request log at /_sandbox/requests replaces stderr noise
 
     def do_GET(self) -> None:
