@@ -9,26 +9,20 @@ import time
 
 import pytest
 import requests
+from conftest import TODAY, published_dates
 
 from backfill_pipeline.api.graphql import DagsterGraphQL
 from backfill_pipeline.devstack import start_configured_stack
-from backfill_pipeline.sandbox import publication
 
 pytestmark = pytest.mark.e2e
 
-TODAY = dt.date(2026, 11, 29)
 DISTRICTS = ["42", "61", "109"]
 TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
 def consecutive_published(start: dt.date, n: int) -> list[str]:
-    """n consecutive published dates from `start` on, so one date range covers exactly them."""
-    d = start
-    while True:
-        run = [d + dt.timedelta(days=i) for i in range(n)]
-        if all(publication.is_published(x, today=TODAY) for x in run):
-            return [x.isoformat() for x in run]
-        d += dt.timedelta(days=1)
+    """n consecutive published dates from `start` on, as ISO strings (one range covers exactly them)."""
+    return [d.isoformat() for d in published_dates(start, n)]
 
 
 @pytest.fixture(scope="module")

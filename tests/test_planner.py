@@ -3,13 +3,13 @@
 import datetime as dt
 
 import pytest
+from conftest import TODAY
 from pydantic import ValidationError
 
 from backfill_pipeline.dashboard.cache import CachedAnswer, RawCache
 from backfill_pipeline.planning.planner import PlanError, World, choose_strategy, date_ranges, make_plan
 from backfill_pipeline.planning.request import BackfillRequest, field_errors
 
-TODAY = dt.date(2026, 11, 29)
 ALL = ["01", "09", "42", "61", "109", "F", "U"]
 
 

@@ -10,12 +10,11 @@ import statistics
 
 import pytest
 import requests
+from conftest import TODAY
 
 from backfill_pipeline.dashboard.reports import Report, export_url, report_name
 from backfill_pipeline.district_ids import district_ids_from_summary, sort_district_ids
 from backfill_pipeline.sandbox import data, population, publication, render
-
-TODAY = dt.date(2026, 11, 29)
 
 
 def table(base: str, report: Report, data_month, as_of, district=None):

@@ -8,11 +8,11 @@ import io
 
 import pytest
 import requests
+from conftest import TODAY
 
 from backfill_pipeline.dashboard.reports import Report, export_url, report_name
 from backfill_pipeline.sandbox import publication
 
-TODAY = dt.date(2026, 11, 29)
 CLOSING = dt.date(2026, 11, 5)  # carries October 2026 (close of October runs to 11/17)
 NORMAL = dt.date(2026, 11, 20)  # carries its own month
 UNPUBLISHED = dt.date(2026, 10, 14)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 import pytest
 import requests
+from conftest import TODAY
 
 from backfill_pipeline.sandbox import FaultRule, SandboxServer
 
-TODAY = dt.date(2026, 11, 29)
 PATH = "/2024-2025/export.aspx?type=CSV&report=clubperformance~42~3/31/2025~3/20/2025~2024-2025"
 SUMMARY = "/2024-2025/export.aspx?type=CSV&report=districtsummary~3/31/2025~3/20/2025~2024-2025"
 
