@@ -1,4 +1,4 @@
-"""District ids: normalising user input and ordering ids (DASHBOARD.md section 5)."""
+"""District ids: normalising user input and ordering ids (docs/dashboard.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Program years, month ends, URL dates, report names and URLs (DASHBOARD.md sections 1-2)."""
+"""Program years, month ends, URL dates, report names and URLs (docs/dashboard.md §1-§2)."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""District ids: normalisation, validation and ordering (DASHBOARD.md section 5)."""
+"""District ids: normalisation, validation and ordering (docs/dashboard.md §5)."""
 
 import pytest
 from hypothesis import given

@@ -1,4 +1,4 @@
-"""Borda-count rankings (DASHBOARD.md section 8)."""
+"""Borda-count rankings (docs/dashboard.md §8)."""
 
 from __future__ import annotations
 

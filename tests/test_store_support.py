@@ -42,7 +42,7 @@ def summary_row(
     active: str = "100",
     distinguished: str = "10",
 ) -> dict[str, str]:
-    """A summary row with the columns of DASHBOARD.md section 6."""
+    """A summary row with the columns of docs/dashboard.md §6."""
     return {
         "REGION": "05",
         "DISTRICT": district,

@@ -1,4 +1,4 @@
-"""Program years, data months and month ends (DASHBOARD.md sections 1 and 4)."""
+"""Program years, data months and month ends (docs/dashboard.md §1 and §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fetch one report for one as-of date, faithfully (DASHBOARD.md section 4), through the raw cache."""
+"""Fetch one report for one as-of date, faithfully (docs/dashboard.md §4), through the raw cache."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parse a dashboard CSV export: header, rows as raw strings, footer (DASHBOARD.md sections 3-6)."""
+"""Parse a dashboard CSV export: header, rows as raw strings, footer (docs/dashboard.md §3-§6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The four reports, their names and export URLs (DASHBOARD.md section 2)."""
+"""The four reports, their names and export URLs (docs/dashboard.md §2)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ MAX_TARGETS = 200
 # history in ~8 s from 2024-07-01 and ~80 s from 2008. Longer spans: one request per year.
 MAX_DAYS = 366
 MAX_CONCURRENCY = 2
-MAX_RATE = 8.0  # DASHBOARD.md: public scrapers ran at 2-8 requests/s without trouble
+MAX_RATE = 8.0  # docs/dashboard.md §7: public scrapers ran at 2-8 requests/s without trouble
 
 CollectionType = Literal["auto", "system-wide", "per-district"]
 

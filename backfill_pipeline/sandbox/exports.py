@@ -30,7 +30,7 @@ CSV_TYPE = "text/csv; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 
-# How an unavailable date is answered; all are HTTP 200 (DASHBOARD.md section 3).
+# How an unavailable date is answered; all are HTTP 200 (docs/dashboard.md §3).
 EMPTY, HEADER, HEADER_FOOTER, OTHER_AS_OF = "empty", "header", "header_footer", "other_as_of"
 _VARIANTS = ((0.15, EMPTY), (0.45, HEADER), (0.65, HEADER_FOOTER), (1.0, OTHER_AS_OF))
 

@@ -390,7 +390,7 @@ class SandboxServer:
             "Sandbox Toastmasters dashboard (deterministic data, seed "
             f"{self.seed}, today {today.isoformat()}, open program year {py}).\n"
             "Exports: /{PY}/export.aspx?type=CSV&report=... and /export.aspx?... "
-            "(see DASHBOARD.md).\n"
+            "(see docs/dashboard.md §2).\n"
             f"Latest published data:\n{example}"
             "Control: /_sandbox/health, /_sandbox/faults, /_sandbox/stats, /_sandbox/requests\n"
         )

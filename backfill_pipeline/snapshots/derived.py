@@ -1,4 +1,4 @@
-"""Derived figures from raw CSV rows (DASHBOARD.md section 6): pure functions, tolerant of gaps."""
+"""Derived figures from raw CSV rows (docs/dashboard.md §6): pure functions, tolerant of gaps."""
 
 from __future__ import annotations
 

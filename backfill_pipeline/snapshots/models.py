@@ -1,4 +1,4 @@
-"""Pydantic models for every JSON file of the snapshot store (DESIGN.md section 4)."""
+"""Pydantic models for every JSON file of the snapshot store (docs/design.md §7)."""
 
 from __future__ import annotations
 
@@ -384,7 +384,7 @@ class LatestPointer(CamelModel):
 
 
 class RankingEntry(CamelModel):
-    """One district's Borda ranking (DASHBOARD.md section 8)."""
+    """One district's Borda ranking (docs/dashboard.md §8)."""
 
     district_id: DistrictId
     region: str | None = None

@@ -1,4 +1,4 @@
-"""Borda-count ranking of the districts of one summary (DASHBOARD.md section 8)."""
+"""Borda-count ranking of the districts of one summary (docs/dashboard.md §8)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """PerDistrictFileSnapshotStore: one directory per as-of date, one JSON file per district.
 
-Rules (the layout is DESIGN.md section 4, plus `collections.json` per date and `.locks/`):
+Rules (the layout is docs/design.md §7, plus `collections.json` per date and `.locks/`):
 
 - Every write to a date holds that date's inter-process lock; every file is written to a hidden
   temporary name in its directory, fsynced and `os.replace`d, then the date's manifest and
@@ -93,7 +93,7 @@ def keep_reason(existing: ManifestEntry | None, new: DistrictSnapshot) -> str | 
 
 
 class PerDistrictFileSnapshotStore:
-    """The snapshot store of DESIGN.md section 4: atomic files, rebuilt manifest and metadata."""
+    """The snapshot store of docs/design.md §7: atomic files, rebuilt manifest and metadata."""
 
     def __init__(self, root: DataRoot | Path | str, *, durable: bool = True) -> None:
         self.root = DataRoot.of(root)
