@@ -2,8 +2,6 @@
 
 import datetime as dt
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -292,90 +290,6 @@ def test_limiter_rate_measured_at_the_server_within_10_percent(fresh_sandbox, tm
     measured = (len(times) - 1) / (times[-1] - times[0])
     assert abs(measured - rate) / rate < 0.10, measured
     assert waited > 2.0
-
-
-# -- the fetch command --------------------------------------------------------------------
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "backfill_pipeline.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def test_fetch_command_json(fresh_sandbox, tmp_path):
-    p = run_cli(
-        "fetch",
-        "--as-of",
-        CLOSING.isoformat(),
-        "--district",
-        "District 61",
-        "--base-url",
-        fresh_sandbox.url,
-        "--root",
-        str(tmp_path),
-        "--json",
-    )
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
-    assert out["district"] == "61"
-    assert [r["report"] for r in out["reports"]] == [
-        "districtsummary",
-        "districtperformance",
-        "divisionperformance",
-        "clubperformance",
-    ]
-    for r in out["reports"]:
-        assert r["available"] and r["closingPeriod"] is True and r["asOf"] == CLOSING.isoformat()
-        assert len(r["sha256"]) == 64 and r["rows"] > 0 and r["cacheHit"] is False
-        assert r["url"].startswith(fresh_sandbox.url)
-    again = json.loads(
-        run_cli(
-            "fetch",
-            "--as-of",
-            CLOSING.isoformat(),
-            "--district",
-            "61",
-            "--base-url",
-            fresh_sandbox.url,
-            "--root",
-            str(tmp_path),
-            "--json",
-        ).stdout
-    )
-    assert all(r["cacheHit"] for r in again["reports"]) and again["stats"]["requests"] == 0
-
-
-def test_fetch_command_table(fresh_sandbox, tmp_path):
-    p = run_cli(
-        "fetch", "--as-of", NORMAL.isoformat(), "--base-url", fresh_sandbox.url, "--root", str(tmp_path)
-    )
-    assert p.returncode == 0, p.stderr
-    header = p.stdout.splitlines()[0].split()
-    assert header[:4] == ["report", "available", "asOf", "dataMonth"]
-    assert "districtsummary" in p.stdout and "1 HTTP requests" in p.stdout
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--as-of", "2025-9-8"], "YYYY-MM-DD"),
-        (["--as-of", "2008-06-30"], "before 2008-07-01"),
-        (["--as-of", "2999-01-01"], "future"),
-        (["--as-of", "2025-09-08", "--district", "2a"], "invalid district"),
-        (["--as-of", "2025-09-08", "--district", "../x"], "invalid district"),
-        (["--as-of", "2025-09-08", "--district", ""], "invalid district"),
-        (["--as-of", "2025-09-08", "--district", "District 4 2"], "invalid district"),
-    ],
-)
-def test_fetch_command_rejects_bad_input_before_any_request(fresh_sandbox, tmp_path, args, message):
-    p = run_cli("fetch", *args, "--base-url", fresh_sandbox.url, "--root", str(tmp_path))
-    assert p.returncode == 2 and message in p.stderr
-    assert total(fresh_sandbox) == 0
-    assert not (tmp_path / "raw").exists()
 
 
 def test_open_year_transient_errors_are_retried_before_the_fallback(fresh_sandbox, tmp_path):

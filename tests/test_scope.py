@@ -1,20 +1,14 @@
-"""District configuration, its change log, scope resolution and the `districts` command."""
+"""District configuration, its change log and scope resolution."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
 from backfill_pipeline.district_ids import InvalidDistrictId
 from backfill_pipeline.scope import DistrictConfig, resolve_scope
-from backfill_pipeline.snapshots.commands import register, split_ids
 
 
 def reasons(resolution):
@@ -93,78 +87,3 @@ def test_invalid_ids_write_nothing(tmp_path):
         config.set(["61", ""])
     assert config.list() == ["42"]
     assert len(config.changes()) == 1
-
-
-def test_split_ids():
-    assert split_ids(["42,61", "F"]) == ["42", "61", "F"]
-    assert split_ids(["42 61"]) == ["42 61"]  # one id, rejected later as invalid
-    assert split_ids(["District 42", " District 61 ,09"]) == ["District 42", "District 61", "09"]
-
-
-def _parser():
-    parser = argparse.ArgumentParser(prog="backfill-pipeline")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def run(argv):
-    args = _parser().parse_args(argv)
-    return args.handler(args)
-
-
-def test_districts_command(tmp_path, capsys):
-    root = str(tmp_path)
-    assert run(["districts", "list", "--root", root]) == 0
-    captured = capsys.readouterr()
-    assert captured.out == "" and "every available district" in captured.err
-    assert run(["districts", "add", "42,61", "09", "--root", root]) == 0
-    assert capsys.readouterr().out.split() == ["09", "42", "61"]
-    assert run(["districts", "--root", root, "remove", "61"]) == 0
-    assert capsys.readouterr().out.split() == ["09", "42"]
-    assert run(["districts", "set", "F", "U", "--root", root]) == 0
-    assert run(["districts", "list", "--root", root]) == 0
-    assert capsys.readouterr().out.split() == ["F", "U", "F", "U"]
-
-
-def test_districts_command_rejects_invalid_ids(tmp_path, capsys):
-    assert run(["districts", "add", "42,abc", "--root", str(tmp_path)]) == 2
-    assert "invalid district id" in capsys.readouterr().err
-    assert not (tmp_path / "config").exists()
-
-
-def test_districts_command_default_root_is_read_at_call_time(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("BACKFILL_DATA_ROOT", str(tmp_path / "a"))
-    parser = _parser()
-    monkeypatch.setenv("BACKFILL_DATA_ROOT", str(tmp_path / "b"))
-    args = parser.parse_args(["districts", "add", "42"])
-    assert args.handler(args) == 0
-    assert DistrictConfig(tmp_path / "b").list() == ["42"]
-    assert not (tmp_path / "a").exists()
-
-
-def test_districts_command_in_a_subprocess(tmp_path):
-    code = textwrap.dedent(
-        """
-        import argparse, sys
-        from backfill_pipeline.snapshots.commands import register
-        parser = argparse.ArgumentParser(prog="backfill-pipeline")
-        register(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(sys.argv[1:])
-        sys.exit(args.handler(args))
-        """
-    )
-    env = {**os.environ, "BACKFILL_DATA_ROOT": str(tmp_path)}
-
-    def cli(*argv):
-        return subprocess.run(
-            [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=60
-        )
-
-    spaced = cli("districts", "add", "District 4 2")
-    assert spaced.returncode == 2 and "invalid district id" in spaced.stderr
-    assert cli("districts", "add", "42,61", "District 9").returncode == 0
-    listed = cli("districts", "list")
-    assert listed.returncode == 0 and listed.stdout.split() == ["9", "42", "61"]
-    bad = cli("districts", "remove", "61,xy")
-    assert bad.returncode == 2 and "invalid district id" in bad.stderr
-    assert DistrictConfig(tmp_path).list() == ["9", "42", "61"]

@@ -1,21 +1,15 @@
-"""`verify`: manifest against files against sha256, schemas, pointer; `--repair`; the command."""
+"""`verify`: manifest against files against sha256, schemas, pointer; `--repair`."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 from test_store_support import AS_OF, BACKFILL, REFRESH, a_detailed, a_failure, a_summary
 
 from backfill_pipeline.files import atomic_write_bytes
 from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore
-from backfill_pipeline.snapshots.commands import register
 from backfill_pipeline.snapshots.verify import verify_store
 
 
@@ -132,71 +126,3 @@ def test_pointer_problems(store):
     assert kinds(verify_store(store, repair=True)) == ["pointer-stale", "temp-file"]
     assert verify_store(store) == []
     assert store.latest_successful() == dt.date(2025, 9, 9)
-
-
-def _parser():
-    parser = argparse.ArgumentParser(prog="backfill-pipeline")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def run(argv):
-    args = _parser().parse_args(argv)
-    return args.handler(args)
-
-
-def test_verify_command(store, capsys):
-    root = str(store.root)
-    assert run(["verify", "--root", root]) == 0
-    assert "ok" in capsys.readouterr().out
-    store.root.date_file(AS_OF, "metadata.json").unlink()
-    (store.root.date_dir(AS_OF) / ".metadata.json.tmp-1-aa").write_text("")
-    assert run(["verify", "--root", root]) == 1
-    out = capsys.readouterr().out.splitlines()
-    assert any("metadata-invalid snapshots/2025-09-08/metadata.json" in line for line in out)
-    assert any("temp-file" in line for line in out)
-    assert run(["verify", "--root", root, "--repair"]) == 0
-    assert "[repaired]" in capsys.readouterr().out
-    assert run(["verify", "--root", root]) == 0
-
-
-def test_verify_command_reads_root_from_environment(store, monkeypatch, capsys):
-    monkeypatch.setenv("BACKFILL_DATA_ROOT", str(store.root))
-    store.root.pointer.unlink()
-    assert run(["verify"]) == 1
-    assert "pointer-missing" in capsys.readouterr().out
-
-
-def test_verify_command_in_a_subprocess(store):
-    code = textwrap.dedent(
-        """
-        import argparse, sys
-        from backfill_pipeline.snapshots.commands import register
-        parser = argparse.ArgumentParser(prog="backfill-pipeline")
-        register(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(sys.argv[1:])
-        sys.exit(args.handler(args))
-        """
-    )
-    store.root.district(AS_OF, "42").write_text("not json")
-    env = {**os.environ, "BACKFILL_DATA_ROOT": str(store.root)}
-    broken = subprocess.run(
-        [sys.executable, "-c", code, "verify"], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert broken.returncode == 1
-    assert "invalid-file snapshots/2025-09-08/district_42.json" in broken.stdout
-    fixed = subprocess.run(
-        [sys.executable, "-c", code, "verify", "--repair"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    clean = subprocess.run(
-        [sys.executable, "-c", code, "verify", "--root", str(store.root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert clean.returncode == 0 and "ok" in clean.stdout

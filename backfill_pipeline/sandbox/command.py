@@ -1,137 +1,136 @@
-"""The `sandbox` sub-command: serve the sandbox dashboard until SIGINT or SIGTERM."""
+"""The `sandbox` command: serve the sandbox dashboard until SIGINT or SIGTERM.
+
+A click command of its own (the sandbox imports nothing of the product): `python -m
+backfill_pipeline.sandbox` runs it alone, and `backfill-pipeline sandbox` adds it to the CLI.
+"""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import signal
 import sys
 import threading
+from collections.abc import Mapping
+from typing import Any
+
+import click
 
 from .faults import FaultRule
 from .publication import DEFAULT_SEED, latest_published, open_program_year
 
+RATE = click.FloatRange(0.0, 1.0)
 
-def _iso_date(text: str) -> dt.date:
+
+def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
     try:
-        return dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from None
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from None
 
 
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a rate is within 0..1, got {text}")
-    return value
+def _rules(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[dict]:
+    rules = []
+    for text in values:
+        try:
+            raw = json.loads(text)
+            FaultRule.from_dict(raw)
+        except ValueError as exc:
+            raise click.BadParameter(f"bad fault rule {text!r}: {exc}") from None
+        rules.append(raw)
+    return rules
 
 
-def _rule(text: str) -> dict:
-    try:
-        raw = json.loads(text)
-        FaultRule.from_dict(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"bad fault rule {text!r}: {exc}") from None
-    return raw
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The sandbox options, shared by the sub-command and `python -m backfill_pipeline.sandbox`."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=8765, help="port to bind, 0 for any free one (default %(default)s)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help="seed of all generated data (default %(default)s)"
-    )
-    parser.add_argument(
-        "--today", type=_iso_date, default=None, help="pretend today is YYYY-MM-DD (default: the real date)"
-    )
-    parser.add_argument("--bom", action="store_true", help="start CSV bodies with a UTF-8 BOM")
-    faults = parser.add_argument_group("fault injection (export requests only)")
-    faults.add_argument(
-        "--error-rate", type=_rate, default=0.0, help="share of requests answered with an HTTP error"
-    )
-    faults.add_argument(
-        "--error-status", type=int, default=500, help="status of --error-rate answers (default %(default)s)"
-    )
-    faults.add_argument(
-        "--rate-429", type=_rate, default=0.0, help="share of requests answered 429 Too Many Requests"
-    )
-    faults.add_argument(
-        "--retry-after", type=int, default=1, help="Retry-After seconds of 429 answers (default %(default)s)"
-    )
-    faults.add_argument("--latency-ms", type=int, default=0, help="delay added to every request")
-    faults.add_argument(
-        "--truncate-rate", type=_rate, default=0.0, help="share of bodies cut mid-row, without footer"
-    )
-    faults.add_argument(
-        "--html-rate", type=_rate, default=0.0, help="share of requests answered with an HTML page"
-    )
-    faults.add_argument(
-        "--wrong-as-of-rate", type=_rate, default=0.0, help="share of footers given another as-of date"
-    )
-    faults.add_argument(
-        "--reset-rate", type=_rate, default=0.0, help="share of connections closed without an answer"
-    )
-    faults.add_argument(
-        "--fault",
-        type=_rule,
-        action="append",
-        default=[],
-        metavar="JSON",
-        help='an extra fault rule, e.g. \'{"kind": "error", "status": 503}\'',
-    )
-
-
-def faults_from_args(args: argparse.Namespace) -> list[dict]:
-    """The fault rules the options describe."""
+def fault_rules(options: Mapping[str, Any]) -> list[dict]:
+    """The fault rules the command's options describe (its parameters, as click passes them)."""
     rules: list[dict] = []
-    if args.latency_ms:
-        rules.append({"kind": "latency", "latencyMs": args.latency_ms})
+    if options["latency_ms"]:
+        rules.append({"kind": "latency", "latencyMs": options["latency_ms"]})
     for rate, rule in (
-        (args.reset_rate, {"kind": "reset"}),
-        (args.error_rate, {"kind": "error", "status": args.error_status}),
-        (args.rate_429, {"kind": "429", "retryAfter": args.retry_after}),
-        (args.html_rate, {"kind": "html"}),
-        (args.truncate_rate, {"kind": "truncate"}),
-        (args.wrong_as_of_rate, {"kind": "wrong_as_of"}),
+        (options["reset_rate"], {"kind": "reset"}),
+        (options["error_rate"], {"kind": "error", "status": options["error_status"]}),
+        (options["rate_429"], {"kind": "429", "retryAfter": options["retry_after"]}),
+        (options["html_rate"], {"kind": "html"}),
+        (options["truncate_rate"], {"kind": "truncate"}),
+        (options["wrong_as_of_rate"], {"kind": "wrong_as_of"}),
     ):
         if rate:
             rules.append({**rule, "rate": rate})
-    return rules + list(args.fault)
+    return rules + list(options["fault"])
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT or SIGTERM; print the base URL first."""
+@click.command("sandbox", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="port to bind, 0 for any free one",
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="seed of all generated data")
+@click.option("--today", callback=_iso_date, help="pretend today is YYYY-MM-DD (default: the real date)")
+@click.option("--bom", is_flag=True, help="start CSV bodies with a UTF-8 BOM")
+@click.option(
+    "--error-rate", type=RATE, default=0.0, help="share of export requests answered with an HTTP error"
+)
+@click.option(
+    "--error-status", type=int, default=500, show_default=True, help="status of --error-rate answers"
+)
+@click.option(
+    "--rate-429", type=RATE, default=0.0, help="share of export requests answered 429 Too Many Requests"
+)
+@click.option(
+    "--retry-after", type=int, default=1, show_default=True, help="Retry-After seconds of 429 answers"
+)
+@click.option("--latency-ms", type=int, default=0, help="delay added to every export request")
+@click.option("--truncate-rate", type=RATE, default=0.0, help="share of bodies cut mid-row, without footer")
+@click.option(
+    "--html-rate", type=RATE, default=0.0, help="share of export requests answered with an HTML page"
+)
+@click.option("--wrong-as-of-rate", type=RATE, default=0.0, help="share of footers given another as-of date")
+@click.option("--reset-rate", type=RATE, default=0.0, help="share of connections closed without an answer")
+@click.option(
+    "--fault",
+    multiple=True,
+    callback=_rules,
+    metavar="JSON",
+    help='an extra fault rule, e.g. \'{"kind": "error", "status": 503}\' (repeatable)',
+)
+@click.option("--json", "as_json", is_flag=True, help="announce the server as one JSON line")
+def sandbox(host: str, port: int, seed: int, today: dt.date | None, bom: bool, **options: Any) -> None:
+    """Serve a local dashboard that speaks the real export protocol."""
     from .server import SandboxServer
 
-    server = SandboxServer(
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        today=args.today,
-        faults=faults_from_args(args),
-        bom=args.bom,
-    )
+    server = SandboxServer(host=host, port=port, seed=seed, today=today, faults=fault_rules(options), bom=bom)
     try:
         server.start()
     except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    today = server.today
-    latest = latest_published(today, server.seed)
-    print(server.url, flush=True)
-    print(
-        f"sandbox dashboard: seed {server.seed}, today {today.isoformat()}, latest as-of "
-        f"{latest.isoformat() if latest else 'none'}, open program year "
-        f"{open_program_year(today, server.seed)}, {len(server.faults())} fault rule(s)",
-        file=sys.stderr,
-        flush=True,
-    )
+    latest = latest_published(server.today, server.seed)
+    info = {
+        "url": server.url,
+        "seed": server.seed,
+        "today": server.today.isoformat(),
+        "latestAsOf": latest.isoformat() if latest else None,
+        "openProgramYear": open_program_year(server.today, server.seed),
+        "faultRules": len(server.faults()),
+    }
+    if options["as_json"]:
+        click.echo(json.dumps(info))
+    else:
+        click.echo(server.url)
+        click.echo(
+            f"sandbox dashboard: seed {info['seed']}, today {info['today']}, latest as-of "
+            f"{info['latestAsOf'] or 'none'}, open program year {info['openProgramYear']}, "
+            f"{info['faultRules']} fault rule(s)",
+            err=True,
+        )
+    sys.stdout.flush()
     try:
         while not stop.wait(0.5):
             pass
@@ -139,25 +138,8 @@ def run(args: argparse.Namespace) -> int:
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the `sandbox` sub-command to a `add_subparsers()` object."""
-    parser = subparsers.add_parser(
-        "sandbox",
-        help="serve a local dashboard with deterministic data (offline use, tests, benchmarks)",
-        description="Serve a local Toastmasters dashboard that speaks the real export protocol.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(handler=run)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of `python -m backfill_pipeline.sandbox`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m backfill_pipeline.sandbox", description="Serve the sandbox dashboard."
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    sandbox.main(argv, prog_name="python -m backfill_pipeline.sandbox")

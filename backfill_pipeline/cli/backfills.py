@@ -1,0 +1,218 @@
+"""`backfill-pipeline backfill|status|cancel|retry|list`: the BackfillService from the terminal."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from ..api.graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
+from ..api.service import BackfillService, NotCancellable, NothingToRetry, PlanConflict, StillRunning
+from ..planning.planner import Plan, PlanError
+from ..planning.request import BackfillRequest, field_errors
+from .common import CliError, finish, json_option, load, print_json, root_option, show, to_json
+from .exit_codes import ExitCode
+from .render import print_list, print_plan, print_status, watch
+
+FOLLOW_INTERVAL = 3.0  # seconds between two status polls while following
+
+
+def dagster_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--dagster-url, --root and --json, which every backfill command takes."""
+    command = json_option(command)
+    command = root_option(command)
+    return click.option("--dagster-url", help="Dagster webserver (default $BACKFILL_DAGSTER_URL)")(command)
+
+
+def service_for(dagster_url: str | None, root: str | None) -> BackfillService:
+    """The service over the settings, the options given winning over `BACKFILL_*`."""
+    return BackfillService(
+        load({"dagster_url": "--dagster-url", "data_root": "--root"}, dagster_url=dagster_url, data_root=root)
+    )
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """The service's errors as messages and their exit codes."""
+    try:
+        yield
+    except DagsterUnreachable as exc:
+        message = f"{exc} (is `dagster dev` running? set --dagster-url)"
+        raise CliError(message, ExitCode.DAGSTER_UNREACHABLE) from None
+    except BackfillNotFound as exc:
+        raise CliError(str(exc), ExitCode.NOT_FOUND) from None
+    except (NotCancellable, NothingToRetry, StillRunning) as exc:
+        raise CliError(str(exc), ExitCode.WRONG_STATE) from None
+    except DagsterGraphQLError as exc:
+        raise CliError(f"Dagster refused: {exc}", ExitCode.FAILED) from None
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as the REST API shows it."""
+    try:
+        from ..api.models import PlanBody  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:  # until the API's models land, the plan's own dict is that same JSON
+        return plan.to_dict()  # type: ignore[attr-defined, unused-ignore]
+    return to_json(PlanBody.from_plan(plan))
+
+
+def follow(service: BackfillService, backfill_id: str, *, quiet: bool) -> dict[str, Any]:
+    """Poll until the backfill ends, showing its progress unless `quiet`; its last status."""
+    return watch(
+        lambda: to_json(service.status(backfill_id)),
+        lambda s: f"failed {s['counts']['failed']}, running {s['counts']['inProgress']}",
+        interval=FOLLOW_INTERVAL,
+        quiet=quiet,
+    )
+
+
+def outcome(status: dict[str, Any]) -> ExitCode:
+    """0 when the backfill succeeded, 1 when it ended otherwise."""
+    return ExitCode.OK if status["state"] == "succeeded" else ExitCode.FAILED
+
+
+@click.command("backfill")
+@click.option("--start", required=True, help="first as-of date, YYYY-MM-DD")
+@click.option("--end", help="last as-of date (default: --start)")
+@click.option("--districts", help="comma-separated district ids (default: the scope)")
+@click.option(
+    "--type",
+    "collection_type",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "system-wide", "per-district"]),
+    help="auto: system-wide without --districts, per-district with them",
+)
+@click.option(
+    "--rate", type=float, default=2.0, show_default=True, help="dashboard requests per second, whole backfill"
+)
+@click.option("--concurrency", type=int, default=2, show_default=True, help="runs at once for this backfill")
+@click.option("--no-skip-existing", is_flag=True, help="re-collect what exists")
+@click.option("--no-retry-failures", is_flag=True, help="leave failed partitions out")
+@click.option("--dry-run", is_flag=True, help="print the plan and cost only")
+@click.option("--plan-hash", help="launch only if the plan still has this hash")
+@click.option("--no-follow", is_flag=True, help="return once launched")
+@dagster_options
+def backfill(
+    start: str,
+    end: str | None,
+    districts: str | None,
+    collection_type: str,
+    rate: float,
+    concurrency: int,
+    no_skip_existing: bool,
+    no_retry_failures: bool,
+    dry_run: bool,
+    plan_hash: str | None,
+    no_follow: bool,
+    dagster_url: str | None,
+    root: str | None,
+    as_json: bool,
+) -> None:
+    """Plan, launch and follow a backfill."""
+    body = {
+        "startDate": start,
+        "endDate": end,
+        "collectionType": collection_type,
+        "targetDistricts": districts.split(",") if districts else None,
+        "rate": rate,
+        "concurrency": concurrency,
+        "skipExisting": not no_skip_existing,
+        "retryFailures": not no_retry_failures,
+        "dryRun": dry_run,
+        "planHash": plan_hash,
+    }
+    try:
+        request = BackfillRequest.model_validate({k: v for k, v in body.items() if v is not None})
+    except ValidationError as exc:
+        for e in field_errors(exc):
+            click.echo(f"error: {e['field']}: {e['message']}", err=True)
+        raise click.exceptions.Exit(int(ExitCode.BAD_INPUT)) from None
+    service = service_for(dagster_url, root)
+    with service_errors():
+        try:
+            launched = service.launch(request, requester=f"cli:{getpass.getuser()}")
+        except PlanError as exc:
+            raise CliError(f"{exc.field}: {exc.message}", ExitCode.BAD_INPUT) from None
+        except PlanConflict as exc:
+            print_plan(plan_json(exc.plan))
+            raise CliError(str(exc), ExitCode.PLAN_CHANGED) from None
+        answer: dict[str, Any] = {"backfillId": launched.backfill_id, "plan": plan_json(launched.plan)}
+        if not as_json:
+            print_plan(answer["plan"])
+            if launched.backfill_id is None:
+                click.echo("\nnothing launched" + (" (dry run)" if dry_run else ": nothing left to collect"))
+            else:
+                click.echo(f"\nlaunched backfill {launched.backfill_id}")
+        if launched.backfill_id is None or no_follow:
+            if as_json:
+                print_json(answer)
+            return
+        final = follow(service, launched.backfill_id, quiet=as_json)
+    show({**answer, "status": final}, as_json, lambda _: print_status(final))
+    finish(outcome(final))
+
+
+@click.command("status")
+@click.argument("backfill_id")
+@click.option("--follow", "follow_it", is_flag=True, help="follow progress until the end")
+@dagster_options
+def status(
+    backfill_id: str, follow_it: bool, dagster_url: str | None, root: str | None, as_json: bool
+) -> None:
+    """Show a backfill's progress."""
+    service = service_for(dagster_url, root)
+    with service_errors():
+        if follow_it:
+            answer = follow(service, backfill_id, quiet=as_json)
+        else:
+            answer = to_json(service.status(backfill_id))
+    show(answer, as_json, print_status)
+    if follow_it:
+        finish(outcome(answer))
+
+
+@click.command("cancel")
+@click.argument("backfill_id")
+@dagster_options
+def cancel(backfill_id: str, dagster_url: str | None, root: str | None, as_json: bool) -> None:
+    """Cancel a running backfill."""
+    with service_errors():
+        answer = to_json(service_for(dagster_url, root).cancel(backfill_id))
+    show(answer, as_json, lambda status: click.echo(f"backfill {backfill_id}: {status['state']}"))
+
+
+@click.command("retry")
+@click.argument("backfill_id")
+@click.option("--follow", "follow_it", is_flag=True, help="follow progress until the end")
+@dagster_options
+def retry(
+    backfill_id: str, follow_it: bool, dagster_url: str | None, root: str | None, as_json: bool
+) -> None:
+    """Re-execute only what failed, as a new backfill."""
+    service = service_for(dagster_url, root)
+    with service_errors():
+        new_id = service.retry(backfill_id, requester=f"cli:{getpass.getuser()}")
+        if not as_json:
+            click.echo(f"launched backfill {new_id}")
+        if not follow_it:
+            if as_json:
+                print_json({"backfillId": new_id})
+            return
+        final = follow(service, new_id, quiet=as_json)
+    show({"backfillId": new_id, "status": final}, as_json, lambda _: print_status(final))
+    finish(outcome(final))
+
+
+@click.command("list")
+@click.option("--limit", type=int, default=20, show_default=True, help="how many, newest first")
+@dagster_options
+def list_backfills(limit: int, dagster_url: str | None, root: str | None, as_json: bool) -> None:
+    """List the latest backfills."""
+    with service_errors():
+        rows = to_json(service_for(dagster_url, root).list(limit=limit))
+    show(rows, as_json, print_list)

@@ -1,0 +1,35 @@
+"""The exit codes of every `backfill-pipeline` command, defined once.
+
+0  OK                   done: a followed backfill succeeded, `verify` left no problem, a server
+                        stopped on Ctrl-C (SIGINT); `sandbox` also on SIGTERM, while `api` ends
+                        by the SIGTERM itself once uvicorn has shut down (143 in a shell)
+1  FAILED               a dashboard error (`fetch`), a backfill that ended other than succeeded,
+                        Dagster refused a request, problems left in the store (`verify`), the
+                        district configuration could not be changed, a server could not listen,
+                        the demo's API answered an error; also Ctrl-C while following a backfill
+                        (click's "Aborted!") and any unexpected error
+2  BAD_INPUT            an unknown command or option, a bad option value or argument (click's
+                        usage errors), an invalid district id, a backfill request that does not
+                        validate, an invalid `BACKFILL_*` variable (the message names it)
+3  DAGSTER_UNREACHABLE  Dagster's webserver does not answer (`--dagster-url`, `BACKFILL_DAGSTER_URL`)
+4  NOT_FOUND            no such backfill
+5  WRONG_STATE          not cancellable (already ended), nothing to retry (no failed partition), or
+                        still running (retry once it ends)
+6  PLAN_CHANGED         `--plan-hash` no longer matches the plan (the current plan is printed)
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What a command's exit status means (the table above)."""
+
+    OK = 0
+    FAILED = 1
+    BAD_INPUT = 2
+    DAGSTER_UNREACHABLE = 3
+    NOT_FOUND = 4
+    WRONG_STATE = 5
+    PLAN_CHANGED = 6
