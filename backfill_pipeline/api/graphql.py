@@ -92,6 +92,8 @@ mutation Reexecute($params: ReexecutionParams!) {
   }
 }"""
 
+# Asks a little more than partition_statuses reads (partitionStats, materializing partitions):
+# scripts/bench_partitions.py times this document as the asset page's query.
 PARTITION_STATUSES = """
 query Statuses($path: [String!]!) {
   assetNodeOrError(assetKey: {path: $path}) {
@@ -160,8 +162,6 @@ class PartitionStatuses:
 
     materialized: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
-    materializing: set[str] = field(default_factory=set)
-    stats: dict = field(default_factory=dict)
 
 
 def _days(start: str, end: str) -> list[str]:
@@ -169,10 +169,11 @@ def _days(start: str, end: str) -> list[str]:
     return [(a + dt.timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
 
 
-def _time_ranges(ranges: list[dict], out: PartitionStatuses, suffix: str = "") -> None:
+def _time_ranges(ranges: list[dict], out: PartitionStatuses) -> None:
     for r in ranges:
-        target = {"MATERIALIZED": out.materialized, "FAILED": out.failed}.get(r["status"], out.materializing)
-        target.update(f"{d}{suffix}" for d in _days(r["startKey"], r["endKey"]))
+        target = {"MATERIALIZED": out.materialized, "FAILED": out.failed}.get(r["status"])
+        if target is not None:
+            target.update(_days(r["startKey"], r["endKey"]))
 
 
 class DagsterGraphQL:
@@ -291,10 +292,10 @@ class DagsterGraphQL:
         return {d["name"]: d["partitionKeys"] for d in node["partitionKeysByDimension"]}
 
     def partition_statuses(self, asset_path: list[str]) -> PartitionStatuses:
-        """Every partition key of an asset that is materialized, failed or materializing."""
+        """Every partition key of an asset that is materialized or failed."""
         data = self.execute(PARTITION_STATUSES, {"path": asset_path})
         node = self._result(data, "assetNodeOrError", "AssetNode")
-        out = PartitionStatuses(stats=node.get("partitionStats") or {})
+        out = PartitionStatuses()
         statuses = node["assetPartitionStatuses"]
         kind = statuses["__typename"]
         if kind == "TimePartitionStatuses":
@@ -302,7 +303,6 @@ class DagsterGraphQL:
         elif kind == "DefaultPartitionStatuses":
             out.materialized.update(statuses["materializedPartitions"])
             out.failed.update(statuses["failedPartitions"])
-            out.materializing.update(statuses["materializingPartitions"])
         else:
             # Multi-partitions: ranges of the date dimension, each with district statuses.
             for r in statuses["ranges"]:
@@ -311,5 +311,4 @@ class DagsterGraphQL:
                 for d in dates:
                     out.materialized.update(f"{d}|{k}" for k in second.get("materializedPartitions", []))
                     out.failed.update(f"{d}|{k}" for k in second.get("failedPartitions", []))
-                    out.materializing.update(f"{d}|{k}" for k in second.get("materializingPartitions", []))
         return out
