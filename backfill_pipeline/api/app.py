@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -20,75 +21,108 @@ from ..planning.planner import PlanError
 from ..planning.request import BackfillRequest, field_errors
 from . import openapi
 from .graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
+from .models import (
+    DEFAULT_LIST,
+    MAX_BODY,
+    MAX_LIST,
+    MAX_REQUESTER,
+    BackfillList,
+    DagsterVersion,
+    DryRun,
+    ErrorBody,
+    ErrorDetail,
+    FieldError,
+    Health,
+    LaunchedBody,
+    Links,
+    NothingToRun,
+    PlanBody,
+    Retried,
+    RetryLinks,
+    backfill_link,
+)
 from .service import BackfillService, NotCancellable, NothingToRetry, PlanConflict, StillRunning
 
-MAX_BODY = 256 * 1024
 # A too-large body is read and thrown away up to this much so the client sees the 413: closing
 # a connection with unread data makes the kernel send a reset that can swallow the answer.
 MAX_DRAIN = 16 * MAX_BODY
-MAX_LIST = 200
-DEFAULT_LIST = 50
-MAX_REQUESTER = 64
 RETRY_AFTER_SECONDS = 30
-_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+NOTHING_TO_RUN = (
+    "nothing to run: every partition asked for is already materialized "
+    "(send skipExisting: false to collect them again)"
+)
 _REQUESTER_DROP = re.compile(r"[^A-Za-z0-9 ._@+-]")
 
 ServiceFactory = Callable[[], BackfillService]
 
 
 class ApiError(Exception):
-    """An answer other than success: HTTP status, machine code, human message and extra fields."""
+    """An answer other than success: HTTP status, machine code, human message, the fields at fault."""
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict | None = None, **extra) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        fields: list[FieldError] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
-        self.extra = extra
+        self.fields = fields
+
+
+def answer(body: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A model as the JSON answer (camelCase; an error body without its absent fields)."""
+    content = body.model_dump(mode="json", by_alias=True, exclude_none=isinstance(body, ErrorBody))
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def error_response(
-    status: int, code: str, message: str, *, headers: dict | None = None, **extra
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    fields: list[FieldError] | None = None,
+    plan: PlanBody | None = None,
 ) -> JSONResponse:
     """`{"error": {"code", "message", ...}}` with the given status."""
-    return JSONResponse(
-        {"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers
-    )
+    detail = ErrorDetail(code=code, message=message, fields=fields, plan=plan)
+    return answer(ErrorBody(error=detail), status, headers)
 
 
 # -- exception handlers: every failure becomes {"error": {code, message}} -----------------------
 
 
 def _api_error(request: Request, exc: ApiError) -> Response:
-    return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
-
-
-def _validation(request: Request, exc: ValidationError) -> Response:
-    fields = field_errors(exc)
-    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
-    return error_response(400, "invalid-request", f"invalid backfill request: {summary}{more}", fields=fields)
+    return error_response(exc.status, exc.code, exc.message, headers=exc.headers, fields=exc.fields)
 
 
 def _plan_error(request: Request, exc: PlanError) -> Response:
     return error_response(
-        400, "invalid-request", str(exc), fields=[{"field": exc.field, "message": exc.message}]
+        400, "invalid-request", str(exc), fields=[FieldError(field=exc.field, message=exc.message)]
     )
 
 
 def _plan_conflict(request: Request, exc: PlanConflict) -> Response:
-    return error_response(409, "plan-changed", str(exc), plan=exc.plan.to_dict())
+    return error_response(409, "plan-changed", str(exc), plan=PlanBody.from_plan(exc.plan))
 
 
-def _not_found(request: Request, exc: BackfillNotFound) -> Response:
-    return error_response(404, "not-found", str(exc))
+# The service's refusals: (status, code), the message is the exception's.
+_REFUSALS: dict[type[Exception], tuple[int, str]] = {
+    BackfillNotFound: (404, "not-found"),
+    NotCancellable: (409, "not-cancellable"),
+    StillRunning: (409, "still-running"),
+    NothingToRetry: (409, "nothing-to-retry"),
+}
 
 
-def _not_cancellable(request: Request, exc: NotCancellable) -> Response:
-    return error_response(409, "not-cancellable", str(exc))
-
-
-def _nothing_to_retry(request: Request, exc: NothingToRetry) -> Response:
-    return error_response(409, "nothing-to-retry", str(exc))
+def _refused(request: Request, exc: Exception) -> Response:
+    status, code = next(refusal for cls, refusal in _REFUSALS.items() if isinstance(exc, cls))
+    return error_response(status, code, str(exc))
 
 
 def _unreachable(request: Request, exc: DagsterUnreachable) -> Response:
@@ -117,14 +151,11 @@ def _internal(request: Request, exc: Exception) -> Response:
 
 # Starlette picks the handler of the nearest class in the exception's MRO, so BackfillNotFound
 # (a DagsterGraphQLError) answers 404 and not 502.
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: Mapping[Any, Callable[..., Response]] = {
     ApiError: _api_error,
-    ValidationError: _validation,
     PlanError: _plan_error,
     PlanConflict: _plan_conflict,
-    BackfillNotFound: _not_found,
-    NotCancellable: _not_cancellable,
-    NothingToRetry: _nothing_to_retry,
+    **dict.fromkeys(_REFUSALS, _refused),
     DagsterUnreachable: _unreachable,
     DagsterGraphQLError: _dagster_error,
     HTTPException: _http,
@@ -184,27 +215,26 @@ async def _json_object(request: Request) -> dict:
     return body
 
 
+def _backfill_request(body: dict) -> BackfillRequest:
+    """The body as a BackfillRequest; ApiError 400 naming every field at fault."""
+    try:
+        return BackfillRequest.model_validate(body)
+    except ValidationError as exc:
+        fields = [FieldError.model_validate(f) for f in field_errors(exc)]
+    summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
+    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    raise ApiError(400, "invalid-request", f"invalid backfill request: {summary}{more}", fields=fields)
+
+
 def _requester(request: Request) -> str:
     raw = request.headers.get("x-requested-by", "")
     cleaned = " ".join(_REQUESTER_DROP.sub("", raw).split())[:MAX_REQUESTER].strip()
     return cleaned or "api"
 
 
-def _backfill_id(request: Request) -> str:
-    backfill_id = request.path_params["backfillId"]
-    if not _ID.fullmatch(backfill_id):
-        raise ApiError(404, "not-found", f"no backfill {backfill_id!r}")
-    return backfill_id
-
-
-def _location(backfill_id: str) -> str:
-    return f"/api/backfills/{backfill_id}"
-
-
-def _created(body: dict, backfill_id: str) -> JSONResponse:
-    return JSONResponse(
-        body, status_code=202, headers={"Location": _location(backfill_id), "X-Backfill-ID": backfill_id}
-    )
+def _created(body: LaunchedBody | Retried) -> JSONResponse:
+    headers = {"Location": backfill_link(body.backfill_id), "X-Backfill-ID": body.backfill_id}
+    return answer(body, 202, headers)
 
 
 # -- endpoints -------------------------------------------------------------------------------------
@@ -214,7 +244,7 @@ async def health(request: Request) -> Response:
     """200 with Dagster's version; 503 when Dagster does not answer."""
     service = await _service(request)
     version = await run_in_threadpool(service.graphql.ping)
-    return JSONResponse({"status": "ok", "dagster": {"version": version}})
+    return answer(Health(dagster=DagsterVersion(version=version)))
 
 
 async def openapi_document(request: Request) -> Response:
@@ -231,73 +261,49 @@ async def list_backfills(request: Request) -> Response:
             400,
             "invalid-request",
             f"limit: {message}, got {raw!r}",
-            fields=[{"field": "limit", "message": message}],
+            fields=[FieldError(field="limit", message=message)],
         )
     service = await _service(request)
     backfills = await run_in_threadpool(service.list, int(raw))
-    return JSONResponse({"backfills": backfills})
+    return answer(BackfillList(backfills=backfills))
 
 
 async def create_backfill(request: Request) -> Response:
     """Validate, plan and launch (202); a dry run or a plan with nothing to run answers 200."""
     body = await _json_object(request)
-    backfill_request = BackfillRequest.model_validate(body)
+    backfill_request = _backfill_request(body)
     service = await _service(request)
     launched = await run_in_threadpool(service.launch, backfill_request, requester=_requester(request))
-    plan = launched.plan.to_dict()
+    plan = PlanBody.from_plan(launched.plan)
     if backfill_request.dry_run:
-        return JSONResponse({"requestId": launched.request_id, "plan": plan})
+        return answer(DryRun(request_id=launched.request_id, plan=plan))
     if launched.backfill_id is None:
-        return JSONResponse(
-            {
-                "backfillId": None,
-                "requestId": launched.request_id,
-                "plan": plan,
-                "message": "nothing to run: every partition asked for is already materialized "
-                "(send skipExisting: false to collect them again)",
-            }
-        )
+        return answer(NothingToRun(request_id=launched.request_id, plan=plan, message=NOTHING_TO_RUN))
+    links = Links(self_=backfill_link(launched.backfill_id))
     return _created(
-        {
-            "backfillId": launched.backfill_id,
-            "requestId": launched.request_id,
-            "plan": plan,
-            "links": {"self": _location(launched.backfill_id)},
-        },
-        launched.backfill_id,
+        LaunchedBody(backfill_id=launched.backfill_id, request_id=launched.request_id, plan=plan, links=links)
     )
 
 
 async def get_backfill(request: Request) -> Response:
     """State, counts, progress, errors and performance of one backfill."""
-    backfill_id = _backfill_id(request)
     service = await _service(request)
-    return JSONResponse(await run_in_threadpool(service.status, backfill_id))
+    return answer(await run_in_threadpool(service.status, request.path_params["backfillId"]))
 
 
 async def cancel_backfill(request: Request) -> Response:
     """Cancel a running backfill; answers its status afterwards."""
-    backfill_id = _backfill_id(request)
     service = await _service(request)
-    return JSONResponse(await run_in_threadpool(service.cancel, backfill_id))
+    return answer(await run_in_threadpool(service.cancel, request.path_params["backfillId"]))
 
 
 async def retry_backfill(request: Request) -> Response:
     """Re-execute what failed as a new backfill (202 with its Location)."""
-    backfill_id = _backfill_id(request)
+    backfill_id = request.path_params["backfillId"]
     service = await _service(request)
-    try:
-        new_id = await run_in_threadpool(service.retry, backfill_id, requester=_requester(request))
-    except StillRunning as exc:
-        raise ApiError(409, "still-running", str(exc)) from None
-    return _created(
-        {
-            "backfillId": new_id,
-            "retryOf": backfill_id,
-            "links": {"self": _location(new_id), "retryOf": _location(backfill_id)},
-        },
-        new_id,
-    )
+    new_id = await run_in_threadpool(service.retry, backfill_id, requester=_requester(request))
+    links = RetryLinks(self_=backfill_link(new_id), retry_of=backfill_link(backfill_id))
+    return _created(Retried(backfill_id=new_id, retry_of=backfill_id, links=links))
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -1,0 +1,360 @@
+"""The API's bodies as pydantic models (the OpenAPI schemas are generated from them), the backfill
+states and the backfill-id rule, each defined once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PlainSerializer, WithJsonSchema
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+
+from ..names import DISTRICT_ASSET, SUMMARY_ASSET
+from ..planning.planner import Plan
+from ..scope.resolution import OutOfScopeReason, ScopeKind
+from ..snapshots.models import DistrictError
+from .graphql import DagsterGraphQLError
+
+BackfillState = Literal[
+    "running", "succeeded", "completed-with-failures", "failed", "failing", "canceling", "canceled"
+]
+FINAL_STATES: frozenset[BackfillState] = frozenset(
+    {"succeeded", "completed-with-failures", "failed", "canceled"}
+)
+# Dagster still runs (and can cancel) these; what failed is not known until they end.
+CANCELLABLE_STATES: frozenset[BackfillState] = frozenset({"running", "failing"})
+# Dagster's BulkActionStatus of a backfill -> its state in the API.
+DAGSTER_STATES: dict[str, BackfillState] = {
+    "REQUESTED": "running",
+    "COMPLETED": "succeeded",
+    "COMPLETED_SUCCESS": "succeeded",
+    "COMPLETED_FAILED": "completed-with-failures",
+    "FAILED": "failed",
+    "FAILING": "failing",
+    "CANCELING": "canceling",
+    "CANCELED": "canceled",
+}
+
+# Limits of the API's inputs.
+MAX_BODY = 256 * 1024
+MAX_LIST = 200
+DEFAULT_LIST = 50
+MAX_REQUESTER = 64
+
+_ID = "[A-Za-z0-9]{1,64}"
+BACKFILL_ID_PATTERN = f"^{_ID}$"
+LINK_PATTERN = f"^/api/backfills/{_ID}$"
+PLAN_HASH_PATTERN = "^[0-9a-f]{16,64}$"
+
+BackfillId = Annotated[str, Field(pattern=BACKFILL_ID_PATTERN)]
+Link = Annotated[str, Field(pattern=LINK_PATTERN)]
+Count = NonNegativeInt
+Timestamp = Annotated[
+    dt.datetime,
+    PlainSerializer(lambda t: t.isoformat(timespec="seconds"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+def is_backfill_id(text: str) -> bool:
+    """Whether `text` can be a backfill id: 1 to 64 letters and digits."""
+    return re.fullmatch(BACKFILL_ID_PATTERN, text) is not None
+
+
+def backfill_link(backfill_id: str) -> str:
+    """The API path of a backfill."""
+    return f"/api/backfills/{backfill_id}"
+
+
+def state_of(dagster_status: str) -> BackfillState:
+    """The API state of a Dagster backfill status; DagsterGraphQLError for one this API does not know."""
+    try:
+        return DAGSTER_STATES[dagster_status]
+    except KeyError:
+        raise DagsterGraphQLError(f"unknown backfill status {dagster_status!r}") from None
+
+
+class ApiModel(BaseModel):
+    """Base of the bodies: camelCase JSON, unknown keys rejected, every field always sent."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+    )
+
+
+# -- the plan ------------------------------------------------------------------------------------
+
+
+class DateSpan(ApiModel):
+    """The as-of dates of a plan."""
+
+    start: dt.date
+    end: dt.date
+    count: int = Field(ge=1)
+
+
+class OutOfScopeDistrict(ApiModel):
+    """A district asked for (or configured) that the plan leaves out, and why."""
+
+    id: str
+    reason: OutOfScopeReason
+    message: str
+
+
+class PartitionCounts(ApiModel):
+    """Partitions to launch, per asset."""
+
+    summary: Count = Field(alias=SUMMARY_ASSET)
+    district: Count = Field(alias=DISTRICT_ASSET)
+    total: Count
+
+
+class CostBody(ApiModel):
+    """HTTP requests to the dashboard when every first attempt is answered, with the bounds of what
+    cannot be known before fetching."""
+
+    requests: Count
+    lower_bound: Count
+    upper_bound: Count
+    cached_csvs: Count
+    by_report: dict[str, Count]
+    runs: Count
+    seconds: float = Field(ge=0)
+    notes: list[str]
+
+
+class PlanBody(ApiModel):
+    """A plan as the API shows it: partition lists shortened to counts and a date span."""
+
+    strategy: Literal["system-wide", "per-district"]
+    rationale: str
+    scope: ScopeKind
+    dates: DateSpan
+    districts: list[str]
+    out_of_scope: list[OutOfScopeDistrict]
+    partitions: PartitionCounts
+    skipped: dict[str, Count] = Field(
+        description="Partitions left out: materialized, failed, summaryNotNeeded."
+    )
+    cost: CostBody
+    force: bool
+    rate_per_run: float = Field(gt=0)
+    plan_hash: str = Field(pattern=PLAN_HASH_PATTERN)
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> PlanBody:
+        """The body of a planner's Plan."""
+        cost = plan.cost
+        return cls(
+            strategy=plan.strategy,
+            rationale=plan.rationale,
+            scope=plan.scope,
+            dates=DateSpan(start=plan.dates[0], end=plan.dates[-1], count=len(plan.dates)),
+            districts=plan.districts,
+            out_of_scope=plan.out_of_scope,
+            partitions=PartitionCounts(
+                summary=len(plan.summary_partitions),
+                district=len(plan.district_partitions),
+                total=plan.partition_count,
+            ),
+            skipped=plan.skipped,
+            cost=CostBody(
+                requests=cost.requests,
+                lower_bound=cost.lower,
+                upper_bound=cost.upper,
+                cached_csvs=cost.cached,
+                by_report=cost.by_report,
+                runs=cost.runs,
+                seconds=cost.seconds,
+                notes=cost.notes,
+            ),
+            force=plan.force,
+            rate_per_run=plan.rate_per_run,
+            plan_hash=plan.plan_hash,
+        )
+
+
+# -- a backfill's status and the list ---------------------------------------------------------------
+
+
+class AssetCounts(ApiModel):
+    """Partitions of one asset (or of the whole backfill) by outcome."""
+
+    targeted: Count
+    materialized: Count
+    failed: Count
+    in_progress: Count
+
+
+class BackfillCounts(AssetCounts):
+    """Partitions of the whole backfill, plus those found unavailable and those the plan skipped."""
+
+    unavailable: Count
+    skipped: Count
+
+
+class RunCounts(ApiModel):
+    """The backfill's Dagster runs."""
+
+    total: Count
+    by_status: dict[str, Count]
+
+
+class DistrictProgress(ApiModel):
+    """Dates of one district collected in detail, failed or unavailable, and its last error."""
+
+    done: Count = 0
+    failed: Count = 0
+    unavailable: Count = 0
+    last_error: str | None = None
+
+
+class Performance(ApiModel):
+    """What the backfill's runs asked of the dashboard, and the shared limits they ran under."""
+
+    requests_made: Count
+    cache_hits: Count
+    cache_hit_rate: float | None
+    rate_limit_wait_seconds: float
+    retries: Count
+    runs_reporting: Count
+    pool_slots_in_use: int | None
+    pool_limit: int | None
+    breaker_state: str
+
+
+class BackfillStatus(ApiModel):
+    """A backfill's state, counts, per-district progress, errors, performance and plan."""
+
+    id: BackfillId
+    state: BackfillState
+    dagster_status: str
+    request_id: str | None
+    strategy: str | None
+    requester: str | None
+    retry_of: str | None
+    title: str | None
+    created_at: Timestamp | None
+    ended_at: Timestamp | None
+    counts: BackfillCounts
+    assets: dict[str, AssetCounts]
+    runs: RunCounts
+    districts: dict[str, DistrictProgress]
+    district_errors: list[DistrictError]
+    performance: Performance
+    plan: PlanBody | None
+    error: str | None
+
+
+class BackfillSummary(ApiModel):
+    """One backfill in the list."""
+
+    id: BackfillId
+    state: BackfillState
+    dagster_status: str
+    title: str | None
+    partitions: Count | None
+    strategy: str | None
+    requester: str | None
+    created_at: Timestamp | None
+
+
+class BackfillList(ApiModel):
+    """The latest backfills, newest first."""
+
+    backfills: list[BackfillSummary]
+
+
+# -- answers to launches and retries ----------------------------------------------------------------
+
+
+class Links(ApiModel):
+    """Where to follow a new backfill."""
+
+    self_: Link = Field(alias="self")
+
+
+class RetryLinks(Links):
+    """Where to follow a retry, and the backfill it retries."""
+
+    retry_of: Link
+
+
+class LaunchedBody(ApiModel):
+    """A launched backfill and its plan."""
+
+    backfill_id: BackfillId
+    request_id: str
+    plan: PlanBody
+    links: Links
+
+
+class DryRun(ApiModel):
+    """A dry run's plan; nothing launched."""
+
+    request_id: str
+    plan: PlanBody
+
+
+class NothingToRun(ApiModel):
+    """A plan with no partition left to run; nothing launched."""
+
+    backfill_id: None = None
+    request_id: str
+    plan: PlanBody
+    message: str
+
+
+class Retried(ApiModel):
+    """The new backfill that re-executes what failed."""
+
+    backfill_id: BackfillId
+    retry_of: BackfillId
+    links: RetryLinks
+
+
+class DagsterVersion(ApiModel):
+    """The Dagster the API talks to."""
+
+    version: str
+
+
+class Health(ApiModel):
+    """Dagster answers."""
+
+    status: Literal["ok"] = "ok"
+    dagster: DagsterVersion
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+
+class FieldError(ApiModel):
+    """One invalid request field (camelCase name, or `body`) and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a machine code, a message, and for some codes the fields or the current plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern="^[a-z0-9-]+$")
+    message: str = Field(min_length=1)
+    fields: list[FieldError] | SkipJsonSchema[None] = None
+    plan: PlanBody | SkipJsonSchema[None] = None
+
+
+class ErrorBody(ApiModel):
+    """Every answer other than success: `{"error": {"code", "message", ...}}`."""
+
+    error: ErrorDetail
