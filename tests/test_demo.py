@@ -13,7 +13,7 @@ from backfill_pipeline.devstack import free_port
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_runs_a_backfill_end_to_end(tmp_path):
+def run_demo(tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess, list[int]]:
     dagster_port, api_port = free_port(), free_port()
     p = subprocess.run(
         [
@@ -32,12 +32,26 @@ def test_demo_runs_a_backfill_end_to_end(tmp_path):
             "--districts",
             "61",
             "--exit-when-done",
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=420,
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return p, [dagster_port, api_port]
+
+
+def assert_stopped(ports: list[int]) -> None:
+    """Nothing left running: Dagster and the API no longer answer."""
+    for port in ports:
+        with socket.socket() as s, pytest.raises(OSError):
+            s.settimeout(2)
+            s.connect(("127.0.0.1", port))
+
+
+def test_demo_runs_a_backfill_end_to_end(tmp_path):
+    p, ports = run_demo(tmp_path)
     out = p.stdout
     for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert step in out
@@ -51,8 +65,13 @@ def test_demo_runs_a_backfill_end_to_end(tmp_path):
         snap = json.loads((day / "district_61.json").read_text())
         assert snap["detail"] == "detailed" and snap["status"] == "success"
         assert json.loads((day / "metadata.json").read_text())["status"] == "success"
-    # Nothing left running: Dagster and the API no longer answer.
-    for port in (dagster_port, api_port):
-        with socket.socket() as s, pytest.raises(OSError):
-            s.settimeout(2)
-            s.connect(("127.0.0.1", port))
+    assert_stopped(ports)
+
+
+def test_demo_json_prints_only_the_final_status(tmp_path):
+    p, ports = run_demo(tmp_path, "--json")
+    status = json.loads(p.stdout)  # the whole of stdout is one JSON document
+    assert status["state"] == "succeeded" and status["districts"]["61"]["done"] == 2
+    assert status["plan"]["districts"] == ["61"]
+    assert "[1/5]" in p.stderr and "202 Accepted" in p.stderr  # the story went to stderr
+    assert_stopped(ports)
