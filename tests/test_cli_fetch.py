@@ -63,11 +63,12 @@ def test_fetch_json_then_again_from_the_raw_cache(fresh_sandbox, tmp_path):
     assert all(r["cacheHit"] for r in again["reports"]) and again["stats"]["requests"] == 0
 
 
-def test_fetch_prints_a_table_with_whole_values(fresh_sandbox, tmp_path):
+def test_fetch_prints_tables_with_whole_values(fresh_sandbox, tmp_path):
     result = fetch("--as-of", NORMAL.isoformat(), "--base-url", fresh_sandbox.url, "--root", str(tmp_path))
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
-    assert lines[0].split() == [
+    facts, where, stats = result.stdout.split("\n\n")
+    facts_lines, where_lines = facts.splitlines(), where.splitlines()
+    assert facts_lines[0].split() == [
         "report",
         "available",
         "asOf",
@@ -75,13 +76,13 @@ def test_fetch_prints_a_table_with_whole_values(fresh_sandbox, tmp_path):
         "closingPeriod",
         "rows",
         "cacheHit",
-        "sha256",
-        "url",
     ]
-    row = next(line.split() for line in lines if line.startswith("districtsummary"))
-    assert row[1:3] == ["yes", NORMAL.isoformat()] and len(row[7]) == 64  # nothing cut on a pipe
-    assert row[8].startswith(fresh_sandbox.url + "/") and row[8].count("~") == 3
-    assert "1 HTTP requests, 0 cache hits" in result.stdout
+    assert facts_lines[2].split()[:3] == ["districtsummary", "yes", NORMAL.isoformat()]
+    assert where_lines[0].split() == ["report", "sha256", "url"]
+    report, sha256, url = where_lines[2].split()  # nothing cut or wrapped on a pipe
+    assert report == "districtsummary" and len(sha256) == 64
+    assert url.startswith(fresh_sandbox.url + "/") and url.count("~") == 3
+    assert stats.startswith("1 HTTP requests, 0 cache hits")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import click
 from ..sandbox.command import sandbox
 from .backfills import backfill, cancel, list_backfills, retry, status
 from .demo import demo
-from .exit_codes import ExitCode
+from .exit_codes import ExitCode, summary
 from .fetch import fetch
 from .serve import api
 from .store import districts, verify
@@ -17,9 +17,7 @@ __all__ = ["ExitCode", "main"]
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: "
-    + ", ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode)
-    + ".",
+    epilog=f"Exit codes: {summary()}.",
 )
 def main() -> None:
     """Collect Toastmasters district statistics into per-date snapshots."""

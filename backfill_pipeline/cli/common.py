@@ -79,11 +79,12 @@ def console() -> Console:
     return Console(markup=False, highlight=False, emoji=False, width=wide)
 
 
-def table(*columns: str) -> Table:
-    """A table with a header rule and no borders; long cells wrap instead of being cut."""
+def table(*columns: str, wrapping: tuple[str, ...] = ()) -> Table:
+    """A table with a header rule and no borders. On a narrow terminal only the `wrapping` columns
+    (long values: URLs, hashes, messages) wrap; the short ones keep their width."""
     out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
-        out.add_column(column, overflow="fold")
+        out.add_column(column, overflow="fold", no_wrap=column not in wrapping)
     return out
 
 

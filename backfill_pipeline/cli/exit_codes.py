@@ -1,13 +1,13 @@
 """The exit codes of every `backfill-pipeline` command, defined once.
 
-0  OK                   done: a followed backfill succeeded, `verify` left no problem, a server
-                        stopped on Ctrl-C (SIGINT); `sandbox` also on SIGTERM, while `api` ends
-                        by the SIGTERM itself once uvicorn has shut down (143 in a shell)
+0  OK                   done: a followed backfill succeeded, `verify` left no problem; a server or
+                        the demo stopped on Ctrl-C (SIGINT), the sandbox also on SIGTERM (`api`
+                        ends by the SIGTERM itself once uvicorn has shut down: 143 in a shell)
 1  FAILED               a dashboard error (`fetch`), a backfill that ended other than succeeded,
                         Dagster refused a request, problems left in the store (`verify`), the
                         district configuration could not be changed, a server could not listen,
-                        the demo's API answered an error; also Ctrl-C while following a backfill
-                        (click's "Aborted!") and any unexpected error
+                        the demo could not start a process or its API answered an error; Ctrl-C
+                        in any other command (click's "Aborted!"); any unexpected error
 2  BAD_INPUT            an unknown command or option, a bad option value or argument (click's
                         usage errors), an invalid district id, a backfill request that does not
                         validate, an invalid `BACKFILL_*` variable (the message names it)
@@ -33,3 +33,8 @@ class ExitCode(IntEnum):
     NOT_FOUND = 4
     WRONG_STATE = 5
     PLAN_CHANGED = 6
+
+
+def summary() -> str:
+    """The codes on one line, for `--help`: `0 ok, 1 failed, 2 bad input, ...`."""
+    return ", ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode)

@@ -11,7 +11,7 @@ from ..district_ids import InvalidDistrictId, normalise_district_id
 from .common import CliError, console, json_option, load, print_json, root_option, table
 from .exit_codes import ExitCode
 
-COLUMNS = ("report", "available", "asOf", "dataMonth", "closingPeriod", "rows", "cacheHit", "sha256", "url")
+COLUMNS = ("report", "available", "asOf", "dataMonth", "closingPeriod", "rows", "cacheHit")
 
 
 @click.command("fetch")
@@ -56,11 +56,16 @@ def fetch(
     if as_json:
         print_json({"asOf": day.isoformat(), "district": district_id, "reports": reports, "stats": stats})
         return
-    rows = table(*COLUMNS)
+    # Two tables: the hash and the URL are too long to share a terminal line with the rest.
+    facts = table(*COLUMNS)
+    where = table("report", "sha256", "url", wrapping=("url",))
     for report in reports:
-        rows.add_row(*(_cell(report[c]) for c in COLUMNS))
+        facts.add_row(*(_cell(report[c]) for c in COLUMNS))
+        where.add_row(report["report"], _cell(report["sha256"]), report["url"])
     out = console()
-    out.print(rows)
+    out.print(facts)
+    out.print()
+    out.print(where)
     out.print(
         f"\n{stats['requests']} HTTP requests, {stats['cacheHits']} cache hits, "
         f"{stats['rateLimitWaitSeconds']}s waited on the rate limiter, breaker {stats['breakerState']}"

@@ -61,7 +61,7 @@ def print_status(status: dict[str, Any]) -> None:
         f"unavailable {c['unavailable']}, skipped {c['skipped']}"
     )
     if status["districts"]:
-        rows = table("district", "done", "failed", "unavailable", "last error")
+        rows = table("district", "done", "failed", "unavailable", "last error", wrapping=("last error",))
         for district, row in status["districts"].items():
             rows.add_row(
                 district,
@@ -86,7 +86,7 @@ def print_status(status: dict[str, Any]) -> None:
 
 def print_list(rows: list[dict[str, Any]]) -> None:
     """The latest backfills, one row each."""
-    listing = table("id", "state", "createdAt", "title")
+    listing = table("id", "state", "createdAt", "title", wrapping=("title",))
     for r in rows:
         listing.add_row(r["id"], r["state"], r["createdAt"] or "", r.get("title") or "")
     console().print(listing)

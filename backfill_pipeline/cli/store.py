@@ -37,7 +37,7 @@ def verify(root: str | None, repair: bool, as_json: bool) -> None:
             }
         )
     elif problems:
-        rows = table("asOf", "kind", "path", "message", "repaired")
+        rows = table("asOf", "kind", "path", "message", "repaired", wrapping=("path", "message"))
         for p in problems:
             as_of = p.as_of.isoformat() if p.as_of else "-"
             rows.add_row(as_of, p.kind, p.path, p.message, "yes" if p.repaired else "no")
