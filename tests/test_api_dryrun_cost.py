@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from api_stack import published_dates
+from api_stack import CONTRACT
+from conftest import TODAY, published_dates
 
 from backfill_pipeline.sandbox import publication
 
@@ -19,7 +20,7 @@ pytest_plugins = ["api_stack"]
 pytestmark = pytest.mark.e2e
 
 LIST = "/api/backfills"
-PER_DISTRICT_DATES = published_dates(dt.date(2025, 9, 15), 3, closing=False)
+PER_DISTRICT_DATES = [d.isoformat() for d in published_dates(dt.date(2025, 9, 15), 3, closing=False)]
 PER_DISTRICT = {
     "startDate": PER_DISTRICT_DATES[0],
     "endDate": PER_DISTRICT_DATES[-1],
@@ -44,7 +45,7 @@ def counted(stats: dict, dates: list[str]) -> int:
 @pytest.fixture(scope="module")
 def costs(api_stack):
     """Dry-run both requests, zero the sandbox's counters, launch both, wait for both to end."""
-    s, c = api_stack, api_stack.contract
+    s, c = api_stack, CONTRACT
     s.faults([])
     plans = {
         name: c.check(s.post({**body, "dryRun": True}), "POST", LIST, 200)["plan"]
@@ -61,7 +62,7 @@ def costs(api_stack):
 
 def test_dates_are_what_the_tests_assume():
     assert all(
-        publication.is_published(dt.date.fromisoformat(d), today=dt.date(2026, 11, 29))
+        publication.is_published(dt.date.fromisoformat(d), today=TODAY)
         for d in PER_DISTRICT_DATES + SYSTEM_WIDE_DATES
     )
     assert not any(publication.is_closing_period(dt.date.fromisoformat(d)) for d in PER_DISTRICT_DATES)
@@ -105,7 +106,7 @@ def test_status_reports_the_requests_really_made(costs):
 
 def test_dry_run_after_the_backfill_costs_nothing(api_stack, costs):
     r = api_stack.post({**PER_DISTRICT, "dryRun": True})
-    plan = api_stack.contract.check(r, "POST", LIST, 200)["plan"]
+    plan = CONTRACT.check(r, "POST", LIST, 200)["plan"]
     assert plan["cost"]["requests"] == plan["cost"]["upperBound"] == 0
     assert plan["partitions"]["total"] == 0
     assert plan["skipped"]["materialized"] == 3 + 6
@@ -115,7 +116,7 @@ def test_dry_run_after_the_backfill_costs_nothing(api_stack, costs):
 def test_per_district_over_collected_summaries_costs_only_district_reports(api_stack, costs):
     # The system-wide backfill materialized these dates' summaries and cached their CSVs: only the
     # district reports are left, and the data month is known, so the cost is certain.
-    s, c = api_stack, api_stack.contract
+    s, c = api_stack, CONTRACT
     dates = SYSTEM_WIDE_DATES[1:3]
     request = {"startDate": dates[0], "endDate": dates[-1], "targetDistricts": ["109"], "rate": 8}
     plan = c.check(s.post({**request, "dryRun": True}), "POST", LIST, 200)["plan"]

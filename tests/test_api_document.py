@@ -1,0 +1,151 @@
+"""The OpenAPI document: generated from the models, describing exactly the routes served, and every
+answer it documents produced by some scenario and valid against it (Dagster faked: fast lane)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import get_args
+
+import jsonschema
+import pytest
+from api_stack import CONTRACT, FakeApi
+
+from backfill_pipeline.api import openapi
+from backfill_pipeline.api.app import create_app
+from backfill_pipeline.api.graphql import DagsterGraphQLError, DagsterUnreachable
+from backfill_pipeline.api.models import (
+    BACKFILL_ID_PATTERN,
+    CANCELLABLE_STATES,
+    DAGSTER_STATES,
+    FINAL_STATES,
+    MAX_BODY,
+    BackfillState,
+)
+
+pytest_plugins = ["api_stack"]
+
+HEALTH = "/api/health"
+DOCUMENT = "/api/openapi.json"
+LIST = "/api/backfills"
+ONE = "/api/backfills/{backfillId}"
+RETRY = "/api/backfills/{backfillId}/retry"
+REQUEST = {"startDate": "2025-04-14", "targetDistricts": ["42"]}
+FAILED_KEY = "2025-04-14|42"
+
+
+def _ended(api: FakeApi, *failed: str) -> str:
+    backfill_id = api.launch(REQUEST)
+    api.dagster.finish(backfill_id, failed)
+    return backfill_id
+
+
+def _listed(api: FakeApi):
+    api.launch(REQUEST)
+    return api.client.get(LIST)
+
+
+def _failing(error: Exception, method: str, path: str, body: dict | None = None):
+    def scenario(api: FakeApi):
+        api.dagster.error = error
+        return api.client.request(method, path, json=body)
+
+    return scenario
+
+
+# (method, path template, status) -> how to make the API answer it.
+SCENARIOS: dict[tuple[str, str, str], Callable[[FakeApi], object]] = {
+    ("GET", HEALTH, "200"): lambda api: api.client.get(HEALTH),
+    ("GET", DOCUMENT, "200"): lambda api: api.client.get(DOCUMENT),
+    ("GET", LIST, "200"): _listed,
+    ("GET", LIST, "400"): lambda api: api.client.get(f"{LIST}?limit=1000"),
+    ("POST", LIST, "200"): lambda api: api.client.post(LIST, json={**REQUEST, "dryRun": True}),
+    ("POST", LIST, "202"): lambda api: api.client.post(LIST, json=REQUEST),
+    ("POST", LIST, "400"): lambda api: api.client.post(LIST, json={"startDate": "yesterday"}),
+    ("POST", LIST, "409"): lambda api: api.client.post(LIST, json={**REQUEST, "planHash": "0" * 16}),
+    ("POST", LIST, "413"): lambda api: api.client.post(LIST, content=b" " * (MAX_BODY + 1)),
+    ("GET", ONE, "200"): lambda api: api.client.get(f"/api/backfills/{api.launch(REQUEST)}"),
+    ("GET", ONE, "404"): lambda api: api.client.get("/api/backfills/nosuchbackfill"),
+    ("DELETE", ONE, "200"): lambda api: api.client.delete(f"/api/backfills/{api.launch(REQUEST)}"),
+    ("DELETE", ONE, "404"): lambda api: api.client.delete("/api/backfills/nosuchbackfill"),
+    ("DELETE", ONE, "409"): lambda api: api.client.delete(f"/api/backfills/{_ended(api)}"),
+    ("POST", RETRY, "202"): lambda api: api.client.post(f"/api/backfills/{_ended(api, FAILED_KEY)}/retry"),
+    ("POST", RETRY, "404"): lambda api: api.client.post("/api/backfills/nosuchbackfill/retry"),
+    ("POST", RETRY, "409"): lambda api: api.client.post(f"/api/backfills/{_ended(api)}/retry"),
+}
+for _method, _template, _path, _body in [
+    ("GET", HEALTH, HEALTH, None),
+    ("GET", LIST, LIST, None),
+    ("POST", LIST, LIST, REQUEST),
+    ("GET", ONE, "/api/backfills/abc123", None),
+    ("DELETE", ONE, "/api/backfills/abc123", None),
+    ("POST", RETRY, "/api/backfills/abc123/retry", None),
+]:
+    SCENARIOS[(_method, _template, "502")] = _failing(DagsterGraphQLError("broken"), _method, _path, _body)
+    SCENARIOS[(_method, _template, "503")] = _failing(DagsterUnreachable("down"), _method, _path, _body)
+
+
+def test_every_documented_answer_has_a_scenario():
+    assert set(SCENARIOS) == CONTRACT.documented()
+
+
+@pytest.mark.parametrize("answer", sorted(SCENARIOS), ids="{0[0]} {0[1]} {0[2]}".format)
+def test_documented_answer_is_produced_and_valid(api, answer):
+    method, template, status = answer
+    CONTRACT.check(SCENARIOS[answer](api), method, template, int(status))
+
+
+def test_openapi_document_describes_exactly_the_app_routes(api):
+    document = CONTRACT.check(api.client.get(DOCUMENT), "GET", DOCUMENT, 200)
+    assert document == openapi.document() == CONTRACT.document
+    assert document["openapi"].startswith("3.1")
+    documented = {
+        (path, method.upper())
+        for path, item in document["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
+    served = {
+        (route.path, method) for route in create_app().routes for method in route.methods if method != "HEAD"
+    }
+    assert documented == served
+
+
+def test_every_schema_of_the_document_is_valid():
+    document = openapi.document()
+    for schema in document["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            for status, response in operation["responses"].items():
+                jsonschema.Draft202012Validator.check_schema(
+                    response["content"]["application/json"]["schema"]
+                )
+                assert status == "default" or 200 <= int(status) < 600, (path, method, status)
+
+
+def test_schemas_come_from_the_models():
+    schemas = openapi.document()["components"]["schemas"]
+    assert schemas["BackfillStatus"]["properties"]["state"]["enum"] == list(get_args(BackfillState))
+    assert schemas["BackfillStatus"]["properties"]["id"]["pattern"] == BACKFILL_ID_PATTERN
+    assert schemas["BackfillStatus"]["additionalProperties"] is False
+    assert set(schemas["BackfillStatus"]["required"]) == set(schemas["BackfillStatus"]["properties"])
+    request = schemas["BackfillRequest"]
+    assert all(prop["description"] for prop in request["properties"].values())
+    (districts,) = [o for o in request["properties"]["targetDistricts"]["anyOf"] if o.get("type") == "array"]
+    assert districts["items"]["pattern"] == openapi.DISTRICT_ID_PATTERN
+
+
+def test_document_is_a_fresh_copy_each_time():
+    first = openapi.document()
+    first["paths"].clear()
+    first["components"]["schemas"]["ErrorBody"]["required"].append("x")
+    assert openapi.document() == CONTRACT.document and CONTRACT.document["paths"]
+
+
+def test_states_are_defined_once_and_consistently():
+    states = set(get_args(BackfillState))
+    assert set(DAGSTER_STATES.values()) == states
+    assert FINAL_STATES < states and CANCELLABLE_STATES < states
+    assert not FINAL_STATES & CANCELLABLE_STATES
