@@ -21,7 +21,7 @@ ROOT_OPTION = {"data_root": "--root"}
 @click.option("--repair", is_flag=True, help="fix what can be fixed (rebuild, remove temp files)")
 @json_option
 def verify(root: str | None, repair: bool, as_json: bool) -> None:
-    """Check every snapshot: manifest, files, sha256, schemas, pointer."""
+    """Check every snapshot: files, hashes, schemas, pointer."""
     data_root = load(ROOT_OPTION, data_root=root).data_root
     store = PerDistrictFileSnapshotStore(data_root)
     problems = verify_store(store, repair=repair)
