@@ -24,12 +24,15 @@ def repo():
 
 def test_daily_refresh_asks_for_yesterday_with_priority(repo, tmp_path):
     schedule = repo.get_schedule_def("daily_refresh")
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(
+    # The context is closed (`with`), so it does not leave the instance set for later tests.
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
             resources={"store": SnapshotStore(data_root=str(tmp_path))},
-        )
+        ) as ctx,
+    ):
         (request,) = schedule(ctx)
     assert request.partition_key == "2026-11-28"
     assert request.tags["backfill_pipeline/source"] == "refresh"
@@ -193,13 +196,14 @@ def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(repo,
     store.mark_date_unavailable(dt.date(2026, 11, 27), context=ctx)  # lagged: ask again
     store.mark_date_unavailable(dt.date(2026, 11, 20), context=ctx)  # too old for the refresh
     schedule = repo.get_schedule_def("daily_refresh")
-    with dg.instance_for_test() as instance:
-        requests = schedule(
-            dg.build_schedule_context(
-                instance=instance,
-                scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
-                resources={"store": SnapshotStore(data_root=str(tmp_path))},
-            )
-        )
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC),
+            resources={"store": SnapshotStore(data_root=str(tmp_path))},
+        ) as ctx,
+    ):
+        requests = schedule(ctx)
     assert [r.partition_key for r in requests] == ["2026-11-27", "2026-11-28"]
     assert requests[0].run_key == "refresh-summary-2026-11-27-again-2026-11-28"
