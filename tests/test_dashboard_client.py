@@ -63,7 +63,7 @@ def test_normal_date_one_request_own_month(fresh_sandbox, tmp_path):
     assert "/2024-2025/export.aspx?type=CSV&report=districtsummary~" in r.url
     assert f"~{NORMAL.month}/{NORMAL.day}/{NORMAL.year}~" in r.url
     assert 100 <= len(r.rows) <= 140
-    assert {"DISTRICT", "REGION", "Total YTD Payments"} <= set(r.header)
+    assert {"DISTRICT", "REGION", "Total YTD Payments"} <= set(r.rows[0])
 
 
 def test_closing_period_date_uses_the_previous_month(fresh_sandbox, tmp_path):

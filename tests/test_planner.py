@@ -7,7 +7,14 @@ from conftest import TODAY
 from pydantic import ValidationError
 
 from backfill_pipeline.dashboard.cache import CachedAnswer, RawCache
-from backfill_pipeline.planning.planner import PlanError, World, choose_strategy, date_ranges, make_plan
+from backfill_pipeline.planning.planner import (
+    PlanError,
+    World,
+    choose_strategy,
+    date_ranges,
+    district_ranges,
+    make_plan,
+)
 from backfill_pipeline.planning.request import BackfillRequest, field_errors
 
 ALL = ["01", "09", "42", "61", "109", "F", "U"]
@@ -88,12 +95,7 @@ def test_system_wide_plan_counts_one_request_per_date(tmp_path):
     assert plan.summary_partitions == [f"2025-03-1{i}" for i in range(5)]
     assert plan.cost.requests == 5 and plan.cost.lower == 5 and plan.cost.upper == 10
     assert plan.cost.runs == 1 and plan.cost.seconds == 2.5
-    assert plan.partitions_by_assets() == [
-        {
-            "assetKey": {"path": ["all_districts_summary"]},
-            "partitions": {"ranges": [{"start": "2025-03-10", "end": "2025-03-14"}]},
-        }
-    ]
+    assert date_ranges(plan.summary_partitions) == [("2025-03-10", "2025-03-14")]
 
 
 def test_per_district_plan_and_its_ranges(tmp_path):
@@ -114,14 +116,12 @@ def test_per_district_plan_and_its_ranges(tmp_path):
     assert plan.cost.lower == 3 and plan.cost.upper == 24
     # 1 summary run (3 contiguous dates) + 1 run per date (42 and 61 are neighbours).
     assert plan.cost.runs == 1 + 3
-    ranges = plan.partitions_by_assets()[1]["partitions"]["ranges"]
-    assert {"start": "2025-03-10|42", "end": "2025-03-12|42"} in ranges and len(ranges) == 2
+    ranges = district_ranges(plan.district_partitions, [])
+    assert ("2025-03-10|42", "2025-03-12|42") in ranges and len(ranges) == 2
     # 42 and 61 are neighbours among the districts partitions: one rectangle covers them.
-    assert plan.partitions_by_assets(ALL)[1]["partitions"]["ranges"] == [
-        {"start": "2025-03-10|42", "end": "2025-03-12|61"}
-    ]
+    assert district_ranges(plan.district_partitions, ALL) == [("2025-03-10|42", "2025-03-12|61")]
     # Not neighbours: one range per district.
-    assert len(plan.partitions_by_assets(["42", "01", "61"])[1]["partitions"]["ranges"]) == 2
+    assert len(district_ranges(plan.district_partitions, ["42", "01", "61"])) == 2
 
 
 def test_runs_follow_the_order_of_the_districts_partitions(tmp_path):
@@ -198,8 +198,6 @@ def test_concurrency_splits_the_rate_between_runs(tmp_path):
 
 
 def test_district_ranges_fall_back_per_district_when_dates_differ():
-    from backfill_pipeline.planning.planner import district_ranges
-
     keys = ["2025-03-10|42", "2025-03-10|61", "2025-03-11|42"]
     assert district_ranges(keys, ALL) == [
         ("2025-03-10|42", "2025-03-11|42"),

@@ -11,6 +11,7 @@ import click
 from pydantic import ValidationError
 
 from ..api.graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
+from ..api.models import PlanBody
 from ..api.service import BackfillService, NotCancellable, NothingToRetry, PlanConflict, StillRunning
 from ..planning.planner import Plan, PlanError
 from ..planning.request import BackfillRequest, field_errors
@@ -53,10 +54,6 @@ def service_errors() -> Iterator[None]:
 
 def plan_json(plan: Plan) -> dict[str, Any]:
     """The plan as the REST API shows it."""
-    try:
-        from ..api.models import PlanBody  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:  # until the API's models land, the plan's own dict is that same JSON
-        return plan.to_dict()  # type: ignore[attr-defined, unused-ignore]
     return to_json(PlanBody.from_plan(plan))
 
 

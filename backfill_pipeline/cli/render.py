@@ -11,10 +11,8 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 
+from ..api.models import FINAL_STATES
 from .common import console, table
-
-# The JSON `state` values of a backfill that has ended (see BackfillService.status).
-FINAL_STATES = frozenset({"succeeded", "completed-with-failures", "failed", "canceled"})
 
 
 def print_plan(plan: dict[str, Any]) -> None:

@@ -56,7 +56,6 @@ class FetchResult:
     available: bool
     data_month: tuple[int, int] | None = None
     url: str | None = None
-    header: list[str] = field(default_factory=list)
     rows: list[dict[str, str]] = field(default_factory=list)
     sha256: str | None = None
     bytes: int | None = None
@@ -281,7 +280,6 @@ class DashboardClient:
             available=True,
             data_month=parsed.footer.data_month if parsed.footer else None,
             url=url,
-            header=parsed.header,
             rows=parsed.rows,
             sha256=sha,
             bytes=len(body),

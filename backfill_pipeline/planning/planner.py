@@ -81,61 +81,6 @@ class Plan:
     def partition_count(self) -> int:
         return len(self.summary_partitions) + len(self.district_partitions)
 
-    def partitions_by_assets(self, district_order: list[str] | None = None) -> list[dict]:
-        """LaunchBackfillParams.partitionsByAssets: consecutive dates folded into ranges.
-
-        `district_order` is the order of the `districts` partitions in Dagster: when every date
-        targets the same contiguous block of districts, one range per date run covers them all
-        (a range of date x district keys is a rectangle), which Dagster launches faster.
-        """
-        out = []
-        if self.summary_partitions:
-            out.append(
-                {
-                    "assetKey": {"path": [SUMMARY_ASSET]},
-                    "partitions": {
-                        "ranges": [{"start": a, "end": b} for a, b in date_ranges(self.summary_partitions)]
-                    },
-                }
-            )
-        if self.district_partitions:
-            ranges = [
-                {"start": a, "end": b}
-                for a, b in district_ranges(self.district_partitions, district_order or [])
-            ]
-            out.append({"assetKey": {"path": [DISTRICT_ASSET]}, "partitions": {"ranges": ranges}})
-        return out
-
-    def to_dict(self) -> dict:
-        """The plan as the API shows it (partition lists shortened to counts and ranges)."""
-        return {
-            "strategy": self.strategy,
-            "rationale": self.rationale,
-            "scope": self.scope,
-            "dates": {"start": self.dates[0], "end": self.dates[-1], "count": len(self.dates)},
-            "districts": self.districts,
-            "outOfScope": self.out_of_scope,
-            "partitions": {
-                SUMMARY_ASSET: len(self.summary_partitions),
-                DISTRICT_ASSET: len(self.district_partitions),
-                "total": self.partition_count,
-            },
-            "skipped": self.skipped,
-            "cost": {
-                "requests": self.cost.requests,
-                "lowerBound": self.cost.lower,
-                "upperBound": self.cost.upper,
-                "cachedCsvs": self.cost.cached,
-                "byReport": self.cost.by_report,
-                "runs": self.cost.runs,
-                "seconds": self.cost.seconds,
-                "notes": self.cost.notes,
-            },
-            "force": self.force,
-            "ratePerRun": self.rate_per_run,
-            "planHash": self.plan_hash,
-        }
-
 
 def date_ranges(dates: Iterable[str]) -> list[tuple[str, str]]:
     """Consecutive ISO dates folded into (first, last) ranges."""
