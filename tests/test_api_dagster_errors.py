@@ -44,7 +44,7 @@ def client_for(dagster_url: str, root) -> TestClient:
 class _GraphQLError(http.server.BaseHTTPRequestHandler):
     """Answers every GraphQL document with a GraphQL error, as Dagster does on a broken query."""
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = json.dumps({"errors": [{"message": "Cannot query field 'x' on type 'Query'."}]}).encode()
         self.send_response(200)
