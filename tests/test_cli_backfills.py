@@ -396,9 +396,10 @@ def run_process(*argv: str) -> subprocess.CompletedProcess:
 
 def test_in_a_subprocess_dagster_unreachable_exits_3_and_an_unknown_id_4(tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"
-    for argv in (["status", "abc123"], ["list", "--json"], ["cancel", "abc123"], ["retry", "abc123"]):
-        p = run_process(*argv, "--dagster-url", closed, "--root", str(tmp_path))
-        assert p.returncode == 3 and "unreachable" in p.stderr and p.stdout == "", argv
+    # The mapping of every error to its code is tested in-process above; these show it reaches
+    # the real process's exit status.
+    p = run_process("list", "--json", "--dagster-url", closed, "--root", str(tmp_path))
+    assert p.returncode == 3 and "unreachable" in p.stderr and p.stdout == ""
     missing = run_process("status", "not-an-id", "--dagster-url", closed, "--root", str(tmp_path))
     assert missing.returncode == 4 and "no backfill 'not-an-id'" in missing.stderr
     bad = run_process("backfill", "--start", "2025-04-14", "--end", "2025-04-01", "--root", str(tmp_path))

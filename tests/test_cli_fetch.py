@@ -43,6 +43,8 @@ def test_fetch_json_then_again_from_the_raw_cache(fresh_sandbox, tmp_path):
         fresh_sandbox.url,
         "--root",
         str(tmp_path),
+        "--rate",
+        "50",
         "--json",
     ]
     p = run_cli("fetch", *args, "--district", "District 61")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from backfill_pipeline.cli import ExitCode, exit_codes, main
@@ -26,9 +27,11 @@ COMMANDS = [
 
 
 def test_every_command_is_there_with_its_help_and_json():
-    assert sorted(main.commands) == COMMANDS
+    context = click.Context(main)
+    assert sorted(main.list_commands(context)) == COMMANDS
     for name in COMMANDS:
-        command = main.commands[name]
+        command = main.get_command(context, name)
+        assert command is not None, name
         assert command.help and "\n" not in command.help.strip(), name
         json_owner = command.commands["list"] if name == "districts" else command
         assert "--json" in [opt for p in json_owner.params for opt in p.opts], name

@@ -53,14 +53,14 @@ def test_api_announces_itself_as_json_and_serves(tmp_path):
 
 
 def test_api_without_json_tells_where_on_stderr(tmp_path):
-    port = free_port()
-    proc = start("--port", str(port), "--root", str(tmp_path), "--today", "2026-11-29")
+    # Port 0: the command binds a free port itself and names it (no race with other processes).
+    proc = start("--port", "0", "--root", str(tmp_path), "--today", "2026-11-29")
     try:
         line = proc.stderr.readline()
-        assert line.startswith(
-            f"backfill API on http://127.0.0.1:{port}/api (Dagster at http://127.0.0.1:3000"
-        )
-        wait_for(f"http://127.0.0.1:{port}/api/openapi.json", timeout=30, process=proc)
+        assert line.startswith("backfill API on http://127.0.0.1:"), line
+        assert "/api (Dagster at http://127.0.0.1:3000" in line
+        url = line.split()[3]
+        wait_for(f"{url}/openapi.json", timeout=30, process=proc)
     finally:
         assert interrupt(proc) == 0
 
