@@ -13,6 +13,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ..names import DISTRICT_ASSET, SUMMARY_ASSET
 from ..planning.planner import Plan
+from ..planning.request import PLAN_HASH_PATTERN
 from ..scope.resolution import OutOfScopeReason, ScopeKind
 from ..snapshots.models import DistrictError
 from .graphql import DagsterGraphQLError
@@ -46,7 +47,6 @@ MAX_REQUESTER = 64
 _ID = "[A-Za-z0-9]{1,64}"
 BACKFILL_ID_PATTERN = f"^{_ID}$"
 LINK_PATTERN = f"^/api/backfills/{_ID}$"
-PLAN_HASH_PATTERN = "^[0-9a-f]{16,64}$"
 
 BackfillId = Annotated[str, Field(pattern=BACKFILL_ID_PATTERN)]
 Link = Annotated[str, Field(pattern=LINK_PATTERN)]

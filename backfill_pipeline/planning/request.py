@@ -19,6 +19,9 @@ MAX_DAYS = 366
 MAX_CONCURRENCY = 2
 MAX_RATE = 8.0  # docs/dashboard.md §7: public scrapers ran at 2-8 requests/s without trouble
 
+# The planHash of a dry run, sent back to launch only if the plan is still the same.
+PLAN_HASH_PATTERN = "^[0-9a-f]{16,64}$"
+
 CollectionType = Literal["auto", "system-wide", "per-district"]
 
 
@@ -43,7 +46,7 @@ class BackfillRequest(BaseModel):
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
     rate: float = Field(default=2.0, gt=0, le=MAX_RATE)
     dry_run: bool = False
-    plan_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}$")
+    plan_hash: str | None = Field(default=None, pattern=PLAN_HASH_PATTERN)
 
     @field_validator("start_date", "end_date", mode="before")
     @classmethod

@@ -1,0 +1,75 @@
+"""Reading a request: its JSON body (bounded), the backfill request in it, who asks."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from ..planning.request import BackfillRequest, field_errors
+from .errors import ApiError
+from .models import MAX_BODY, MAX_REQUESTER, FieldError
+
+# A too-large body is read and thrown away up to this much so the client sees the 413: closing
+# a connection with unread data makes the kernel send a reset that can swallow the answer.
+MAX_DRAIN = 16 * MAX_BODY
+_REQUESTER_DROP = re.compile(r"[^A-Za-z0-9 ._@+-]")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+async def json_object(request: Request) -> dict:
+    """The body as a JSON object; 413 past MAX_BODY (before parsing), 400 when not a JSON object."""
+    declared = request.headers.get("content-length")
+    too_large = declared is not None and declared.isdigit() and int(declared) > MAX_BODY
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            too_large = True
+        if too_large:
+            if size > MAX_DRAIN:
+                break
+            continue
+        chunks.append(chunk)
+    if too_large:
+        raise ApiError(
+            413,
+            "too-large",
+            f"the request body is larger than {MAX_BODY // 1024} KB",
+            headers={"Connection": "close"},
+        )
+    try:
+        body = json.loads(b"".join(chunks), parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise ApiError(400, "invalid-json", f"the request body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid-json", "the request body is nested too deeply") from None
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, "invalid-json", f"the request body must be a JSON object, not {type(body).__name__}"
+        )
+    return body
+
+
+def backfill_request(body: dict) -> BackfillRequest:
+    """The body as a BackfillRequest; ApiError 400 naming every field at fault."""
+    try:
+        return BackfillRequest.model_validate(body)
+    except ValidationError as exc:
+        fields = [FieldError.model_validate(f) for f in field_errors(exc)]
+    summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
+    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    raise ApiError(400, "invalid-request", f"invalid backfill request: {summary}{more}", fields=fields)
+
+
+def requester(request: Request) -> str:
+    """`X-Requested-By`, reduced to letters, digits, space and ._@+- (at most 64); `api` by default."""
+    raw = request.headers.get("x-requested-by", "")
+    cleaned = " ".join(_REQUESTER_DROP.sub("", raw).split())[:MAX_REQUESTER].strip()
+    return cleaned or "api"
