@@ -1,0 +1,97 @@
+"""Settings: every BACKFILL_* variable parsed once, each default written once, bad values named."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from backfill_pipeline.settings import DEFAULT_START_DATE, Settings, SettingsError, load_settings, variable
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_defaults():
+    s = load_settings()
+    assert s.data_root == Path("data") and s.dashboard_url == "https://dashboards.toastmasters.org"
+    assert (s.rate, s.batch_size, s.cache, s.start_date) == (2.0, 50, True, DEFAULT_START_DATE)
+    client = s.client()
+    assert (client.base_url, client.rate, client.connect_timeout, client.read_timeout) == (
+        s.dashboard_url,
+        2.0,
+        5.0,
+        60.0,
+    )
+
+
+def test_the_environment_is_read_and_explicit_values_win(monkeypatch, tmp_path):
+    monkeypatch.setenv("BACKFILL_RATE", "0.5")
+    monkeypatch.setenv("BACKFILL_CONNECT_TIMEOUT", "2.5")
+    monkeypatch.setenv("BACKFILL_CACHE", "off")
+    monkeypatch.setenv("BACKFILL_DASHBOARD_URL", "http://127.0.0.1:8765/")
+    monkeypatch.setenv("BACKFILL_BATCH_SIZE", "")  # empty means unset, as a shell `VAR=` does
+    s = load_settings(data_root=tmp_path, rate=None)  # None: the option was not given
+    assert (s.rate, s.connect_timeout, s.cache, s.batch_size) == (0.5, 2.5, False, 50)
+    assert s.dashboard_url == "http://127.0.0.1:8765" and s.data_root == tmp_path
+    assert load_settings(rate=7).rate == 7.0
+    assert s.client(rate=9).rate == 9.0 and s.client().use_cache is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BACKFILL_RATE", "0"),
+        ("BACKFILL_RATE", "-1"),
+        ("BACKFILL_RATE", "nan"),
+        ("BACKFILL_RATE", "inf"),
+        ("BACKFILL_RATE", "fast"),
+        ("BACKFILL_BATCH_SIZE", "0"),
+        ("BACKFILL_BATCH_SIZE", "2.5"),
+        ("BACKFILL_START_DATE", "2025-1-1"),
+        ("BACKFILL_START_DATE", "2025-02-30"),
+        ("BACKFILL_START_DATE", "2001-07-01"),
+        ("BACKFILL_START_DATE", "2025-07-01T00:00:00"),
+        ("BACKFILL_CONNECT_TIMEOUT", "-1"),
+        ("BACKFILL_READ_TIMEOUT", "0"),
+        ("BACKFILL_BREAKER_COOLDOWN", "inf"),
+        ("BACKFILL_MAX_ATTEMPTS", "0"),
+        ("BACKFILL_CACHE", "maybe"),
+        ("BACKFILL_DASHBOARD_URL", "dashboards.toastmasters.org"),
+        ("BACKFILL_DASHBOARD_URL", "file:///etc/passwd"),
+        ("BACKFILL_DAGSTER_URL", "http://"),
+    ],
+)
+def test_a_bad_variable_is_refused_naming_it_and_its_value(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert f"{name}={value!r}" in str(caught.value)
+
+
+def test_a_bad_option_is_named_as_the_option_and_every_problem_is_listed(monkeypatch):
+    monkeypatch.setenv("BACKFILL_BATCH_SIZE", "0")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"rate": "--rate"}, rate=float("nan"))
+    message = str(caught.value)
+    assert "--rate=nan" in message and "BACKFILL_BATCH_SIZE='0'" in message
+
+
+def test_unknown_fields_are_refused():
+    with pytest.raises(SettingsError):
+        load_settings(ratez=3)
+
+
+def test_the_readme_lists_every_variable_with_its_default():
+    rows = re.findall(r"^\| `(BACKFILL_[A-Z_]+)` \| `([^`]*)` \|", README.read_text(), re.MULTILINE)
+    listed = dict(rows)
+    assert set(listed) == {variable(name) for name in Settings.model_fields}
+    defaults = Settings.model_validate({})
+    for name in Settings.model_fields:
+        written = listed[variable(name)]
+        assert getattr(Settings(**{name: written}), name) == getattr(defaults, name), name
+
+
+def test_the_start_date_is_a_date():
+    assert load_settings(start_date="2008-07-01").start_date == dt.date(2008, 7, 1)
