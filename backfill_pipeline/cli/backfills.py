@@ -84,10 +84,9 @@ def outcome(status: dict[str, Any]) -> ExitCode:
     type=click.Choice(["auto", "system-wide", "per-district"]),
     help="auto: system-wide without --districts, per-district with them",
 )
-@click.option(
-    "--rate", type=float, default=2.0, show_default=True, help="dashboard requests per second, whole backfill"
-)
-@click.option("--concurrency", type=int, default=2, show_default=True, help="runs at once for this backfill")
+# No defaults here: the request model's are the ones (rate 2, concurrency 2).
+@click.option("--rate", type=float, help="dashboard requests per second, whole backfill (default 2)")
+@click.option("--concurrency", type=int, help="runs at once for this backfill, 1 or 2 (default 2)")
 @click.option("--no-skip-existing", is_flag=True, help="re-collect what exists")
 @click.option("--no-retry-failures", is_flag=True, help="leave failed partitions out")
 @click.option("--dry-run", is_flag=True, help="print the plan and cost only")
@@ -99,8 +98,8 @@ def backfill(
     end: str | None,
     districts: str | None,
     collection_type: str,
-    rate: float,
-    concurrency: int,
+    rate: float | None,
+    concurrency: int | None,
     no_skip_existing: bool,
     no_retry_failures: bool,
     dry_run: bool,
