@@ -6,6 +6,8 @@ import datetime as dt
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import click
 import requests
 
 from ..dashboard.calendar import utc_today
+from ..dataroot import DataRoot
 from ..devstack import Service, dagster_service, free_port, sandbox_service
 from ..sandbox import publication
 from ..settings import variable
@@ -31,6 +34,94 @@ def demo_dates(today: dt.date, days: int) -> list[dt.date]:
         if all(publication.is_published(d, today=today) for d in run):
             return run
         end -= dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DemoStack:
+    """Where the demo's processes listen and keep their files."""
+
+    base: Path
+    today: dt.date
+    dates: list[dt.date]
+    sandbox_url: str
+    dagster_url: str
+    api_url: str
+
+    @property
+    def root(self) -> DataRoot:
+        """The demo's data root."""
+        return DataRoot(self.base / "data")
+
+    @property
+    def logs(self) -> Path:
+        """Where each process writes its log."""
+        return self.base / "logs"
+
+    def env(self) -> dict[str, str]:
+        """The BACKFILL_* variables of the demo's processes, checked first (exit 2 when bad)."""
+        settings: dict[str, Any] = {
+            "data_root": self.root.path,
+            "dashboard_url": self.sandbox_url,
+            "rate": 10,
+            "batch_size": 10,
+            "start_date": self.dates[0] - dt.timedelta(days=60),
+            "dagster_url": self.dagster_url,
+        }
+        # The processes inherit every other BACKFILL_* variable too: load() checks them all.
+        load(**settings)
+        return {variable(name): str(value) for name, value in settings.items()}
+
+    def start(self, say: Callable[[str], None], services: list[Service]) -> None:
+        """The sandbox, `dagster dev` and the API as processes, each appended once it answers."""
+        env = self.env()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        say(f"[1/5] sandbox dashboard (logs in {self.logs})")
+        port = int(self.sandbox_url.rsplit(":", 1)[1])
+        sandbox = sandbox_service(port, today=self.today.isoformat(), log_path=self.logs / "sandbox.log")
+        services.append(sandbox.start())
+        say(f"      {self.sandbox_url}")
+        say("[2/5] Dagster (webserver + daemon), about 20 s")
+        port = int(self.dagster_url.rsplit(":", 1)[1])
+        dagster = dagster_service(
+            port, home=self.base / "dagster_home", env=env, log_path=self.logs / "dagster.log"
+        )
+        services.append(dagster.start(timeout=180))
+        say(f"      {self.dagster_url}")
+        say("[3/5] the backfill REST API")
+        argv = [
+            sys.executable,
+            "-m",
+            "backfill_pipeline.cli",
+            "api",
+            "--port",
+            self.api_url.rsplit(":", 1)[1],
+        ]
+        argv += ["--dagster-url", self.dagster_url, "--root", str(self.root)]
+        api = Service(
+            "api",
+            argv,
+            env={**os.environ, **env},
+            url=self.api_url,
+            health="/api/health",
+            log_path=self.logs / "api.log",
+        )
+        services.append(api.start(timeout=60))
+        say(f"      {self.api_url}/api/backfills  (OpenAPI: {self.api_url}/api/openapi.json)")
+
+    def launch(self, districts: list[str]) -> tuple[dict[str, Any], str]:
+        """POST the backfill to the API; its answer and the URL of its status."""
+        body = {
+            "startDate": self.dates[0].isoformat(),
+            "endDate": self.dates[-1].isoformat(),
+            "targetDistricts": districts,
+            "rate": 8,
+            "concurrency": 2,
+        }
+        url = f"{self.api_url}/api/backfills"
+        r = requests.post(url, json=body, timeout=60, headers={"X-Requested-By": "demo"})
+        if r.status_code != 202:
+            raise CliError(f"the API answered {r.status_code}: {r.text}")
+        return r.json(), f"{self.api_url}{r.headers['Location']}"
 
 
 @click.command("demo")
@@ -69,73 +160,27 @@ def demo(
     as_json: bool,
 ) -> None:
     """Run the whole thing offline: sandbox, Dagster, API, a backfill."""
-    base = Path(directory).resolve()
-    root, home, logs = base / "data", base / "dagster_home", base / "logs"
     today = utc_today()
-    dates = demo_dates(today, days)
-    sandbox_port = sandbox_port or free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    dagster_url, api_url = f"http://127.0.0.1:{dagster_port}", f"http://127.0.0.1:{api_port}"
-    settings: dict[str, Any] = {
-        "data_root": root,
-        "dashboard_url": sandbox_url,
-        "rate": 10,
-        "batch_size": 10,
-        "start_date": dates[0] - dt.timedelta(days=60),
-        "dagster_url": dagster_url,
-    }
-    load(**settings)  # the processes below inherit every other BACKFILL_* variable: check them first
-    env = {variable(name): str(value) for name, value in settings.items()}
+    stack = DemoStack(
+        base=Path(directory).resolve(),
+        today=today,
+        dates=demo_dates(today, days),
+        sandbox_url=f"http://127.0.0.1:{sandbox_port or free_port()}",
+        dagster_url=f"http://127.0.0.1:{dagster_port}",
+        api_url=f"http://127.0.0.1:{api_port}",
+    )
 
     def say(text: str) -> None:
-        # With --json, stdout carries only the final status.
-        click.echo(text, err=as_json)
+        click.echo(text, err=as_json)  # with --json, stdout carries only the final status
 
-    logs.mkdir(parents=True, exist_ok=True)
     services: list[Service] = []
     code = ExitCode.OK
     try:
-        say(f"[1/5] sandbox dashboard (logs in {logs})")
-        sandbox = sandbox_service(sandbox_port, today=today.isoformat(), log_path=logs / "sandbox.log")
-        services.append(sandbox.start())
-        say(f"      {sandbox_url}")
-
-        say("[2/5] Dagster (webserver + daemon), about 20 s")
-        dagster = dagster_service(dagster_port, home=home, env=env, log_path=logs / "dagster.log")
-        services.append(dagster.start(timeout=180))
-        say(f"      {dagster_url}")
-
-        say("[3/5] the backfill REST API")
-        argv = [sys.executable, "-m", "backfill_pipeline.cli", "api", "--port", str(api_port)]
-        argv += ["--dagster-url", dagster_url, "--root", str(root)]
-        api = Service(
-            "api",
-            argv,
-            env={**os.environ, **env},
-            url=api_url,
-            health="/api/health",
-            log_path=logs / "api.log",
-        )
-        services.append(api.start(timeout=60))
-        say(f"      {api_url}/api/backfills  (OpenAPI: {api_url}/api/openapi.json)")
-
-        say(f"[4/5] POST {api_url}/api/backfills")
-        body = {
-            "startDate": dates[0].isoformat(),
-            "endDate": dates[-1].isoformat(),
-            "targetDistricts": districts.split(","),
-            "rate": 8,
-            "concurrency": 2,
-        }
-        r = requests.post(
-            f"{api_url}/api/backfills", json=body, timeout=60, headers={"X-Requested-By": "demo"}
-        )
-        if r.status_code != 202:
-            raise CliError(f"the API answered {r.status_code}: {r.text}")
-        answer = r.json()
+        stack.start(say, services)
+        say(f"[4/5] POST {stack.api_url}/api/backfills")
+        answer, location = stack.launch(districts.split(","))
         if not as_json:
             print_plan(answer["plan"])
-        location = f"{api_url}{r.headers['Location']}"
         say(f"      202 Accepted, backfill {answer['backfillId']}: {location}")
         status = watch(
             lambda: requests.get(location, timeout=30).json(),
@@ -148,9 +193,10 @@ def demo(
             print_json(status)
         else:
             print_status(status)
-            say(f"[5/5] the snapshot tree under {root / 'snapshots'}")
-            print_tree(root / "snapshots", status["plan"]["districts"])
-        say(f"\nDagster UI: {dagster_url}/runs/b/{answer['backfillId']}   assets: {dagster_url}/assets")
+            say(f"[5/5] the snapshot tree under {stack.root.snapshots}")
+            print_tree(stack.root, status["plan"]["districts"])
+        dagster = stack.dagster_url
+        say(f"\nDagster UI: {dagster}/runs/b/{answer['backfillId']}   assets: {dagster}/assets")
         say(f"REST API:   {location}")
         if exit_when_done:
             code = ExitCode.OK if status["state"] == "succeeded" else ExitCode.FAILED
@@ -158,31 +204,30 @@ def demo(
             say("Everything keeps running; press Ctrl-C to stop.")
             while all(s.process and s.process.poll() is None for s in services):
                 time.sleep(1)
-            raise CliError(f"a process of the demo stopped (logs in {logs})")
+            raise CliError(f"a process of the demo stopped (logs in {stack.logs})")
     except KeyboardInterrupt:
         pass
     except (OSError, RuntimeError, TimeoutError, requests.RequestException) as exc:
-        raise CliError(f"{exc} (logs in {logs})") from None
+        raise CliError(f"{exc} (logs in {stack.logs})") from None
     finally:
         for service in reversed(services):
             service.stop()
     finish(code)
 
 
-def print_tree(path: Path, detailed: list[str]) -> None:
+def print_tree(root: DataRoot, detailed: list[str]) -> None:
     """Each snapshot directory: its date files, and the detailed district files."""
-    for day in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f.name for f in day.iterdir() if not f.name.startswith("."))
+    for day in root.dates():
+        files = sorted(f.name for f in root.date_dir(day).iterdir() if not f.name.startswith("."))
         district_files = [f for f in files if f.startswith("district_")]
         click.echo(
-            f"  {day.name}/  {len(district_files)} district files (summary detail, "
+            f"  {day.isoformat()}/  {len(district_files)} district files (summary detail, "
             f"detailed for {', '.join(detailed)})"
         )
         for name in [f for f in files if not f.startswith("district_")]:
             click.echo(f"    {name}")
         for district in detailed:
-            if f"district_{district}.json" in files:
-                click.echo(f"    district_{district}.json")
-    pointer = path / "latest-successful.json"
-    if pointer.exists():
-        click.echo(f"  {pointer.name}")
+            if root.district(day, district).name in files:
+                click.echo(f"    {root.district(day, district).name}")
+    if root.pointer.exists():
+        click.echo(f"  {root.pointer.name}")
