@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import requests
 
+from ..names import district_key
+
 
 class DagsterUnreachable(Exception):
     """Dagster's webserver did not answer."""
@@ -309,6 +311,8 @@ class DagsterGraphQL:
                 dates = _days(r["primaryDimStartKey"], r["primaryDimEndKey"])
                 second = r["secondaryDim"]
                 for d in dates:
-                    out.materialized.update(f"{d}|{k}" for k in second.get("materializedPartitions", []))
-                    out.failed.update(f"{d}|{k}" for k in second.get("failedPartitions", []))
+                    out.materialized.update(
+                        district_key(d, k) for k in second.get("materializedPartitions", [])
+                    )
+                    out.failed.update(district_key(d, k) for k in second.get("failedPartitions", []))
         return out
