@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: the one "today", the sandbox dashboard on loopback, dates it
-published, and settings that do not depend on the developer's environment."""
+published, settings that do not depend on the developer's environment, snapshot builders and a
+planner's world."""
 
 from __future__ import annotations
 
@@ -10,8 +11,19 @@ from collections.abc import Iterator
 import pytest
 
 from backfill_pipeline.dashboard.client import ClientSettings
+from backfill_pipeline.planning.planner import World
 from backfill_pipeline.sandbox import SandboxServer, publication
 from backfill_pipeline.settings import ENV_PREFIX, Settings
+from backfill_pipeline.snapshots import (
+    DistrictError,
+    PerDistrictFileSnapshotStore,
+    SourceReport,
+    WriteContext,
+    detailed_district,
+    failed_district,
+    summary_district,
+    unavailable_district,
+)
 
 # The date every test pretends is today: the sandbox answers as it would on this day.
 TODAY = dt.date(2026, 11, 29)
@@ -71,3 +83,190 @@ def settings(**values) -> Settings:
 def client_settings(base_url: str, **overrides) -> ClientSettings:
     """The dashboard client's settings against `base_url`, with fast backoff unless overridden."""
     return settings(dashboard_url=base_url).client(**{"backoff_base": 0.05, "backoff_max": 0.2, **overrides})
+
+
+# -- the planner's view of a deployment ----------------------------------------------------------
+
+# The districts partitions of the planner tests, in Dagster's order.
+ALL_DISTRICTS = ["01", "09", "42", "61", "109", "F", "U"]
+
+
+def planner_world(**overrides) -> World:
+    """A deployment from 2025-01-01 with ALL_DISTRICTS, nothing materialized, batches of 10."""
+    base = dict(
+        today=TODAY,
+        partition_start=dt.date(2025, 1, 1),
+        configured=[],
+        available=ALL_DISTRICTS,
+        district_partitions=ALL_DISTRICTS,
+        materialized={},
+        failed={},
+        batch_size=10,
+        pool_limit=2,
+    )
+    base.update(overrides)
+    return World(**base)  # type: ignore[arg-type]
+
+
+# -- snapshot builders -----------------------------------------------------------------------------
+
+AS_OF = dt.date(2025, 9, 8)
+MONTH = (2025, 8)
+
+REFRESH = WriteContext(
+    source="refresh",
+    scope="system-wide",
+    collection_method="all-districts-csv",
+    configured_districts=[],
+    run_id="run-refresh",
+)
+BACKFILL = WriteContext(
+    source="backfill",
+    scope="targeted",
+    collection_method="per-district-csvs",
+    configured_districts=["42", "61"],
+    run_id="run-backfill",
+    backfill_id="bf-1",
+)
+
+
+def summary_row(
+    district: str,
+    *,
+    club_growth: str = "1.00%",
+    payment_growth: str = "2.50%",
+    active: str = "100",
+    distinguished: str = "10",
+) -> dict[str, str]:
+    """A summary row with the columns of docs/dashboard.md §6."""
+    return {
+        "REGION": "05",
+        "DISTRICT": district,
+        "New Payments": "120",
+        "April Payments": "0",
+        "October Payments": "900",
+        "Late Payments": "10",
+        "Charter Payments": "20",
+        "Total YTD Payments": "1050",
+        "Payment Base": "2000",
+        "% Payment Growth": payment_growth,
+        "Paid Club Base": "98",
+        "Paid Clubs": active,
+        "% Club Growth": club_growth,
+        "Active Clubs": active,
+        "Distinguished Clubs": "5",
+        "Select Distinguished Clubs": "3",
+        "Presidents Distinguished Clubs": "2",
+        "Total Distinguished Clubs": distinguished,
+        "% Distinguished Clubs": "10.00%",
+    }
+
+
+def club_row(
+    number: int,
+    *,
+    status: str = "Active",
+    members: str = "20",
+    base: str = "18",
+    tier: str = "",
+    division: str = "A",
+    area: str = "01",
+) -> dict[str, str]:
+    """A club performance row (2024-2025 columns)."""
+    return {
+        "District": "42",
+        "Division": division,
+        "Area": area,
+        "Club Number": f"{number:08d}",
+        "Club Name": f"Club {number}",
+        "Club Status": status,
+        "Mem. Base": base,
+        "Active Members": members,
+        "Goals Met": "3",
+        "Club Distinguished Status": tier,
+    }
+
+
+def district_row(number: int, *, new: str = "2", total: str = "30") -> dict[str, str]:
+    """A district performance row."""
+    return {
+        "District": "42",
+        "Division": "A",
+        "Area": "01",
+        "Club": str(number),
+        "Club Name": f"Club {number}",
+        "New": new,
+        "Late Ren.": "1",
+        "Oct. Ren.": "20",
+        "Apr. Ren.": "0",
+        "Total Ren.": "21",
+        "Total Chart": "0",
+        "Total to Date": total,
+        "Distinguished Status": "",
+        "Charter Date/Suspend Date": "",
+    }
+
+
+def source(report: str) -> SourceReport:
+    """A source report with a plausible URL."""
+    return SourceReport(report=report, url=f"http://dash/{report}", sha256="ab" * 32, rows=3)
+
+
+def a_summary(district: str = "42", as_of: dt.date = AS_OF, **row) -> object:
+    """A successful summary-detail district file."""
+    return summary_district(
+        district_id=district,
+        as_of=as_of,
+        data_month=MONTH,
+        is_closing_period=True,
+        summary_row=summary_row(district, **row),
+        source=source("districtsummary"),
+    )
+
+
+def a_detailed(district: str = "42", as_of: dt.date = AS_OF, *, with_summary: bool = False):
+    """A successful detailed district file."""
+    return detailed_district(
+        district_id=district,
+        as_of=as_of,
+        data_month=MONTH,
+        is_closing_period=True,
+        club_rows=[club_row(1, tier="D"), club_row(2, status="Low", members="8", tier="P")],
+        district_rows=[district_row(1), district_row(2)],
+        division_rows=[{"District": district, "Division": "A", "Area": "01", "Club": "1"}],
+        sources=[
+            source("clubperformance"),
+            source("districtperformance"),
+            source("divisionperformance"),
+        ],
+        summary_row=summary_row(district) if with_summary else None,
+    )
+
+
+def an_error(district: str = "42", *, report: str = "clubperformance") -> DistrictError:
+    """A retryable timeout."""
+    return DistrictError.from_exception(
+        TimeoutError("read timed out"), district=district, report=report, retryable=True
+    )
+
+
+def a_failure(district: str = "42", as_of: dt.date = AS_OF, *, detail: str = "detailed"):
+    """A failed district file."""
+    return failed_district(district_id=district, as_of=as_of, detail=detail, errors=[an_error(district)])
+
+
+def an_unavailable(district: str = "42", as_of: dt.date = AS_OF, *, detail: str = "detailed"):
+    """A district the dashboard did not publish."""
+    return unavailable_district(
+        district_id=district, as_of=as_of, detail=detail, reason="footer as-of differs"
+    )
+
+
+@pytest.fixture
+def small_store(tmp_path) -> PerDistrictFileSnapshotStore:
+    """A store with one date: 42 and 61 in summary, 09 failed, and 42 detailed the day after."""
+    store = PerDistrictFileSnapshotStore(tmp_path)
+    store.write_districts(AS_OF, [a_summary("42"), a_summary("61")], context=REFRESH)
+    store.write_district(a_failure("09"), context=BACKFILL)
+    store.write_district(a_detailed("42", dt.date(2025, 9, 9)), context=BACKFILL)
+    return store

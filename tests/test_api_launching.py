@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-from conftest import TODAY
+from conftest import ALL_DISTRICTS, planner_world
 
 from backfill_pipeline.api.graphql import BackfillNotFound
 from backfill_pipeline.api.launching import partitions_by_assets
@@ -13,20 +11,11 @@ from backfill_pipeline.api.models import PlanBody
 from backfill_pipeline.api.records import BackfillRecord, BackfillRecords
 from backfill_pipeline.dashboard.cache import RawCache
 from backfill_pipeline.dataroot import DataRoot
-from backfill_pipeline.planning.planner import World, make_plan
+from backfill_pipeline.planning.planner import make_plan
 from backfill_pipeline.planning.request import BackfillRequest
 
-ALL = ["01", "09", "42", "61", "109", "F", "U"]
-WORLD = World(
-    today=TODAY,
-    partition_start=dt.date(2025, 1, 1),
-    configured=[],
-    available=ALL,
-    district_partitions=ALL,
-    materialized={},
-    failed={},
-    batch_size=10,
-)
+ALL = ALL_DISTRICTS
+WORLD = planner_world()
 
 
 def plan_of(tmp_path, **fields):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -10,12 +9,11 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from test_store_support import AS_OF, BACKFILL, REFRESH, a_detailed, a_failure, a_summary
+from conftest import AS_OF
 
 from backfill_pipeline.cli import main
 from backfill_pipeline.cli.store import split_ids
 from backfill_pipeline.scope import DistrictConfig
-from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore
 
 
 def run(*argv: str, env: dict | None = None):
@@ -110,12 +108,9 @@ def test_districts_in_a_subprocess(tmp_path):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = PerDistrictFileSnapshotStore(tmp_path)
-    s.write_districts(AS_OF, [a_summary("42"), a_summary("61")], context=REFRESH)
-    s.write_district(a_failure("09"), context=BACKFILL)
-    s.write_district(a_detailed("42", dt.date(2025, 9, 9)), context=BACKFILL)
-    return s
+def store(small_store):
+    """The shared small store of conftest."""
+    return small_store
 
 
 def break_it(store) -> None:

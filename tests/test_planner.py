@@ -3,13 +3,12 @@
 import datetime as dt
 
 import pytest
-from conftest import TODAY
+from conftest import ALL_DISTRICTS, planner_world
 from pydantic import ValidationError
 
 from backfill_pipeline.dashboard.cache import CachedAnswer, RawCache
 from backfill_pipeline.planning.planner import (
     PlanError,
-    World,
     choose_strategy,
     date_ranges,
     district_ranges,
@@ -17,23 +16,8 @@ from backfill_pipeline.planning.planner import (
 )
 from backfill_pipeline.planning.request import BackfillRequest, field_errors
 
-ALL = ["01", "09", "42", "61", "109", "F", "U"]
-
-
-def world(**overrides) -> World:
-    base = dict(
-        today=TODAY,
-        partition_start=dt.date(2025, 1, 1),
-        configured=[],
-        available=ALL,
-        district_partitions=ALL,
-        materialized={},
-        failed={},
-        batch_size=10,
-        pool_limit=2,
-    )
-    base.update(overrides)
-    return World(**base)
+ALL = ALL_DISTRICTS
+world = planner_world
 
 
 def req(**fields) -> BackfillRequest:

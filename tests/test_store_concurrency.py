@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from test_store_support import AS_OF, BACKFILL, REFRESH, a_detailed, a_failure, a_summary
+from conftest import AS_OF, BACKFILL, REFRESH, a_detailed, a_failure, a_summary
 
 from backfill_pipeline.dataroot import district_id_of
 from backfill_pipeline.files import is_temp_name
@@ -101,7 +101,7 @@ WRITER = textwrap.dedent(
     """
     import datetime as dt, sys
     sys.path.insert(0, {tests!r})
-    from test_store_support import *
+    from conftest import AS_OF, BACKFILL, REFRESH, a_detailed, a_failure, a_summary
     from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore, compute_borda_rankings
     store = PerDistrictFileSnapshotStore({root!r})
     days = [AS_OF + dt.timedelta(days=n) for n in range(3)]

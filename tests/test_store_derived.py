@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import AS_OF, a_detailed, a_summary, club_row, district_row, summary_row
 from pydantic import ValidationError
-from test_store_support import AS_OF, a_detailed, a_summary, club_row, district_row, summary_row
 
 from backfill_pipeline.dataroot import district_file_name
 from backfill_pipeline.snapshots import (

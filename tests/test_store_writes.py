@@ -7,7 +7,7 @@ import hashlib
 import json
 
 import pytest
-from test_store_support import (
+from conftest import (
     AS_OF,
     BACKFILL,
     REFRESH,

@@ -6,20 +6,16 @@ import datetime as dt
 import json
 
 import pytest
-from test_store_support import AS_OF, BACKFILL, REFRESH, a_detailed, a_failure, a_summary
+from conftest import AS_OF, BACKFILL, REFRESH, a_detailed, a_summary
 
 from backfill_pipeline.files import atomic_write_bytes
-from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore
 from backfill_pipeline.snapshots.verify import verify_store
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = PerDistrictFileSnapshotStore(tmp_path)
-    s.write_districts(AS_OF, [a_summary("42"), a_summary("61")], context=REFRESH)
-    s.write_district(a_failure("09"), context=BACKFILL)
-    s.write_district(a_detailed("42", dt.date(2025, 9, 9)), context=BACKFILL)
-    return s
+def store(small_store):
+    """The shared small store of conftest."""
+    return small_store
 
 
 def kinds(problems):

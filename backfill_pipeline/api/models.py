@@ -8,14 +8,13 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PlainSerializer, WithJsonSchema
-from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
 from ..names import DISTRICT_ASSET, SUMMARY_ASSET
 from ..planning.planner import Plan
 from ..planning.request import PLAN_HASH_PATTERN
 from ..scope.resolution import OutOfScopeReason, ScopeKind
-from ..snapshots.models import DistrictError
+from ..snapshots.models import CamelModel, DistrictError
 from .graphql import DagsterGraphQLError
 
 BackfillState = Literal[
@@ -76,17 +75,10 @@ def state_of(dagster_status: str) -> BackfillState:
         raise DagsterGraphQLError(f"unknown backfill status {dagster_status!r}") from None
 
 
-class ApiModel(BaseModel):
+class ApiModel(CamelModel):
     """Base of the bodies: camelCase JSON, unknown keys rejected, every field always sent."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-        json_schema_serialization_defaults_required=True,
-    )
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 # -- the plan ------------------------------------------------------------------------------------

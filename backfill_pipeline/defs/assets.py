@@ -1,7 +1,8 @@
 """The two partitioned assets: one materialization per key that succeeded, one Failure naming the rest."""
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -11,6 +12,7 @@ from ..dashboard.http import error_class
 from ..names import (
     ASSET_GROUP,
     BACKFILL_TAG,
+    DATE_DIMENSION,
     DISTRICT_ASSET,
     DISTRICTS_PARTITION,
     FORCE_TAG,
@@ -72,14 +74,20 @@ def raise_if_failed(asset: str, results: list[KeyResult]) -> None:
         )
 
 
-def build_assets(
-    daily: dg.DailyPartitionsDefinition, *, batch_size: int, retry_delay: float = 15
-) -> list[dg.AssetsDefinition]:
-    """The summary (daily) and district snapshot (date x district) assets over `daily`."""
-
-    @dg.asset(
-        name=SUMMARY_ASSET,
-        partitions_def=daily,
+def dashboard_asset(
+    name: str,
+    partitions_def: dg.PartitionsDefinition,
+    *,
+    batch_size: int,
+    retry_delay: float,
+    deps: list[dg.AssetDep] | None = None,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The decorator of an asset that asks the dashboard: backfills batched `batch_size` keys per
+    run, the dashboard's pool, transient failures retried by Dagster."""
+    return dg.asset(
+        name=name,
+        partitions_def=partitions_def,
+        deps=deps,
         backfill_policy=dg.BackfillPolicy.multi_run(batch_size),
         pool=POOL,
         retry_policy=transient_retry(retry_delay),
@@ -87,6 +95,14 @@ def build_assets(
         group_name=ASSET_GROUP,
         kinds={"csv", "json"},
     )
+
+
+def build_assets(
+    daily: dg.DailyPartitionsDefinition, *, batch_size: int, retry_delay: float = 15
+) -> list[dg.AssetsDefinition]:
+    """The summary (daily) and district snapshot (date x district) assets over `daily`."""
+
+    @dashboard_asset(SUMMARY_ASSET, daily, batch_size=batch_size, retry_delay=retry_delay)
     def all_districts_summary(
         context: dg.AssetExecutionContext, refresh: RefreshService
     ) -> Iterator[dg.AssetMaterialization]:
@@ -106,21 +122,14 @@ def build_assets(
             sync_district_partitions(context, refresh.configured(), newest.in_scope)
         raise_if_failed(SUMMARY_ASSET, done)
 
-    @dg.asset(
-        name=DISTRICT_ASSET,
-        partitions_def=date_district_partitions(daily),
-        deps=[
-            dg.AssetDep(
-                all_districts_summary,
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"),
-            )
-        ],
-        backfill_policy=dg.BackfillPolicy.multi_run(batch_size),
-        pool=POOL,
-        retry_policy=transient_retry(retry_delay),
-        output_required=False,
-        group_name=ASSET_GROUP,
-        kinds={"csv", "json"},
+    same_date = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE_DIMENSION)
+
+    @dashboard_asset(
+        DISTRICT_ASSET,
+        date_district_partitions(daily),
+        batch_size=batch_size,
+        retry_delay=retry_delay,
+        deps=[dg.AssetDep(all_districts_summary, partition_mapping=same_date)],
     )
     def district_snapshot(
         context: dg.AssetExecutionContext, refresh: RefreshService

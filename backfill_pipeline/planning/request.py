@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..dashboard.calendar import EARLIEST_AS_OF
 from ..district_ids import InvalidDistrictId, normalise_district_id
+from ..snapshots.models import CamelModel
 
 MAX_TARGETS = 200
 # Dagster's launch validation walks every partition of the asset plus each selected one:
@@ -25,17 +25,10 @@ PLAN_HASH_PATTERN = "^[0-9a-f]{16,64}$"
 CollectionType = Literal["auto", "system-wide", "per-district"]
 
 
-class BackfillRequest(BaseModel):
+class BackfillRequest(CamelModel):
     """A backfill request; unknown fields are rejected and every error names its field."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-        frozen=True,
-    )
+    model_config = ConfigDict(frozen=True)
 
     start_date: dt.date
     end_date: dt.date | None = None

@@ -58,7 +58,8 @@ def utc_now() -> dt.datetime:
 
 
 class CamelModel(BaseModel):
-    """Base of every stored model: camelCase JSON, snake_case Python, unknown keys rejected."""
+    """Base of every JSON model of the project (stored files, the API's bodies, the backfill request):
+    camelCase JSON, snake_case Python, unknown keys rejected."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
