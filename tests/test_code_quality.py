@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,15 @@ def run(tool: str, *args: str) -> subprocess.CompletedProcess:
 def test_the_tree_is_clean(tool, args):
     result = run(tool, *args)
     assert result.returncode == 0, f"{tool} {' '.join(args)}:\n{result.stdout[-6000:]}{result.stderr[-2000:]}"
+
+
+def test_code_and_readme_cite_only_documents_of_the_repository():
+    """Every `docs/...md` cited exists; nothing cites the planning documents kept outside."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    texts = [p for p in tracked.stdout.split() if p.endswith((".py", ".md", ".toml", ".yaml"))]
+    cited: set[str] = set()
+    for name in texts:
+        text = (REPO / name).read_text(encoding="utf-8")
+        assert not re.search(r"\b(DASHBOARD|DESIGN|requirements)\.md\b", text), name
+        cited |= set(re.findall(r"\bdocs/[a-z_]+\.md\b", text))
+    assert cited and all((REPO / doc).is_file() for doc in cited), cited

@@ -1,0 +1,88 @@
+"""The batch loop of a run, without Dagster: per-key errors, cost per key, resuming a retried step."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from conftest import AS_OF, a_detailed, a_summary
+
+from backfill_pipeline.collecting.batch import (
+    RunInfo,
+    batch_failure,
+    collect_batch,
+    district_done_in_run,
+    earlier_permanent_failure,
+    summary_done_in_run,
+)
+from backfill_pipeline.collecting.collect import DistrictOutcome
+from backfill_pipeline.dashboard.errors import NotACsv, ServerError
+from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore, failed_district
+from backfill_pipeline.snapshots.models import DistrictError
+
+
+class Meter:
+    """A run's statistics that grow by 3 requests and 1 cache hit per key collected."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> dict:
+        return {"requests": 3 * self.n, "cacheHits": self.n, "rateLimitWaitSeconds": 0.5 * self.n}
+
+
+def test_each_key_on_its_own_and_what_it_cost():
+    meter = Meter()
+
+    def collect(key: str) -> DistrictOutcome:
+        meter.n += 1
+        if key == "b":
+            raise ServerError("HTTP 503", status=503)
+        status = "failed" if key == "c" else "success"
+        error = NotACsv("an HTML page") if key == "c" else None
+        return DistrictOutcome(as_of=AS_OF, district="42", status=status, error=error)
+
+    results = list(collect_batch(["a", "b", "c", "d"], collect, stats=meter, done_earlier=lambda k: k == "d"))
+    assert [r.key for r in results] == ["a", "b", "c"]  # d was done by an earlier attempt
+    assert [r.failed for r in results] == [False, True, True]
+    assert results[0].cost == {"requests": 3, "cache_hits": 1, "rate_limit_wait_seconds": 0.5}
+    assert results[0].metadata()["status"] == "success" and results[0].metadata()["requests"] == 3
+    assert results[1].outcome is None and isinstance(results[1].error, ServerError)
+
+    failure = batch_failure("district_snapshot", results)
+    assert failure is not None and list(failure.errors) == ["b", "c"]
+    assert failure.retryable  # b may succeed later, so Dagster retries the step
+    assert failure.description == "district_snapshot: 2 partition(s) failed: b, c"
+    assert failure.lines() == ["b: ServerError: HTTP 503", "c: NotACsv: an HTML page"]
+    assert batch_failure("x", results[:1]) is None
+    assert not batch_failure("x", results[2:]).retryable  # only permanent failures: no retry
+
+
+def test_a_retried_step_knows_what_its_earlier_attempt_did(tmp_path):
+    store = PerDistrictFileSnapshotStore(tmp_path)
+    first, retry, other = RunInfo("run-1"), RunInfo("run-1", attempt=2), RunInfo("run-2", attempt=2)
+    summary_ctx = first.write_context("system-wide", "all-districts-csv", [])
+    store.write_districts(AS_OF, [a_summary("42")], context=summary_ctx)
+    detail_ctx = first.write_context("targeted", "per-district-csvs", [])
+    store.write_district(a_detailed("61"), context=detail_ctx)
+    error = DistrictError.from_exception(
+        NotACsv("HTML"), district="09", report="clubperformance", attempt=1, run_id="run-1", backfill_id=None
+    )
+    store.write_district(
+        failed_district(district_id="09", as_of=AS_OF, detail="detailed", errors=[error]), context=detail_ctx
+    )
+
+    # The first attempt never skips; a retry of the same run does; another run does not.
+    assert not summary_done_in_run(store, AS_OF, first) and summary_done_in_run(store, AS_OF, retry)
+    assert not summary_done_in_run(store, AS_OF, other)
+    assert district_done_in_run(store, AS_OF, "61", retry) and not district_done_in_run(
+        store, AS_OF, "61", other
+    )
+    assert not district_done_in_run(store, AS_OF, "09", retry)
+    assert not summary_done_in_run(store, AS_OF + dt.timedelta(days=1), retry)
+
+    # A permanent failure of this run is not fetched again on its retry; a transient one would be.
+    earlier = earlier_permanent_failure(store, AS_OF, "09", retry)
+    assert earlier is not None and earlier.status == "failed" and "NotACsv" in str(earlier.error)
+    assert earlier_permanent_failure(store, AS_OF, "09", first) is None
+    assert earlier_permanent_failure(store, AS_OF, "09", other) is None
+    assert earlier_permanent_failure(store, AS_OF, "61", retry) is None
