@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .dashboard.calendar import EARLIEST_AS_OF
+from .dashboard.calendar import EARLIEST_AS_OF, iso_date_text
 from .dashboard.client import ClientSettings
 from .dataroot import DataRoot
 
@@ -48,13 +48,6 @@ def _http_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
-def _iso_date(value: Any) -> Any:
-    # Only YYYY-MM-DD: pydantic would also take timestamps and numbers.
-    if isinstance(value, str) and (len(value.strip()) != 10 or value.strip()[4::3] != "--"):
-        raise ValueError("must be a date written YYYY-MM-DD")
-    return value.strip() if isinstance(value, str) else value
-
-
 def _not_before_first_export(value: dt.date) -> dt.date:
     if value < EARLIEST_AS_OF:
         raise ValueError(f"must not be before {EARLIEST_AS_OF}, the first exported date")
@@ -62,6 +55,7 @@ def _not_before_first_export(value: dt.date) -> dt.date:
 
 
 Positive = Annotated[float, AfterValidator(_positive)]
+StartDate = Annotated[dt.date, BeforeValidator(iso_date_text), AfterValidator(_not_before_first_export)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
@@ -79,9 +73,7 @@ class Settings(BaseSettings):
         "https://dashboards.toastmasters.org", description="the dashboard (or the sandbox)"
     )
     rate: Positive = Field(2.0, description="dashboard requests per second per run")
-    start_date: Annotated[dt.date, BeforeValidator(_iso_date), AfterValidator(_not_before_first_export)] = (
-        Field(DEFAULT_START_DATE, description="first daily partition, YYYY-MM-DD")
-    )
+    start_date: StartDate = Field(DEFAULT_START_DATE, description="first daily partition, YYYY-MM-DD")
     dagster_url: HttpUrl = Field(
         "http://127.0.0.1:3000", description="where the API and CLI reach Dagster's webserver"
     )

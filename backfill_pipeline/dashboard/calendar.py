@@ -7,6 +7,7 @@ import datetime as dt
 import re
 
 EARLIEST_AS_OF = dt.date(2008, 7, 1)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def program_year(year: int, month: int) -> str:
@@ -51,13 +52,23 @@ def url_date(d: dt.date) -> str:
 
 def parse_as_of(text: str, today: dt.date | None = None) -> dt.date:
     """Validate a user-typed as-of date: ISO `YYYY-MM-DD`, not before 2008-07-01, not after today."""
-    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+    if not isinstance(text, str) or not _ISO_DATE.fullmatch(text.strip()):
         raise ValueError(f"date must look like YYYY-MM-DD, got {text!r}")
     try:
         d = dt.date.fromisoformat(text.strip())
     except ValueError as exc:
         raise ValueError(f"not a calendar date: {text!r}") from exc
     return check_as_of(d, today)
+
+
+def iso_date_text(value: object) -> object:
+    """A date as pydantic should take it from outside: a string only when written `YYYY-MM-DD`
+    (pydantic alone would also take timestamps and other forms); ValueError otherwise."""
+    if isinstance(value, str):
+        if not _ISO_DATE.fullmatch(value.strip()):
+            raise ValueError("must be a date written YYYY-MM-DD")
+        return value.strip()
+    return value
 
 
 def check_as_of(d: dt.date, today: dt.date | None = None) -> dt.date:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..dashboard.calendar import EARLIEST_AS_OF
+from ..dashboard.calendar import EARLIEST_AS_OF, iso_date_text
 from ..district_ids import InvalidDistrictId, normalise_district_id
 from ..snapshots.models import CamelModel
 
@@ -44,10 +44,7 @@ class BackfillRequest(CamelModel):
     @field_validator("start_date", "end_date", mode="before")
     @classmethod
     def _iso_only(cls, value):
-        # Only YYYY-MM-DD: pydantic would also take timestamps and other forms.
-        if isinstance(value, str) and (len(value) != 10 or value[4] != "-" or value[7] != "-"):
-            raise ValueError("must be a date written YYYY-MM-DD")
-        return value
+        return iso_date_text(value)
 
     @field_validator("target_districts")
     @classmethod
