@@ -207,3 +207,18 @@ def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(repo,
         requests = schedule(ctx)
     assert [r.partition_key for r in requests] == ["2026-11-27", "2026-11-28"]
     assert requests[0].run_key == "refresh-summary-2026-11-27-again-2026-11-28"
+
+
+def test_the_refresh_resource_checks_its_configuration_as_the_settings_do(tmp_path):
+    from backfill_pipeline.defs.resources import RefreshService, _positive_float
+
+    good = RefreshService.from_settings(settings(data_root=tmp_path, rate=3))
+    assert good.settings() == settings(data_root=tmp_path, rate=3).client()
+    # A value changed in the launchpad is checked too, and named by the resource's field.
+    with pytest.raises(SettingsError, match="resource refresh.rate=0.0"):
+        good.model_copy(update={"rate": 0.0}).settings()
+    with pytest.raises(SettingsError, match="resource refresh.base_url='ftp://x'"):
+        good.model_copy(update={"base_url": "ftp://x"}).settings()
+    # A run's rate tag: only a finite positive rate replaces the deployment's.
+    assert _positive_float("0.5") == 0.5
+    assert [_positive_float(t) for t in ("inf", "nan", "0", "-1", "fast", "", None)] == [None] * 7

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -16,9 +18,26 @@ from ..dashboard.client import ClientSettings, DashboardClient
 from ..dataroot import DataRoot
 from ..names import BACKFILL_TAG, RATE_TAG
 from ..scope import DistrictConfig
-from ..settings import Settings
+from ..settings import Settings, load_settings
 from ..snapshots.models import Scope
 from ..snapshots.store import PerDistrictFileSnapshotStore
+
+# The Settings behind each field of RefreshService (the resource names its fields for the UI).
+CLIENT_FIELDS = {
+    "dashboard_url": "base_url",
+    "data_root": "data_root",
+    "rate": "rate",
+    "cache": "use_cache",
+    "connect_timeout": "connect_timeout_seconds",
+    "read_timeout": "read_timeout_seconds",
+    "max_attempts": "max_attempts",
+    "breaker_threshold": "breaker_threshold",
+    "breaker_cooldown": "breaker_cooldown_seconds",
+}
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, Path) else value
 
 
 class RefreshService(dg.ConfigurableResource):
@@ -39,31 +58,17 @@ class RefreshService(dg.ConfigurableResource):
     @classmethod
     def from_settings(cls, settings: Settings) -> RefreshService:
         """The resource with the deployment's settings (shown as its configuration in the UI)."""
-        client = settings.client()
-        return cls(
-            base_url=client.base_url,
-            data_root=str(settings.data_root),
-            rate=client.rate,
-            use_cache=client.use_cache,
-            connect_timeout_seconds=client.connect_timeout,
-            read_timeout_seconds=client.read_timeout,
-            max_attempts=client.max_attempts,
-            breaker_threshold=client.breaker_threshold,
-            breaker_cooldown_seconds=client.breaker_cooldown,
-        )
+        values: dict[str, Any] = {
+            field: _plain(getattr(settings, name)) for name, field in CLIENT_FIELDS.items()
+        }
+        return cls(**values)
 
     def settings(self) -> ClientSettings:
-        """The core client's settings from this resource's configuration."""
-        return ClientSettings(
-            base_url=self.base_url,
-            rate=self.rate,
-            connect_timeout=self.connect_timeout_seconds,
-            read_timeout=self.read_timeout_seconds,
-            max_attempts=self.max_attempts,
-            breaker_threshold=self.breaker_threshold,
-            breaker_cooldown=self.breaker_cooldown_seconds,
-            use_cache=self.use_cache,
-        )
+        """The core client's settings, checked as every BACKFILL_* value is: a bad value given in
+        the launchpad fails the run with a message naming the resource's field."""
+        options = {name: f"resource refresh.{field}" for name, field in CLIENT_FIELDS.items()}
+        values = {name: getattr(self, field) for name, field in CLIENT_FIELDS.items()}
+        return load_settings(options, **values).client()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # One client per run: with the in-process executor its limiter, cache and breaker
@@ -140,7 +145,8 @@ def _positive_float(value: str | None) -> float | None:
         rate = float(value) if value else None
     except ValueError:
         return None
-    return rate if rate is not None and rate > 0 and not math.isnan(rate) else None
+    # A tag anyone may set: anything but a finite positive rate leaves the deployment's rate.
+    return rate if rate is not None and math.isfinite(rate) and rate > 0 else None
 
 
 class SnapshotStore(dg.ConfigurableResource):
