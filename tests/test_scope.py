@@ -48,7 +48,7 @@ def test_requested_targets_are_validated_against_configuration_and_dashboard(cap
     assert r.kind == "single-district"
     for item in r.out_of_scope:
         assert repr(item.id) in caplog.text
-    assert json.loads(json.dumps(r.to_dict()))["outOfScope"][0]["reason"]
+    assert json.loads(json.dumps([o.to_dict() for o in r.out_of_scope]))[0]["reason"]
 
 
 def test_without_configuration_any_valid_requested_id_on_the_dashboard_is_in_scope():

@@ -40,16 +40,6 @@ class ScopeResolution:
     pending_discovery: bool = False
     kind: ScopeKind = "system-wide"
 
-    def to_dict(self) -> dict:
-        """JSON-ready form, camelCase like every other JSON of the project."""
-        return {
-            "inScope": list(self.in_scope),
-            "outOfScope": [o.to_dict() for o in self.out_of_scope],
-            "allAvailable": self.all_available,
-            "pendingDiscovery": self.pending_discovery,
-            "kind": self.kind,
-        }
-
 
 def resolve_scope(
     requested: list[str] | None, configured: list[str], available: list[str] | None
