@@ -97,11 +97,9 @@ def fetch(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Fetch the summary (and a district's reports) for one date.
-
-    Every report's outcome is printed (available, unavailable, failed with its error, or
-    not attempted); the exit status is 1 when any report failed.
-    """
+    """Fetch the summary (and a district's reports) for one date; exit 1 when any report failed."""
+    # Every report's outcome is printed (available, unavailable, failed with its error, or not
+    # attempted) before the exit status says a report failed.
     # Everything is validated before the first request.
     try:
         day = parse_as_of(as_of)
