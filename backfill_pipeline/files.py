@@ -40,9 +40,28 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(directory: Path, *, durable: bool = True) -> None:
+    """`mkdir -p`, and each directory it creates is fsync'd into its parent (a crash after a write
+    must not lose the directory the write went into)."""
+    missing = []
+    current = directory
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:
+            continue
+        if durable:
+            fsync_dir(new.parent)
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write `data` to `path` so that readers see the old or the new file, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent, durable=durable)
     tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:

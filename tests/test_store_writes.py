@@ -64,9 +64,17 @@ def test_summary_never_overwrites_detailed(store):
     assert (result.written, result.reason, result.detail) == (False, "kept-detailed", "detailed")
     assert district_bytes(store) == before
     assert store.has_successful_detailed(AS_OF, "42")
-    # Also when the detailed file is a failure: summary writes never touch detailed files.
+
+
+def test_summary_data_replaces_a_detailed_file_without_data(store):
+    # Data beats no data: a late-published date's summary replaces the detailed "unavailable"
+    # (or failed) file an earlier refresh wrote, and the district is then asked in detail again.
     store.write_district(a_failure("61"), context=BACKFILL)
-    assert not store.write_district(a_summary("61"), context=REFRESH).written
+    store.write_district(an_unavailable("62"), context=BACKFILL)
+    assert store.write_district(a_summary("61"), context=REFRESH).written
+    assert store.write_district(a_summary("62"), context=REFRESH).written
+    assert store.read_metadata(AS_OF).successful_districts == ["61", "62"]
+    assert not store.has_successful_detailed(AS_OF, "61")
 
 
 def test_detailed_replaces_summary_and_keeps_its_summary_row(store):
@@ -109,17 +117,33 @@ def test_summary_failure_keeps_summary_success(store):
     assert store.district_status(AS_OF, "42").status == "success"
 
 
-def test_detailed_failure_replaces_summary_success_but_keeps_the_row(store):
+def test_detailed_failure_never_demotes_summary_success(store):
     store.write_district(a_summary(), context=REFRESH)
-    assert store.write_district(a_failure(detail="detailed"), context=BACKFILL).written
+    before = district_bytes(store)
+    result = store.write_district(a_failure(detail="detailed"), context=BACKFILL)
+    assert (result.written, result.reason) == (False, "kept-success")
+    assert district_bytes(store) == before
     snapshot = store.read_district(AS_OF, "42")
-    assert (snapshot.status, snapshot.detail) == ("failed", "detailed")
-    assert snapshot.raw.summary is not None
+    assert (snapshot.status, snapshot.detail) == ("success", "summary")
     metadata = store.read_metadata(AS_OF)
-    assert metadata.status == "failed"
-    [error] = metadata.district_errors
+    assert metadata.status == "success"
+    assert store.latest_successful() == AS_OF
+    # The failed attempt is recorded beside the data it did not replace.
+    [error] = metadata.errors_with_data_kept
     assert error.report == "clubperformance" and error.retryable
     assert error.run_id == "run-backfill" and error.backfill_id == "bf-1"
+
+
+def test_failed_attempts_are_kept_as_history(store):
+    for _ in range(3):
+        store.write_district(a_failure(detail="detailed"), context=BACKFILL)
+    snapshot = store.read_district(AS_OF, "42")
+    assert len(snapshot.errors) == 3
+    entry = store.district_status(AS_OF, "42")
+    assert entry.attempts == 3 and entry.last_error.error_class == "TimeoutError"
+    store.write_district(a_detailed(), context=BACKFILL)
+    assert store.read_district(AS_OF, "42").errors == []
+    assert store.district_status(AS_OF, "42").attempts == 0
 
 
 def test_unavailable_replaces_failure_and_never_success(store):

@@ -122,3 +122,37 @@ def test_pointer_problems(store):
     assert kinds(verify_store(store, repair=True)) == ["pointer-stale", "temp-file"]
     assert verify_store(store) == []
     assert store.latest_successful() == dt.date(2025, 9, 9)
+
+
+def test_a_damaged_pointer_never_pulls_it_back(store):
+    # The newest successful date is 2025-09-09; a corrupt or deleted pointer file must not let a
+    # write to an older date become "the latest".
+    older = dt.date(2025, 9, 1)
+    for damage in ("{not json", None):
+        if damage is None:
+            store.root.pointer.unlink()
+        else:
+            store.root.pointer.write_text(damage)
+        store.write_district(a_summary("42", older), context=REFRESH)
+        assert store.latest_successful() == dt.date(2025, 9, 9)
+
+
+def test_repair_never_moves_the_pointer_back(store):
+    # The pointer's date loses its data (a file deleted by hand): verify says so, repair leaves it.
+    store.root.district(dt.date(2025, 9, 9), "42").unlink()
+    store.rebuild(dt.date(2025, 9, 9))
+    problems = verify_store(store, repair=True)
+    [ahead] = [p for p in problems if p.kind == "pointer-ahead"]
+    assert not ahead.repaired and "never moves back" in ahead.message
+    assert store.latest_successful() == dt.date(2025, 9, 9)
+
+
+def test_new_directories_are_fsynced_into_their_parents(tmp_path, monkeypatch):
+    import backfill_pipeline.files as files
+
+    synced = []
+    real = files.fsync_dir
+    monkeypatch.setattr(files, "fsync_dir", lambda d: (synced.append(d), real(d)))
+    files.atomic_write_bytes(tmp_path / "a" / "b" / "c.json", b"{}")
+    # a into tmp_path, b into a, then the file's rename into b.
+    assert synced == [tmp_path, tmp_path / "a", tmp_path / "a" / "b"]

@@ -118,8 +118,10 @@ def unavailable_district(
     is_closing_period: bool = False,
     sources: Sequence[SourceReport] = (),
     collected_at: dt.datetime | None = None,
+    final: bool = False,
 ) -> DistrictSnapshot:
-    """A district the dashboard did not publish for that date (a normal outcome, not an error)."""
+    """A district the dashboard did not publish for that date (a normal outcome, not an error);
+    `final` when the evidence says it never will."""
     return DistrictSnapshot(
         district_id=district_id,
         as_of_date=as_of,
@@ -130,4 +132,5 @@ def unavailable_district(
         detail=detail,
         sources=list(sources),
         unavailable_reason=reason,
+        unavailable_final=final,
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
+from ..dashboard.csvparse import bounded_decimal, number_text
 from .models import (
     ClubsByStatus,
     DetailedFigures,
@@ -25,34 +26,30 @@ _TIERS = {"D": "distinguished", "S": "select", "P": "presidents"}
 
 
 def parse_int(value: str | None) -> int | None:
-    """`"123"` -> 123; empty, `N/A` or not a number -> None."""
+    """`"123"` -> 123; empty, `N/A`, not a whole number, or absurd (`1e30000000`) -> None.
+
+    Bounded time whatever the cell holds: `bounded_decimal` refuses more than 30 digits or a
+    power of ten beyond 10**30 before any arithmetic.
+    """
     text = (value or "").strip().replace(",", "")
     if text.upper() in _MISSING:
         return None
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            return None
-        return int(number) if number == number.to_integral_value() else None
+    number = bounded_decimal(text)
+    if number is None or number != number.to_integral_value():
+        return None
+    return int(number)
 
 
 def parse_decimal(value: str | None) -> Decimal | None:
-    """`"-7.69%"` -> Decimal('-7.69'); empty, `N/A` or not a number -> None. Exact, for ranking."""
-    text = (value or "").strip().replace(",", "").removesuffix("%").strip()
+    """`"-7.69%"` -> Decimal('-7.69'); empty, `N/A`, not a number, or absurd -> None. Exact."""
+    text = number_text(value or "")
     if text.upper() in _MISSING:
         return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
+    return bounded_decimal(text)
 
 
 def parse_pct(value: str | None) -> float | None:
-    """`"-7.69%"` -> -7.69; `N/A` -> None."""
+    """`"-7.69%"` -> -7.69; `N/A` or absurd (`1e400%`) -> None; never overflows a float."""
     number = parse_decimal(value)
     return None if number is None else float(number)
 

@@ -26,8 +26,6 @@ Source = Literal["refresh", "backfill"]
 Scope = Literal["system-wide", "targeted", "single-district"]
 CollectionMethod = Literal["all-districts-csv", "per-district-csvs"]
 
-DETAIL_RANK: dict[str, int] = {"summary": 1, "detailed": 2}
-
 _DATA_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -201,6 +199,8 @@ class DistrictError(CamelModel):
     timestamp: dt.datetime = Field(default_factory=utc_now)
     run_id: str | None = None
     backfill_id: str | None = None
+    # When the dashboard asked us to come back (Retry-After, an open breaker): not before then.
+    retry_not_before: dt.datetime | None = None
 
     @classmethod
     def from_exception(
@@ -218,11 +218,60 @@ class DistrictError(CamelModel):
         if retryable is None:
             retryable = bool(getattr(exc, "retryable", False))
         return cls(
+            **error_fields(exc, retryable=retryable),
             district=district,
             report=getattr(report, "value", report),
-            error_class=type(exc).__name__,
-            retryable=retryable,
-            message=str(exc) or type(exc).__name__,
+            attempt=attempt,
+            run_id=run_id,
+            backfill_id=backfill_id,
+        )
+
+
+def error_fields(exc: BaseException, *, retryable: bool) -> dict[str, Any]:
+    """Class, message and come-back time of an exception, as stored."""
+    wait = getattr(exc, "retry_after", None) or getattr(exc, "retry_in", None)
+    not_before = None
+    if isinstance(wait, int | float) and 0 < wait < MAX_DEFER_SECONDS:
+        not_before = utc_now() + dt.timedelta(seconds=float(wait))
+    return {
+        "error_class": type(exc).__name__,
+        "retryable": retryable,
+        "message": (str(exc) or type(exc).__name__)[:2000],
+        "retry_not_before": not_before,
+    }
+
+
+# A wait asked for beyond this is not believed: the key is simply retried later as usual.
+MAX_DEFER_SECONDS = 7 * 24 * 3600.0
+
+# A cell's attempt history keeps this many errors, newest last.
+MAX_ERRORS_KEPT = 20
+
+
+class SummaryError(CamelModel):
+    """One failed attempt at a date's all-districts summary."""
+
+    error_class: str
+    retryable: bool
+    message: str
+    attempt: int = 1
+    timestamp: dt.datetime = Field(default_factory=utc_now)
+    run_id: str | None = None
+    backfill_id: str | None = None
+    retry_not_before: dt.datetime | None = None
+
+    @classmethod
+    def from_exception(
+        cls,
+        exc: BaseException,
+        *,
+        attempt: int = 1,
+        run_id: str | None = None,
+        backfill_id: str | None = None,
+    ) -> SummaryError:
+        """From an exception; retryable as the exception says."""
+        return cls(
+            **error_fields(exc, retryable=bool(getattr(exc, "retryable", False))),
             attempt=attempt,
             run_id=run_id,
             backfill_id=backfill_id,
@@ -263,8 +312,12 @@ class DistrictSnapshot(CamelModel):
     sources: list[SourceReport] = Field(default_factory=list)
     raw: RawRows = Field(default_factory=RawRows)
     figures: DistrictFigures = Field(default_factory=DistrictFigures)
+    # Every failed attempt since the last success, oldest first (at most MAX_ERRORS_KEPT).
     errors: list[DistrictError] = Field(default_factory=list)
     unavailable_reason: str | None = None
+    # "Unavailable" is final only on evidence (seen twice, 24 h apart, after the month closed);
+    # until then the cell is pending and is asked again.
+    unavailable_final: bool = False
     collection: CollectionInfo | None = None
 
     @model_validator(mode="after")
@@ -295,6 +348,10 @@ class ManifestEntry(CamelModel):
     collected_at: dt.datetime
     data_month: DataMonth | None = None
     is_closing_period: bool = False
+    unavailable_final: bool = False
+    # Failed attempts since the last success, and the newest one, so gaps need only manifests.
+    attempts: int = 0
+    last_error: DistrictError | None = None
     # Stat of the file when hashed; lets a rebuild skip re-reading unchanged files. Not data.
     fingerprint: str = ""
 
@@ -315,6 +372,10 @@ class Manifest(CamelModel):
     as_of_date: dt.date
     # The date's status, the same as metadata.json's, so coverage needs only manifests.
     status: DateStatus
+    # For a date the dashboard did not publish: whether that is final (see DistrictSnapshot).
+    unavailable_final: bool = False
+    # The summary's failed attempts since its last success (newest last).
+    summary_errors: list[SummaryError] = Field(default_factory=list)
     districts: list[ManifestEntry] = Field(default_factory=list)
     rankings: FileEntry | None = None
     updated_at: dt.datetime = Field(default_factory=utc_now)
@@ -332,6 +393,11 @@ class Collection(CollectionInfo):
     # Errors of those attempts: they are in no district file, so they are kept here.
     errors: list[DistrictError] = Field(default_factory=list)
     date_unavailable: bool = False
+    unavailable_final: bool = False
+    # Failed attempts at the date's summary (the date's files are left as they were).
+    summary_errors: list[SummaryError] = Field(default_factory=list)
+    # When this collection last had an answer to the summary (data, or "not published").
+    summary_answered_at: dt.datetime | None = None
 
     def key(self) -> tuple[str | None, ...]:
         """What identifies a collection: source, scope, method, run id, backfill id."""
@@ -368,6 +434,8 @@ class Metadata(CamelModel):
     detailed_districts: list[DistrictId] = Field(default_factory=list)
     district_errors: list[DistrictError] = Field(default_factory=list)
     errors_with_data_kept: list[DistrictError] = Field(default_factory=list)
+    unavailable_final: bool = False
+    summary_errors: list[SummaryError] = Field(default_factory=list)
     has_rankings: bool = False
     updated_at: dt.datetime = Field(default_factory=utc_now)
 

@@ -17,6 +17,7 @@ from ..dataroot import COLLECTIONS, DATE_FILES, RANKINGS, DataRoot, district_id_
 from ..district_ids import district_sort_key
 from ..files import fingerprint, is_temp_name, sha256_hex
 from .models import (
+    MAX_ERRORS_KEPT,
     Collection,
     CollectionInfo,
     Collections,
@@ -28,6 +29,7 @@ from .models import (
     ManifestEntry,
     Metadata,
     Rankings,
+    SummaryError,
     WriteContext,
 )
 
@@ -60,6 +62,9 @@ def entry_for(name: str, data: bytes, snapshot: DistrictSnapshot, fp: str) -> Ma
         collected_at=snapshot.collected_at,
         data_month=snapshot.data_month,
         is_closing_period=snapshot.is_closing_period,
+        unavailable_final=snapshot.status == "unavailable" and snapshot.unavailable_final,
+        attempts=len(snapshot.errors) if snapshot.status == "failed" else 0,
+        last_error=snapshot.errors[-1] if snapshot.status == "failed" and snapshot.errors else None,
         fingerprint=fp,
     )
 
@@ -188,6 +193,9 @@ def record_collection(
     kept: Sequence[str] = (),
     kept_errors: Sequence[DistrictError] = (),
     date_unavailable: bool = False,
+    unavailable_final: bool = False,
+    summary_error: SummaryError | None = None,
+    summary_answered: bool = False,
 ) -> Collections:
     """Add one write to the collection it belongs to (same source, scope, method, run, backfill)."""
     info = context.info()
@@ -202,6 +210,12 @@ def record_collection(
     current.districts_kept = _ids(set(current.districts_kept) | set(kept))
     current.errors.extend(kept_errors)
     current.date_unavailable = current.date_unavailable or date_unavailable
+    if date_unavailable:
+        current.unavailable_final = unavailable_final
+    if date_unavailable or summary_answered:
+        current.summary_answered_at = now
+    if summary_error is not None:
+        current.summary_errors = [*current.summary_errors, summary_error][-MAX_ERRORS_KEPT:]
     collections.collections.sort(key=lambda c: (c.last_write_at, c.first_write_at))
     return collections
 
@@ -226,12 +240,31 @@ def _ids(ids: set[str]) -> list[str]:
     return sorted(ids, key=district_sort_key)
 
 
+def current_summary_errors(collections: Collections) -> list[SummaryError]:
+    """Failed summary attempts since the summary was last answered (newest last)."""
+    answered = [c.summary_answered_at for c in collections.collections if c.summary_answered_at]
+    since = max(answered) if answered else None
+    errors = [
+        e for c in collections.collections for e in c.summary_errors if since is None or e.timestamp > since
+    ]
+    return sorted(errors, key=lambda e: e.timestamp)[-MAX_ERRORS_KEPT:]
+
+
+def unavailable_final(collections: Collections) -> bool:
+    """Whether the latest collection that found the date unpublished judged that final."""
+    marks = [c for c in collections.collections if c.date_unavailable]
+    return bool(marks) and max(marks, key=lambda c: c.last_write_at).unavailable_final
+
+
 def build_manifest(as_of: dt.date, scan: DateScan, collections: Collections) -> Manifest:
     """The manifest of a scanned date."""
     marked = any(c.date_unavailable for c in collections.collections)
+    status = date_status(scan.entries, marked)
     return Manifest(
         as_of_date=as_of,
-        status=date_status(scan.entries, marked),
+        status=status,
+        unavailable_final=status == "unavailable" and unavailable_final(collections),
+        summary_errors=current_summary_errors(collections),
         districts=scan.entries,
         rankings=scan.rankings,
     )
@@ -276,6 +309,8 @@ def build_metadata(as_of: dt.date, scan: DateScan, collections: Collections, man
         detailed_districts=[e.district_id for e in success if e.detail == "detailed"],
         district_errors=district_errors,
         errors_with_data_kept=kept_errors,
+        unavailable_final=manifest.unavailable_final,
+        summary_errors=manifest.summary_errors,
         has_rankings=scan.rankings is not None,
     )
 

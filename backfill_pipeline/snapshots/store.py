@@ -6,16 +6,22 @@ Rules (the layout is docs/design.md §7, plus `collections.json` per date and `.
   temporary name in its directory, fsynced and `os.replace`d, then the date's manifest and
   metadata are rebuilt from the files on disk (unchanged files are recognised by a stat
   fingerprint and not re-read).
-- A summary write never replaces a detailed file. A failed or unavailable write never replaces
-  a successful file of the same or higher detail: the file is kept and the error goes to the
-  collection's record, shown in metadata as `errorsWithDataKept` until a later write of that
-  district supersedes it. Anything else replaces the file (newest wins); a detailed file that
-  replaces a summary file keeps the district's summary row.
+- Nothing good is demoted. A failed or unavailable write never replaces a successful file (of
+  any detail): the file is kept and the error goes to the collection's record, shown in metadata
+  as `errorsWithDataKept` until a later write of that district supersedes it. A summary write
+  never replaces a successful detailed file, but does replace a detailed file without data
+  (unavailable or failed): data beats no data. Anything else replaces the file (newest wins); a
+  failed file that replaces a failed file keeps its attempt history (`errors`), and a detailed
+  file that replaces a summary file keeps the district's summary row.
+- A failed attempt at a date's summary is recorded in `collections.json` (`summaryErrors`) and
+  leaves the date's files as they were.
 - `collections.json` lists every collection that wrote to the date, keyed by (source, scope,
   method, run id, backfill id). metadata.json shows the latest one's source, scope, method and
   configured districts, and the whole list; each district file names its own collection.
 - The latest-successful pointer moves to a date whose status is `success` or `partial` when that
-  date is not older than the one it names: it never moves back.
+  date is not older than the one it names: it never moves back. When the pointer file is missing
+  or unreadable, the newest such date on disk stands in for it, so a damaged pointer cannot pull
+  it back either.
 """
 
 from __future__ import annotations
@@ -30,10 +36,10 @@ from filelock import FileLock
 
 from ..dataroot import COLLECTIONS, MANIFEST, METADATA, RANKINGS, DataRoot, district_file_name
 from ..district_ids import normalise_district_id, sort_district_ids
-from ..files import atomic_write_bytes, fingerprint
+from ..files import atomic_write_bytes, fingerprint, make_dirs
 from . import readers
 from .models import (
-    DETAIL_RANK,
+    MAX_ERRORS_KEPT,
     Collections,
     DateStatus,
     Detail,
@@ -46,6 +52,7 @@ from .models import (
     Metadata,
     RankingEntry,
     Rankings,
+    SummaryError,
     WriteContext,
     utc_now,
 )
@@ -79,16 +86,12 @@ class WriteResult:
 
 def keep_reason(existing: ManifestEntry | None, new: DistrictSnapshot) -> str | None:
     """Why the existing district file must stay instead of `new`; None when `new` replaces it."""
-    if existing is None:
+    if existing is None or existing.status != "success":
         return None
+    if new.status != "success":
+        return "kept-success"
     if new.detail == "summary" and existing.detail == "detailed":
         return "kept-detailed"
-    if (
-        existing.status == "success"
-        and new.status != "success"
-        and DETAIL_RANK[existing.detail] >= DETAIL_RANK[new.detail]
-    ):
-        return "kept-success"
     return None
 
 
@@ -108,9 +111,15 @@ class PerDistrictFileSnapshotStore:
         return self.write_districts(snapshot.as_of_date, [snapshot], context=context)[0]
 
     def write_districts(
-        self, as_of: dt.date, snapshots: Sequence[DistrictSnapshot], *, context: WriteContext
+        self,
+        as_of: dt.date,
+        snapshots: Sequence[DistrictSnapshot],
+        *,
+        context: WriteContext,
+        summary_answered: bool = False,
     ) -> list[WriteResult]:
-        """Write many district files of one date under one lock and one rebuild."""
+        """Write many district files of one date under one lock and one rebuild (`summary_answered`:
+        they come from the date's summary, which earlier summary errors no longer describe)."""
         ids = [s.district_id for s in snapshots]
         if len(set(ids)) != len(ids):
             raise ValueError(f"one write per district please, got {ids}")
@@ -169,25 +178,44 @@ class PerDistrictFileSnapshotStore:
                 written=written,
                 kept=kept,
                 kept_errors=kept_errors,
+                summary_answered=summary_answered,
             )
             self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
             self._rebuild_locked(as_of, previous, known=known, collections=collections)
         return results
 
     def mark_date_unavailable(
-        self, as_of: dt.date, *, context: WriteContext, reason: str | None = None
+        self, as_of: dt.date, *, context: WriteContext, reason: str | None = None, final: bool = False
     ) -> Metadata:
-        """Record that the dashboard never published `as_of` (status `unavailable`, not failed)."""
+        """Record that the dashboard has not published `as_of` (status `unavailable`, not failed);
+        `final` when the evidence says it never will."""
         with self.date_lock(as_of):
-            self.root.date_dir(as_of).mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root.date_dir(as_of), durable=self.durable)
             collections = record_collection(
-                read_collections(self.root, as_of), context, utc_now(), date_unavailable=True
+                read_collections(self.root, as_of),
+                context,
+                utc_now(),
+                date_unavailable=True,
+                unavailable_final=final,
             )
             self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
             previous = read_json_model(self.root.date_file(as_of, MANIFEST), Manifest)
             metadata = self._rebuild_locked(as_of, previous, collections=collections)
         log.info("%s marked unavailable%s", as_of, f": {reason}" if reason else "")
         return metadata
+
+    def record_summary_failure(
+        self, as_of: dt.date, error: SummaryError, *, context: WriteContext
+    ) -> Metadata:
+        """Record a failed attempt at the date's summary; the date's files stay as they are."""
+        with self.date_lock(as_of):
+            make_dirs(self.root.date_dir(as_of), durable=self.durable)
+            collections = record_collection(
+                read_collections(self.root, as_of), context, utc_now(), summary_error=error
+            )
+            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
+            previous = read_json_model(self.root.date_file(as_of, MANIFEST), Manifest)
+            return self._rebuild_locked(as_of, previous, collections=collections)
 
     def write_rankings(
         self,
@@ -300,10 +328,13 @@ class PerDistrictFileSnapshotStore:
     def _prepare(
         self, snapshot: DistrictSnapshot, existing: ManifestEntry | None, context: WriteContext
     ) -> DistrictSnapshot:
-        update: dict = {
-            "collection": context.info(),
-            "errors": [_with_ids(e, context) for e in snapshot.errors],
-        }
+        errors = [_with_ids(e, context) for e in snapshot.errors]
+        if snapshot.status == "failed" and existing is not None and existing.status == "failed":
+            # The attempt history: how often this cell failed, and how.
+            old = self.read_district(snapshot.as_of_date, snapshot.district_id)
+            if old is not None:
+                errors = [*old.errors, *errors][-MAX_ERRORS_KEPT:]
+        update: dict = {"collection": context.info(), "errors": errors}
         if snapshot.detail == "detailed" and snapshot.raw.summary is None and existing is not None:
             update.update(self._carried_summary(snapshot, existing))
         return snapshot.model_copy(update=update)
@@ -352,6 +383,13 @@ class PerDistrictFileSnapshotStore:
             for stale in self.root.temp_files():
                 stale.unlink(missing_ok=True)
             current = read_json_model(self.root.pointer, LatestPointer)
+            if current is None:
+                # Missing or damaged: what the dates on disk say is the floor, not nothing.
+                newest = newest_successful_on_disk(self.root)
+                if newest is not None and newest[0] > as_of:
+                    current = LatestPointer(as_of_date=newest[0], status=newest[1])
+                    self.write_model(self.root.pointer, current)
+                    return
             if current is not None and current.as_of_date > as_of:
                 return
             if current is not None and current.as_of_date == as_of and current.status == status:
@@ -361,6 +399,15 @@ class PerDistrictFileSnapshotStore:
     def write_model(self, path: Path, model) -> None:
         """Atomically write a stored model as indented camelCase JSON (callers hold the lock)."""
         atomic_write_bytes(path, model.model_dump_json(indent=2).encode(), durable=self.durable)
+
+
+def newest_successful_on_disk(root: DataRoot) -> tuple[dt.date, DateStatus] | None:
+    """The newest date whose manifest says `success` or `partial`, read from the dates on disk."""
+    for as_of in reversed(root.dates()):
+        manifest = read_json_model(root.date_file(as_of, MANIFEST), Manifest)
+        if manifest is not None and manifest.status in POINTER_STATUSES:
+            return as_of, manifest.status
+    return None
 
 
 def _lock(path: Path) -> FileLock:

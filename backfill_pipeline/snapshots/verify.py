@@ -16,7 +16,7 @@ from .rebuild import (
     reconcile_collections,
     scan_date,
 )
-from .store import PerDistrictFileSnapshotStore
+from .store import PerDistrictFileSnapshotStore, newest_successful_on_disk
 
 
 @dataclass
@@ -159,12 +159,7 @@ def comparable_entry(entry) -> dict:
 
 def _verify_pointer(store: PerDistrictFileSnapshotStore, repair: bool) -> list[Problem]:
     root = store.root
-    best = None
-    for as_of in reversed(root.dates()):
-        manifest = read_json_model(root.date_file(as_of, MANIFEST), Manifest)
-        if manifest is not None and manifest.status in ("success", "partial"):
-            best = (as_of, manifest.status)
-            break
+    best = newest_successful_on_disk(root)
     found = []
     for stale in root.temp_files():
         p = Problem(None, f"snapshots/{stale.name}", "temp-file", "left by an interrupted write")
@@ -174,12 +169,21 @@ def _verify_pointer(store: PerDistrictFileSnapshotStore, repair: bool) -> list[P
         found.append(p)
     pointer = read_json_model(root.pointer, LatestPointer)
     message = None
+    # Repair only ever moves the pointer forward: a date it named that has lost its data is
+    # reported for a human to look at, never silently replaced by an older one.
+    movable = True
     if pointer is None and root.pointer.exists():
         message = ("pointer-invalid", "latest-successful.json does not match its schema")
     elif pointer is None and best is not None:
         message = ("pointer-missing", f"no pointer although {best[0]} is {best[1]}")
-    elif pointer is not None and best is None:
-        message = ("pointer-stale", f"points to {pointer.as_of_date}, which has no successful data")
+    elif pointer is not None and (best is None or best[0] < pointer.as_of_date):
+        message = (
+            "pointer-ahead",
+            f"points to {pointer.as_of_date}, which has no successful data"
+            + (f" (the newest successful date is {best[0]})" if best else "")
+            + "; a pointer never moves back: re-collect that date",
+        )
+        movable = False
     elif pointer is not None and best is not None and (pointer.as_of_date, pointer.status) != best:
         message = (
             "pointer-stale",
@@ -188,7 +192,7 @@ def _verify_pointer(store: PerDistrictFileSnapshotStore, repair: bool) -> list[P
     if message is None:
         return found
     p = Problem(None, f"snapshots/{root.pointer.name}", *message)
-    if repair:
+    if repair and movable:
         if best is None:
             root.pointer.unlink(missing_ok=True)
         else:
