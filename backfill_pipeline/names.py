@@ -33,6 +33,10 @@ RATE_TAG = f"{TAG_PREFIX}rate"
 REQUEST_ID_TAG = f"{TAG_PREFIX}request-id"
 STRATEGY_TAG = f"{TAG_PREFIX}strategy"
 PLAN_HASH_TAG = f"{TAG_PREFIX}plan-hash"
+# Ask the dashboard again even where "not published" is final on evidence.
+RECHECK_TAG = f"{TAG_PREFIX}recheck-unavailable"
+# A run launched by the heal sensor (or `heal`) to re-execute cells that failed transiently.
+HEAL_TAG = f"{TAG_PREFIX}heal"
 REQUESTER_TAG = "requester"
 
 # Dagster's own tags the product reads or sets.

@@ -17,7 +17,7 @@ from backfill_pipeline.collecting.batch import (
 from backfill_pipeline.collecting.collect import DistrictOutcome
 from backfill_pipeline.dashboard.errors import NotACsv, ServerError
 from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore, failed_district
-from backfill_pipeline.snapshots.models import DistrictError
+from backfill_pipeline.snapshots.models import DistrictError, SummaryError
 
 
 class Meter:
@@ -61,7 +61,12 @@ def test_a_retried_step_knows_what_its_earlier_attempt_did(tmp_path):
     store = PerDistrictFileSnapshotStore(tmp_path)
     first, retry, other = RunInfo("run-1"), RunInfo("run-1", attempt=2), RunInfo("run-2", attempt=2)
     summary_ctx = first.write_context("system-wide", "all-districts-csv", [])
-    store.write_districts(AS_OF, [a_summary("42")], context=summary_ctx)
+    store.write_districts(AS_OF, [a_summary("42")], context=summary_ctx, summary_answered=True)
+    # A failed summary attempt of another run records that run, but not as done.
+    failed_ctx = other.write_context("system-wide", "all-districts-csv", [])
+    store.record_summary_failure(
+        AS_OF, SummaryError.from_exception(ServerError("HTTP 503", status=503)), context=failed_ctx
+    )
     detail_ctx = first.write_context("targeted", "per-district-csvs", [])
     store.write_district(a_detailed("61"), context=detail_ctx)
     error = DistrictError.from_exception(

@@ -146,7 +146,7 @@ def test_a_summary_write_never_replaces_a_detailed_file(env):
 def test_permanent_failure_fails_only_that_district(env):
     env["instance"].add_dynamic_partitions(DISTRICTS_PARTITION, ["42", "61", "109"])
     materialize_summary(env, DATE_A)
-    env["sandbox"].set_faults([{"kind": "html", "district": "61"}])
+    env["sandbox"].set_faults([{"kind": "error", "status": 404, "district": "61"}])
     result = materialize_districts(
         env, date_district_key(DATE_A, "42"), date_district_key(DATE_A, "109"), raise_on_error=False
     )
@@ -159,10 +159,11 @@ def test_permanent_failure_fails_only_that_district(env):
     assert f"{DATE_A}|61" not in materialized and f"{DATE_A}|42" in materialized
 
     meta = env["store"].read_metadata(DATE_A)
-    assert meta.status == "partial"
-    assert "61" in meta.failed_districts
-    error = next(e for e in meta.district_errors if e.district == "61")
-    assert error.error_class == "NotACsv" and error.retryable is False
+    # The failed detail attempt does not demote 61's summary-level data: it is recorded beside it.
+    assert meta.status == "success" and meta.failed_districts == []
+    assert env["store"].read_district(DATE_A, "61").detail == "summary"
+    error = next(e for e in meta.errors_with_data_kept if e.district == "61")
+    assert error.error_class == "ClientHttpError" and error.retryable is False
     assert error.report == "districtperformance" and error.run_id == result.run_id
 
     # Fixed at the source, a re-run of the failed key succeeds.
@@ -173,7 +174,7 @@ def test_permanent_failure_fails_only_that_district(env):
 
 def test_failed_run_records_an_alert_line(env):
     env["instance"].add_dynamic_partitions(DISTRICTS_PARTITION, ["61"])
-    env["sandbox"].set_faults([{"kind": "html"}])
+    env["sandbox"].set_faults([{"kind": "error", "status": 404}])
     result = materialize_districts(
         env, date_district_key(DATE_A, "61"), date_district_key(DATE_A, "61"), raise_on_error=False
     )

@@ -1,6 +1,7 @@
 """The dashboard client against the sandbox over real loopback HTTP."""
 
 import datetime as dt
+import hashlib
 import json
 import time
 
@@ -43,11 +44,14 @@ OPEN_YEAR = find_date(
 )
 
 
-def client_for(server, root, **overrides) -> DashboardClient:
+def client_for(server, root, *, now=None, recheck_unavailable=False, **overrides) -> DashboardClient:
     settings = client_settings(
         server.url, **{"rate": 50, "breaker_threshold": 50, "read_timeout": 5, **overrides}
     )
-    return DashboardClient(settings, root, today=lambda: TODAY)
+    clock = {"now": now} if now is not None else {}
+    return DashboardClient(
+        settings, root, today=lambda: TODAY, recheck_unavailable=recheck_unavailable, **clock
+    )
 
 
 def total(server) -> int:
@@ -95,22 +99,53 @@ def test_district_reports_reuse_the_summary_month(fresh_sandbox, tmp_path):
     assert all(len(row["Club Number"]) == 8 for row in club.rows)
 
 
-def test_unpublished_closed_month_is_remembered(fresh_sandbox, tmp_path):
-    with client_for(fresh_sandbox, tmp_path) as c:
+def test_unpublished_closed_month_is_final_only_on_evidence(fresh_sandbox, tmp_path):
+    # One empty answer can be a glitch: "not published" is final only when seen on two days at
+    # least 24 h apart after the month closed; until then every new run asks again.
+    day_one = dt.datetime(2026, 11, 29, 9, tzinfo=dt.UTC)
+    with client_for(fresh_sandbox, tmp_path, now=lambda: day_one) as c:
         first = c.fetch(Report.SUMMARY, UNPUBLISHED)
-        assert not first.available and first.requests == 2
-        second = c.fetch(Report.SUMMARY, UNPUBLISHED)
-    assert not second.available and second.cache_hit and second.requests == 0
-    assert total(fresh_sandbox) == 2
-
-
-def test_unavailable_in_an_open_month_is_not_remembered(fresh_sandbox, tmp_path):
+        again = c.fetch(Report.SUMMARY, UNPUBLISHED)  # the same run asks once
+    assert not first.available and first.requests == 2 and not first.unavailable_final
+    assert again.requests == 0 and not again.unavailable_final
+    later = day_one + dt.timedelta(hours=23)
+    with client_for(fresh_sandbox, tmp_path, now=lambda: later) as c:
+        pending = c.fetch(Report.SUMMARY, UNPUBLISHED)
+    assert pending.requests == 2 and not pending.unavailable_final
+    next_day = day_one + dt.timedelta(hours=25)
+    with client_for(fresh_sandbox, tmp_path, now=lambda: next_day) as c:
+        final = c.fetch(Report.SUMMARY, UNPUBLISHED)
+    assert final.requests == 2 and final.unavailable_final
     with client_for(fresh_sandbox, tmp_path) as c:
-        # Today is not published yet, and may be tomorrow: the answer must not be cached.
+        remembered = c.fetch(Report.SUMMARY, UNPUBLISHED)
+    assert remembered.cache_hit and remembered.requests == 0 and remembered.unavailable_final
+    with client_for(fresh_sandbox, tmp_path, recheck_unavailable=True) as c:
+        rechecked = c.fetch(Report.SUMMARY, UNPUBLISHED)
+    assert rechecked.requests == 2 and not rechecked.cache_hit
+    assert total(fresh_sandbox) == 8
+
+
+def test_unavailable_in_an_open_month_is_asked_again_by_the_next_run(fresh_sandbox, tmp_path):
+    with client_for(fresh_sandbox, tmp_path) as c:
+        # Today is not published yet, and may be tomorrow: only this run remembers the answer.
         r1 = c.fetch(Report.SUMMARY, TODAY)
         r2 = c.fetch(Report.SUMMARY, TODAY)
-    assert not r1.available and not r2.available and not r2.cache_hit
-    assert r2.requests >= 1
+    with client_for(fresh_sandbox, tmp_path) as c:
+        r3 = c.fetch(Report.SUMMARY, TODAY)
+    assert not r1.available and not r2.available and r2.requests == 0
+    assert not r3.available and not r3.cache_hit and r3.requests >= 1
+    assert not r3.unavailable_final
+
+
+def test_a_damaged_raw_blob_is_rewritten_by_the_next_download(fresh_sandbox, tmp_path):
+    with client_for(fresh_sandbox, tmp_path) as c:
+        a = c.fetch(Report.CLUB, NORMAL, "42")
+    blob = tmp_path / "raw" / a.sha256[:2] / f"{a.sha256}.csv"
+    blob.write_bytes(b"damaged")
+    with client_for(fresh_sandbox, tmp_path) as c:
+        b = c.fetch(Report.CLUB, NORMAL, "42")  # the damaged blob is no hit: asked again
+    assert not b.cache_hit and b.sha256 == a.sha256
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == a.sha256
 
 
 def test_second_fetch_is_served_from_disk_with_zero_requests(fresh_sandbox, tmp_path):

@@ -14,7 +14,7 @@ from ..dashboard.errors import DashboardError
 from ..dashboard.http import error_class
 from ..snapshots.models import CollectionMethod, Scope, WriteContext
 from ..snapshots.store import PerDistrictFileSnapshotStore
-from .collect import DistrictOutcome, SummaryOutcome
+from .collect import DistrictOutcome, SummaryOutcome, is_transient
 
 Outcome = SummaryOutcome | DistrictOutcome
 
@@ -28,6 +28,7 @@ class RunInfo:
     source: Literal["refresh", "backfill"] = "refresh"
     attempt: int = 1
     force: bool = False
+    recheck_unavailable: bool = False
 
     def write_context(self, scope: Scope, method: CollectionMethod, configured: list[str]) -> WriteContext:
         """How the store records this run's writes."""
@@ -99,7 +100,7 @@ class BatchFailure:
     @property
     def retryable(self) -> bool:
         """True when trying again later may succeed for at least one key."""
-        return any(getattr(exc, "retryable", False) for exc in self.errors.values())
+        return any(is_transient(exc) for exc in self.errors.values())
 
     @property
     def description(self) -> str:
@@ -123,7 +124,7 @@ def batch_failure(asset: str, results: Iterable[KeyResult]) -> BatchFailure | No
 def summary_done_in_run(store: PerDistrictFileSnapshotStore, as_of: dt.date, run: RunInfo) -> bool:
     """True when an earlier attempt of this run collected the date's summary."""
     return run.attempt > 1 and any(
-        c.run_id == run.run_id and c.collection_method == "all-districts-csv"
+        c.run_id == run.run_id and c.collection_method == "all-districts-csv" and c.summary_answered_at
         for c in store.read_collections(as_of).collections
     )
 

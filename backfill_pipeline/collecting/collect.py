@@ -18,7 +18,7 @@ from ..snapshots.builders import (
     summary_district,
     unavailable_district,
 )
-from ..snapshots.models import DistrictError, SourceReport, WriteContext
+from ..snapshots.models import DistrictError, SourceReport, SummaryError, WriteContext
 from ..snapshots.rankings import compute_borda_rankings
 from ..snapshots.store import PerDistrictFileSnapshotStore
 
@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 
 # The dashboard lists 125-132 districts; a summary with far fewer is broken, not small.
 MIN_DISTRICTS = 50
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the same attempt can succeed later: the dashboard's retryable errors, and our own
+    I/O trouble (a full disk, a lost mount) which an operator fixes without touching the data."""
+    if isinstance(exc, DashboardError):
+        return exc.retryable
+    return isinstance(exc, OSError)
 
 
 @dataclass
@@ -95,11 +103,41 @@ def collect_summary(
     *,
     configured: list[str],
     context: WriteContext,
+    attempt: int = 1,
 ) -> SummaryOutcome:
-    """Fetch a date's summary; write summary-detail files for in-scope districts, rankings, metadata."""
+    """Fetch a date's summary; write summary-detail files for in-scope districts, rankings, metadata.
+    A failure is recorded in the date's collections (attempt history) and raised."""
+    try:
+        return _collect_summary(client, store, as_of, configured=configured, context=context)
+    except Exception as exc:
+        error = SummaryError.from_exception(
+            exc, attempt=attempt, run_id=context.run_id, backfill_id=context.backfill_id
+        )
+        try:
+            store.record_summary_failure(
+                as_of, error.model_copy(update={"retryable": is_transient(exc)}), context=context
+            )
+        except OSError as record_failed:  # a full disk: the Dagster failure still says why
+            log.warning("could not record the summary failure of %s: %s", as_of, record_failed)
+        raise
+
+
+def _collect_summary(
+    client: DashboardClient,
+    store: PerDistrictFileSnapshotStore,
+    as_of: dt.date,
+    *,
+    configured: list[str],
+    context: WriteContext,
+) -> SummaryOutcome:
     fetch = client.fetch(Report.SUMMARY, as_of)
     if not fetch.available:
-        store.mark_date_unavailable(as_of, context=context, reason="the dashboard has no data for it")
+        store.mark_date_unavailable(
+            as_of,
+            context=context,
+            reason="the dashboard has no data for it",
+            final=fetch.unavailable_final,
+        )
         return SummaryOutcome(as_of=as_of, available=False, fetch=fetch)
 
     districts = district_ids_from_summary(row.get("DISTRICT", "") for row in fetch.rows)
@@ -124,7 +162,7 @@ def collect_summary(
         )
         for d in scope.in_scope
     ]
-    store.write_districts(as_of, snapshots, context=context)
+    store.write_districts(as_of, snapshots, context=context, summary_answered=True)
     store.write_rankings(as_of, compute_borda_rankings(fetch.rows), data_month=fetch.data_month)
     return SummaryOutcome(
         as_of=as_of,
@@ -172,6 +210,7 @@ def collect_district(
                 as_of=as_of,
                 detail="detailed",
                 reason="the dashboard has no data for this date",
+                final=summary.unavailable_final,
             )
             store.write_district(snap, context=context)
             return DistrictOutcome(as_of=as_of, district=district, status="unavailable")
@@ -180,6 +219,7 @@ def collect_district(
     except DashboardError as exc:
         error = DistrictError.from_exception(
             exc,
+            retryable=is_transient(exc),
             district=district,
             report=report.value if report else None,
             attempt=attempt,
@@ -205,6 +245,7 @@ def collect_district(
             detail="detailed",
             sources=sources,
             reason=f"not on the dashboard that date ({', '.join(missing)} empty)",
+            final=all(r.unavailable_final for r in results if not r.available),
         )
         store.write_district(snap, context=context)
         return DistrictOutcome(as_of=as_of, district=district, status="unavailable", results=results)

@@ -27,8 +27,26 @@ def previous_month(year: int, month: int) -> tuple[int, int]:
 
 
 def unavailable_is_final(as_of: dt.date, today: dt.date) -> bool:
-    """Whether "no data for as_of" can no longer change: its month and closing window are over."""
-    return today > month_end(as_of.year, as_of.month) + dt.timedelta(days=31)
+    """Whether "no data for as_of" may be final by now: its month and closing window are over
+    (evidence still needed: `unavailable_on_evidence`)."""
+    return today > month_closed_at(as_of)
+
+
+def month_closed_at(as_of: dt.date) -> dt.date:
+    """The last day on which the dashboard may still publish data for `as_of`'s month: its month
+    end plus the longest closing window seen (31 days)."""
+    return month_end(as_of.year, as_of.month) + dt.timedelta(days=31)
+
+
+# Two "not published" answers must be this far apart to count as two days' evidence.
+EVIDENCE_GAP = dt.timedelta(hours=24)
+
+
+def unavailable_on_evidence(as_of: dt.date, seen: list[dt.datetime]) -> bool:
+    """Whether "no data for as_of" is final: seen on two days at least 24 h apart, both after the
+    month's closing window (one empty or wrong-as-of answer can be a glitch)."""
+    after = sorted(t for t in seen if t.date() > month_closed_at(as_of))
+    return len(after) >= 2 and after[-1] - after[0] >= EVIDENCE_GAP
 
 
 def utc_today() -> dt.date:

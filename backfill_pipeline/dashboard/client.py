@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..dataroot import DataRoot
@@ -17,7 +17,6 @@ from .calendar import (
     possibly_open_program_years,
     previous_month,
     program_year,
-    unavailable_is_final,
     utc_today,
 )
 from .csvparse import ParsedCsv, parse_report
@@ -61,6 +60,9 @@ class FetchResult:
     bytes: int | None = None
     cache_hit: bool = False
     requests: int = 0
+    # For an unavailable answer: final on evidence (seen twice, 24 h apart, after the close),
+    # else pending (to be asked again).
+    unavailable_final: bool = False
 
     @property
     def closing_period(self) -> bool | None:
@@ -84,6 +86,7 @@ class FetchResult:
             "bytes": self.bytes,
             "cacheHit": self.cache_hit,
             "requests": self.requests,
+            "unavailableFinal": self.unavailable_final if not self.available else None,
         }
 
 
@@ -110,8 +113,13 @@ class DashboardClient:
         *,
         today: Callable[[], dt.date] = utc_today,
         http: DashboardHttp | None = None,
+        recheck_unavailable: bool = False,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.settings = settings
+        self.now = now
+        # Ask again even where "not published" is final on evidence (an operator's recheck).
+        self.recheck_unavailable = recheck_unavailable
         self.root = DataRoot.of(root)
         self.today = today
         self.cache = RawCache(self.root) if settings.use_cache else None
@@ -133,6 +141,8 @@ class DashboardClient:
         )
         self.cache_hits = 0
         self._bare_path_years: set[str] = set()
+        # "Not published" answers this client already got: one run asks each fetch once.
+        self._unavailable_now: dict[tuple[str, str | None, dt.date], FetchResult] = {}
 
     def close(self) -> None:
         """Release the HTTP session."""
@@ -197,6 +207,9 @@ class DashboardClient:
         elif district is not None:
             raise ValueError("the summary report takes no district")
 
+        key = (report.value, district, as_of)
+        if not force and key in self._unavailable_now:
+            return replace(self._unavailable_now[key], requests=0, cache_hit=True)
         if self.cache and not force:
             hit = self._from_cache(self.cache, report, as_of, district)
             if hit is not None:
@@ -233,23 +246,21 @@ class DashboardClient:
                     )
                 return result
 
-        if self.cache and self._is_final(as_of):
-            self.cache.remember(
-                CachedAnswer(
-                    report=report.value,
-                    district=district,
-                    as_of=as_of.isoformat(),
-                    available=False,
-                    fetched_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                )
-            )
-        return FetchResult(
+        final = False
+        if self.cache:
+            final = self.cache.observe_unavailable(
+                report.value, district, as_of, now=self.now()
+            ).unavailable_final()
+        result = FetchResult(
             report=report,
             district=district,
             as_of=as_of,
             available=False,
             requests=self.http.stats.requests - requests_before,
+            unavailable_final=final,
         )
+        self._unavailable_now[key] = result
+        return result
 
     def _from_cache(
         self, cache: RawCache, report: Report, as_of: dt.date, district: str | None
@@ -258,8 +269,17 @@ class DashboardClient:
         if answer is None:
             return None
         if not answer.available:
+            if self.recheck_unavailable or not answer.unavailable_final():
+                return None  # pending: the dashboard may have published it since
             self.cache_hits += 1
-            return FetchResult(report=report, district=district, as_of=as_of, available=False, cache_hit=True)
+            return FetchResult(
+                report=report,
+                district=district,
+                as_of=as_of,
+                available=False,
+                cache_hit=True,
+                unavailable_final=True,
+            )
         body = cache.read(answer.sha256 or "")
         if body is None:
             return None  # the blob is gone or damaged: fetch again
@@ -284,9 +304,6 @@ class DashboardClient:
             sha256=sha,
             bytes=len(body),
         )
-
-    def _is_final(self, as_of: dt.date) -> bool:
-        return unavailable_is_final(as_of, self.today())
 
     def _possibly_open(self, py: str) -> bool:
         return py in possibly_open_program_years(self.today())

@@ -17,6 +17,7 @@ from ..names import (
     DISTRICTS_PARTITION,
     FORCE_TAG,
     POOL,
+    RECHECK_TAG,
     SCOPE_TAG,
     SOURCE_TAG,
     SUMMARY_ASSET,
@@ -45,8 +46,13 @@ def run_info(context: dg.AssetExecutionContext) -> RunInfo:
         backfill_id=backfill_id,
         source="backfill" if source == "backfill" else "refresh",
         attempt=context.retry_number + 1,
-        force=tags.get(FORCE_TAG, "").lower() in ("1", "true", "yes"),
+        force=_flag(tags.get(FORCE_TAG)),
+        recheck_unavailable=_flag(tags.get(RECHECK_TAG)),
     )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
 
 
 def materialize(context: dg.AssetExecutionContext, result: KeyResult) -> Iterator[dg.AssetMaterialization]:

@@ -16,7 +16,7 @@ from ..collecting.collect import DistrictOutcome, SummaryOutcome, collect_distri
 from ..collecting.run_stats import record_run_stats
 from ..dashboard.client import ClientSettings, DashboardClient
 from ..dataroot import DataRoot
-from ..names import BACKFILL_TAG, RATE_TAG
+from ..names import BACKFILL_TAG, RATE_TAG, RECHECK_TAG
 from ..scope import DistrictConfig
 from ..settings import Settings, load_settings
 from ..snapshots.models import Scope
@@ -77,7 +77,12 @@ class RefreshService(dg.ConfigurableResource):
         run_rate = _positive_float(context.run.tags.get(RATE_TAG) if context.run else None)
         if run_rate is not None:
             settings = replace(settings, rate=run_rate)
-        self._client = DashboardClient(settings, self.data_root)
+        recheck = (
+            (context.run.tags.get(RECHECK_TAG) or "").lower() in ("1", "true", "yes")
+            if context.run
+            else False
+        )
+        self._client = DashboardClient(settings, self.data_root, recheck_unavailable=recheck)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is None:
@@ -114,7 +119,9 @@ class RefreshService(dg.ConfigurableResource):
         """One date's all-districts summary: summary files of the in-scope districts, rankings."""
         configured = self.configured()
         context = run.write_context("system-wide", "all-districts-csv", configured)
-        return collect_summary(self.client, self.store, as_of, configured=configured, context=context)
+        return collect_summary(
+            self.client, self.store, as_of, configured=configured, context=context, attempt=run.attempt
+        )
 
     def collect_district(self, as_of: dt.date, district: str, run: RunInfo, scope: Scope) -> DistrictOutcome:
         """One district on one date in detail (a permanent failure of this run is not asked again)."""
