@@ -247,6 +247,14 @@ MAX_DEFER_SECONDS = 7 * 24 * 3600.0
 # A cell's attempt history keeps this many errors, newest last.
 MAX_ERRORS_KEPT = 20
 
+# Errors that are not attempts at the cell: no request was made (the breaker failed fast).
+NOT_AN_ATTEMPT = frozenset({"CircuitOpen"})
+
+
+def counted_attempts(errors: Any) -> int:
+    """Failed attempts that asked the dashboard (fast failures of an open breaker do not count)."""
+    return sum(1 for e in errors if e.error_class not in NOT_AN_ATTEMPT)
+
 
 class SummaryError(CamelModel):
     """One failed attempt at a date's all-districts summary."""

@@ -31,6 +31,7 @@ from .models import (
     Rankings,
     SummaryError,
     WriteContext,
+    counted_attempts,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -63,7 +64,7 @@ def entry_for(name: str, data: bytes, snapshot: DistrictSnapshot, fp: str) -> Ma
         data_month=snapshot.data_month,
         is_closing_period=snapshot.is_closing_period,
         unavailable_final=snapshot.status == "unavailable" and snapshot.unavailable_final,
-        attempts=len(snapshot.errors) if snapshot.status == "failed" else 0,
+        attempts=counted_attempts(snapshot.errors) if snapshot.status == "failed" else 0,
         last_error=snapshot.errors[-1] if snapshot.status == "failed" and snapshot.errors else None,
         fingerprint=fp,
     )
