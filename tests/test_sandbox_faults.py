@@ -160,3 +160,91 @@ def test_server_lifecycle():
         with pytest.raises(requests.exceptions.ConnectionError):
             session.get(url + PATH, timeout=5)
     server.stop()  # idempotent
+
+
+# -- the answers of the "Never lose a date" issue: redirects, slow and huge bodies ---------------
+
+
+def test_redirect_fault(fresh_sandbox):
+    fresh_sandbox.set_faults([{"kind": "redirect", "times": 1}])
+    r = requests.get(fresh_sandbox.url + PATH, timeout=10, allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"] == "/maintenance.aspx"
+    fresh_sandbox.set_faults([{"kind": "redirect", "status": 301, "location": "https://example.org/x"}])
+    r = requests.get(fresh_sandbox.url + PATH, timeout=10, allow_redirects=False)
+    assert r.status_code == 301 and r.headers["Location"] == "https://example.org/x"
+    assert fresh_sandbox.faults() == [
+        {"kind": "redirect", "rate": 1.0, "status": 301, "location": "https://example.org/x"}
+    ]
+
+
+@pytest.mark.timeout(20)
+def test_drip_fault_sends_the_whole_answer_slowly_on_a_live_connection(fresh_sandbox):
+    clean = get(fresh_sandbox).content
+    fresh_sandbox.set_faults([{"kind": "drip", "bytesPerSecond": 20_000, "times": 1}])
+    with requests.Session() as session:
+        started = time.monotonic()
+        r = session.get(fresh_sandbox.url + PATH, timeout=(5, 0.3))  # no single wait reaches 0.3 s
+        elapsed = time.monotonic() - started
+        assert r.content == clean and len(clean) / 20_000 * 0.8 < elapsed < 3
+        assert r.headers.get("Connection") != "close"
+        assert session.get(fresh_sandbox.url + PATH, timeout=5).content == clean
+    assert fresh_sandbox.stats()["byOutcome"]["full+drip"] == 1
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_huge_fault_streams_its_size(fresh_sandbox, chunked):
+    fresh_sandbox.set_faults([{"kind": "huge", "sizeMb": 3, "chunked": chunked}])
+    r = requests.get(fresh_sandbox.url + PATH, timeout=10, stream=True)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert ("Content-Length" in r.headers) is not chunked
+    size = sum(len(chunk) for chunk in r.iter_content(64 * 1024))
+    assert size == 3 * 1024 * 1024
+
+
+def test_html_fault_may_claim_another_content_type(fresh_sandbox):
+    fresh_sandbox.set_faults([{"kind": "html", "contentType": "text/csv; charset=utf-8"}])
+    r = get(fresh_sandbox)
+    assert r.headers["Content-Type"] == "text/csv; charset=utf-8" and r.text.startswith("<!DOCTYPE html>")
+
+
+def test_error_fault_with_a_retry_after_of_any_form(fresh_sandbox):
+    fresh_sandbox.set_faults([{"kind": "error", "status": 503, "retryAfter": 30, "times": 1}])
+    assert get(fresh_sandbox).headers["Retry-After"] == "30"
+    fresh_sandbox.set_faults([{"kind": "429", "retryAfter": "Fri, 31 Dec 9999 23:59:59 GMT", "times": 1}])
+    assert get(fresh_sandbox).headers["Retry-After"] == "Fri, 31 Dec 9999 23:59:59 GMT"
+    fresh_sandbox.set_faults([{"kind": "error", "status": 503}])
+    assert "Retry-After" not in get(fresh_sandbox).headers
+    assert fresh_sandbox.faults() == [{"kind": "error", "rate": 1.0, "status": 503}]
+
+
+def test_wrong_report_fault_answers_a_csv_without_the_key_column(fresh_sandbox):
+    fresh_sandbox.set_faults([{"kind": "wrong_report"}])
+    r = get(fresh_sandbox)
+    header = r.content.split(b"\r\n")[0]
+    assert r.status_code == 200 and b'"Club Number"' not in header and b'"Club"' in header
+    assert r.content.rstrip().endswith(b"As of 03/20/2025")
+
+
+@pytest.mark.parametrize(
+    ("rule", "named"),
+    [
+        ({"kind": "redirect", "status": 500}, "3xx"),
+        ({"kind": "redirect", "location": ""}, "location"),
+        ({"kind": "redirect", "location": "/x\r\nSet-Cookie: a=b"}, "location"),
+        ({"kind": "drip", "bytesPerSecond": 0}, "bytesPerSecond"),
+        ({"kind": "drip", "bytesPerSecond": 1.5}, "bytesPerSecond"),
+        ({"kind": "drip", "bytesPerSecond": True}, "bytesPerSecond"),
+        ({"kind": "huge", "sizeMb": 0}, "sizeMb"),
+        ({"kind": "huge", "sizeMb": 1e9}, "sizeMb"),
+        ({"kind": "huge", "sizeMb": "10"}, "sizeMb"),
+        ({"kind": "huge", "chunked": "yes"}, "chunked"),
+        ({"kind": "429", "retryAfter": -1}, "retryAfter"),
+        ({"kind": "429", "retryAfter": "٣"}, "Latin-1"),
+        ({"kind": "429", "retryAfter": "1\n"}, "control"),
+        ({"kind": "html", "contentType": 5}, "contentType"),
+    ],
+)
+def test_bad_new_fault_rules_are_refused_naming_the_field(rule, named):
+    with pytest.raises(ValueError, match=named):
+        FaultRule.from_dict(rule)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from .faults import FaultRule
-from .publication import DEFAULT_SEED, latest_published, open_program_year
+from .publication import DEFAULT_SEED, latest_published, open_program_year, parse_held_back
 
 RATE = click.FloatRange(0.0, 1.0)
 
@@ -29,6 +29,13 @@ def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from None
+
+
+def _held_back(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[dt.date]:
+    try:
+        return sorted(parse_held_back(values))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _rules(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[dict]:
@@ -99,26 +106,43 @@ def fault_rules(options: Mapping[str, Any]) -> list[dict]:
     metavar="JSON",
     help='an extra fault rule, e.g. \'{"kind": "error", "status": 503}\' (repeatable)',
 )
+@click.option(
+    "--hold-back",
+    multiple=True,
+    callback=_held_back,
+    metavar="YYYY-MM-DD",
+    help="a date not published yet, until released through PUT/DELETE /_sandbox/publication (repeatable)",
+)
 @click.option("--json", "as_json", is_flag=True, help="announce the server as one JSON line")
 def sandbox(host: str, port: int, seed: int, today: dt.date | None, bom: bool, **options: Any) -> None:
     """Serve a local dashboard that speaks the real export protocol."""
     from .server import SandboxServer
 
-    server = SandboxServer(host=host, port=port, seed=seed, today=today, faults=fault_rules(options), bom=bom)
+    server = SandboxServer(
+        host=host,
+        port=port,
+        seed=seed,
+        today=today,
+        faults=fault_rules(options),
+        bom=bom,
+        held_back=options["hold_back"],
+    )
     try:
         server.start()
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    latest = latest_published(server.today, server.seed)
+    held = frozenset(server.held_back())
+    latest = latest_published(server.today, server.seed, held)
     info = {
         "url": server.url,
         "seed": server.seed,
         "today": server.today.isoformat(),
         "latestAsOf": latest.isoformat() if latest else None,
-        "openProgramYear": open_program_year(server.today, server.seed),
+        "openProgramYear": open_program_year(server.today, server.seed, held),
         "faultRules": len(server.faults()),
+        "heldBack": [d.isoformat() for d in sorted(held)],
     }
     if options["as_json"]:
         click.echo(json.dumps(info))

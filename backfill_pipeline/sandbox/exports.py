@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Set
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote
@@ -13,6 +14,7 @@ from .calendar import month_end, program_year
 from .population import districts_for
 from .publication import (
     DEFAULT_SEED,
+    NOTHING_HELD,
     data_month_for,
     last_published_of_program_year,
     latest_published,
@@ -173,6 +175,7 @@ def _unavailable(
     py: str,
     bom: bool,
     earlier: dt.date | None,
+    held: Set[dt.date] = NOTHING_HELD,
 ) -> ExportResponse:
     """One of the four 200 answers for a date that is not available, fixed per request."""
     key = (path_py, name.report, name.district, name.month_end, name.as_of, name.py)
@@ -184,9 +187,9 @@ def _unavailable(
         variant = HEADER
     if variant == EMPTY:
         return ExportResponse(200, b"", CSV_TYPE, EMPTY)
-    footer_date = earlier or (latest_published(name.as_of, seed) if name.as_of else None)
+    footer_date = earlier or (latest_published(name.as_of, seed, held) if name.as_of else None)
     if footer_date is not None and footer_date >= today:
-        footer_date = latest_published(today, seed)
+        footer_date = latest_published(today, seed, held)
     if variant == HEADER or footer_date is None:
         return _header_only(name, py, bom, HEADER)
     footer_month = scheduled_data_month(footer_date, seed)
@@ -205,9 +208,13 @@ def resolve(
     today: dt.date,
     seed: int = DEFAULT_SEED,
     bom: bool = False,
+    held: Set[dt.date] = NOTHING_HELD,
 ) -> ExportResponse:
-    """The dashboard's answer to a parsed export request (`path_py` None = the bare path)."""
-    latest = latest_published(today, seed)
+    """The dashboard's answer to a parsed export request (`path_py` None = the bare path).
+
+    `held` dates are not published yet: they answer as any unpublished date does.
+    """
+    latest = latest_published(today, seed, held)
     latest_month = scheduled_data_month(latest, seed) if latest else None
     open_py = program_year(*latest_month) if latest_month else None
     if path_py is not None:
@@ -222,7 +229,7 @@ def resolve(
         if path_py is None:
             target = latest
         elif open_py is not None and _py_start(path_py) < _py_start(open_py):
-            target = last_published_of_program_year(_py_start(path_py), seed, today)
+            target = last_published_of_program_year(_py_start(path_py), seed, today, held)
         else:
             target = None
         if target is None:
@@ -241,11 +248,11 @@ def resolve(
         path_py is None or path_py == requested_py == name.py
     )
     if not consistent:
-        return _unavailable(seed, today, path_py, name, serve_py, bom, None)
-    if data_month_for(name.as_of, seed, today) == requested:
+        return _unavailable(seed, today, path_py, name, serve_py, bom, None, held)
+    if data_month_for(name.as_of, seed, today, held) == requested:
         return _full_response(seed, name, name.as_of, bom)
-    earlier = nearest_earlier_published(requested, name.as_of, seed, today)
-    return _unavailable(seed, today, path_py, name, requested_py, bom, earlier)
+    earlier = nearest_earlier_published(requested, name.as_of, seed, today, held)
+    return _unavailable(seed, today, path_py, name, requested_py, bom, earlier, held)
 
 
 def bad_request(message: str) -> ExportResponse:

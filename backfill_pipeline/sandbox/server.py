@@ -10,19 +10,43 @@ import struct
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from . import exports, render
+from . import data, exports, render
 from .faults import FaultPlan, FaultRule, FaultSet
-from .publication import DEFAULT_SEED, latest_published, open_program_year
+from .publication import (
+    DEFAULT_SEED,
+    NOTHING_HELD,
+    latest_published,
+    open_program_year,
+    parse_held_back,
+)
 
 HTML_PAGE = (
     "<!DOCTYPE html><html><head><title>Dashboards - Toastmasters International</title></head>"
     "<body><h1>The dashboard is being updated</h1><p>Please try again later.</p></body></html>"
 )
+# The errors of writing to (or reading from) a client that went away.
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 # How often serve_forever looks for a stop request: short, so stop() and test teardown are quick.
 _POLL_SECONDS = 0.05
+# The largest control request body read (JSON of fault rules or held-back dates).
+_MAX_CONTROL_BODY = 1024 * 1024
+# A `drip` answer sends a slice this often; a `huge` answer writes blocks of this size.
+_DRIP_INTERVAL = 0.05
+_HUGE_BLOCK = 64 * 1024
+# The `huge` body: CSV-looking filler, one block built once and written again and again.
+_FILLER = b'"0000","filler row of a huge answer"\r\n'
+_HUGE_FILLER = (_FILLER * (_HUGE_BLOCK // len(_FILLER) + 1))[:_HUGE_BLOCK]
+# The report whose header a `wrong_report` answer carries: one without the asked report's key column.
+_WRONG_REPORT = {
+    data.SUMMARY: data.CLUB,
+    data.CLUB: data.DISTRICT,
+    data.DISTRICT: data.SUMMARY,
+    data.DIVISION: data.SUMMARY,
+}
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -56,6 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:
         pass  # the request log at /_sandbox/requests replaces stderr noise
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except _CLIENT_GONE:
+            # A client that aborts a download closes its end, often with a reset: not our error.
+            self.close_connection = True
+
     def do_GET(self) -> None:
         self.server.sandbox._dispatch(self, "GET")
 
@@ -81,6 +112,7 @@ class SandboxServer:
         faults=None,
         bom: bool = False,
         log_size: int = 1000,
+        held_back: Iterable[dt.date | str] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -88,6 +120,7 @@ class SandboxServer:
         self._today = today
         self.bom = bom
         self._faults = FaultSet(faults or (), seed)
+        self._held: frozenset[dt.date] = parse_held_back(held_back)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -164,6 +197,35 @@ class SandboxServer:
             else:
                 self._connections.discard(conn)
 
+    # ------------------------------------------------------------ publication
+
+    def hold_back(self, dates: Iterable[dt.date | str]) -> None:
+        """Publish these dates later: until released they answer as unpublished dates do."""
+        new = parse_held_back(dates)
+        with self._lock:
+            self._held = parse_held_back(self._held | new)
+
+    def release(self, dates: Iterable[dt.date | str] | None = None) -> None:
+        """Publish held-back dates now: these, or every one with None."""
+        gone = None if dates is None else parse_held_back(dates)
+        with self._lock:
+            self._held = NOTHING_HELD if gone is None else self._held - gone
+
+    def set_held_back(self, dates: Iterable[dt.date | str]) -> None:
+        """Replace the held-back dates."""
+        new = parse_held_back(dates)
+        with self._lock:
+            self._held = new
+
+    def held_back(self) -> list[dt.date]:
+        """The dates held back, oldest first."""
+        with self._lock:
+            return sorted(self._held)
+
+    def _held_now(self) -> frozenset[dt.date]:
+        with self._lock:
+            return self._held
+
     # ------------------------------------------------------------ faults and stats
 
     def set_faults(self, rules) -> None:
@@ -231,6 +293,8 @@ class SandboxServer:
     def _dispatch(self, h: _Handler, method: str) -> None:
         try:
             self._route(h, method)
+        except _CLIENT_GONE:
+            h.close_connection = True  # nobody is left to read an answer
         except Exception as exc:  # a sandbox bug: say so loudly rather than drop the connection
             traceback.print_exc()
             self._send(h, 500, f"sandbox internal error: {exc!r}\n".encode(), exports.TEXT_TYPE)
@@ -283,11 +347,22 @@ class SandboxServer:
         if plan.latency_ms:
             time.sleep(plan.latency_ms / 1000)
         rule = plan.terminal
+        held = self._held_now()
         if rule is not None and rule.kind == "reset":
             entry.update(outcome="reset")
             self._record(entry, plan.fired)
             return self._reset(h)
         if rule is not None and rule.kind == "error":
+            if rule.retry_after is not None:
+                entry.update(status=rule.status, outcome="fault_error")
+                self._record(entry, plan.fired)
+                return self._send(
+                    h,
+                    rule.status,
+                    exports.SERVER_ERROR_PAGE.encode(),
+                    exports.HTML_TYPE,
+                    {"Retry-After": str(rule.retry_after)},
+                )
             response = exports.ExportResponse(
                 rule.status, exports.SERVER_ERROR_PAGE.encode(), exports.HTML_TYPE, "fault_error"
             )
@@ -295,13 +370,26 @@ class SandboxServer:
             entry.update(status=429, outcome="fault_429")
             self._record(entry, plan.fired)
             return self._send(
-                h, 429, b"Too Many Requests\n", exports.TEXT_TYPE, {"Retry-After": str(rule.retry_after)}
+                h, 429, b"Too Many Requests\n", exports.TEXT_TYPE, {"Retry-After": rule.retry_after_header}
             )
         elif rule is not None and rule.kind == "html":
-            response = exports.ExportResponse(200, HTML_PAGE.encode(), exports.HTML_TYPE, "fault_html")
+            content_type = rule.content_type or exports.HTML_TYPE
+            response = exports.ExportResponse(200, HTML_PAGE.encode(), content_type, "fault_html")
+        elif rule is not None and rule.kind == "redirect":
+            entry.update(status=rule.status, outcome="fault_redirect")
+            self._record(entry, plan.fired)
+            return self._send(
+                h, rule.status, b"Object moved\n", exports.TEXT_TYPE, {"Location": rule.location}
+            )
+        elif rule is not None and rule.kind == "huge":
+            entry.update(status=200, outcome="fault_huge")
+            self._record(entry, plan.fired)
+            return self._send_huge(h, int(rule.size_mb * 1024 * 1024), rule.chunked)
+        elif rule is not None and rule.kind == "wrong_report" and name is not None:
+            response = self._wrong_report(name)
         elif response is None and name is not None:
             try:
-                response = exports.resolve(path_py, name, self.today, self.seed, self.bom)
+                response = exports.resolve(path_py, name, self.today, self.seed, self.bom, held)
             except exports.BadRequest as exc:
                 response = exports.bad_request(str(exc))
         assert response is not None  # a parsed name, or the bad request answered above
@@ -322,18 +410,34 @@ class SandboxServer:
                     return self._send(
                         h, 200, body, response.content_type, content_length=full_length, close=True
                     )
+        if plan.drip is not None:
+            outcome += "+drip"
         entry.update(status=response.status, outcome=outcome)
         self._record(entry, plan.fired)
         headers = {}
         if response.content_type == exports.CSV_TYPE:
             headers["Content-Disposition"] = "attachment; filename=export.csv"
+        if plan.drip is not None:
+            return self._send_slowly(
+                h, response.status, body, response.content_type, headers, plan.drip.bytes_per_second
+            )
         self._send(h, response.status, body, response.content_type, headers)
+
+    def _wrong_report(self, name: exports.ReportName) -> exports.ExportResponse:
+        """A CSV of another report: a header without the asked report's key column, a footer."""
+        as_of = name.as_of or self.today - dt.timedelta(days=1)
+        month = (name.month_end or as_of).year, (name.month_end or as_of).month
+        py_start = month[0] if month[1] >= 7 else month[0] - 1
+        header = data.columns(_WRONG_REPORT[name.report], py_start)
+        body = render.csv_bytes(header, (), render.footer(month, as_of, self.seed), self.bom)
+        return exports.ExportResponse(200, body, exports.CSV_TYPE, "fault_wrong_report")
 
     def _control(self, h: _Handler, method: str, path: str, query: str) -> None:
         route = path.rstrip("/")
         if route == "/_sandbox/health" and method == "GET":
             today = self.today
-            latest = latest_published(today, self.seed)
+            held = self._held_now()
+            latest = latest_published(today, self.seed, held)
             return self._json(
                 h,
                 200,
@@ -342,7 +446,8 @@ class SandboxServer:
                     "seed": self.seed,
                     "today": today.isoformat(),
                     "latestAsOf": latest.isoformat() if latest else None,
-                    "openProgramYear": open_program_year(today, self.seed),
+                    "openProgramYear": open_program_year(today, self.seed, held),
+                    "heldBack": len(held),
                 },
             )
         if route == "/_sandbox/faults":
@@ -363,6 +468,22 @@ class SandboxServer:
             except ValueError as exc:
                 return self._json(h, 400, {"error": str(exc)})
             return self._json(h, 200, {"faults": self.faults()})
+        if route == "/_sandbox/publication":
+            try:
+                if method == "PUT":
+                    payload = self._read_json(h)
+                    if not isinstance(payload, dict) or set(payload) != {"heldBack"}:
+                        raise ValueError('PUT takes a JSON object {"heldBack": ["YYYY-MM-DD", ...]}')
+                    if not isinstance(payload["heldBack"], list):
+                        raise ValueError('"heldBack" must be a JSON list of YYYY-MM-DD strings')
+                    self.set_held_back(payload["heldBack"])
+                elif method == "DELETE":
+                    self.release()
+                elif method != "GET":
+                    return self._json(h, 405, {"error": f"method not allowed: {method} {route}"})
+            except ValueError as exc:
+                return self._json(h, 400, {"error": str(exc)})
+            return self._json(h, 200, {"heldBack": [d.isoformat() for d in self.held_back()]})
         if route == "/_sandbox/stats" and method == "GET":
             return self._json(h, 200, self.stats())
         if route == "/_sandbox/stats/reset" and method == "POST":
@@ -378,8 +499,9 @@ class SandboxServer:
 
     def _index(self) -> str:
         today = self.today
-        latest = latest_published(today, self.seed)
-        py = open_program_year(today, self.seed)
+        held = self._held_now()
+        latest = latest_published(today, self.seed, held)
+        py = open_program_year(today, self.seed, held)
         example = ""
         if latest is not None:
             example = (
@@ -392,12 +514,22 @@ class SandboxServer:
             "Exports: /{PY}/export.aspx?type=CSV&report=... and /export.aspx?... "
             "(see docs/dashboard.md §2).\n"
             f"Latest published data:\n{example}"
-            "Control: /_sandbox/health, /_sandbox/faults, /_sandbox/stats, /_sandbox/requests\n"
+            "Control: /_sandbox/health, /_sandbox/faults, /_sandbox/publication, /_sandbox/stats, "
+            "/_sandbox/requests\n"
         )
 
     @staticmethod
     def _read_json(h: _Handler):
-        length = int(h.headers.get("Content-Length") or 0)
+        text = (h.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            h.close_connection = True  # the body's end is unknown: the connection cannot go on
+            raise ValueError(f"Content-Length must be a number of bytes, got {text[:20]!r}")
+        length = int(text[:12])
+        if length > _MAX_CONTROL_BODY:
+            h.close_connection = True
+            raise ValueError(
+                f"body of {length} bytes is over the {_MAX_CONTROL_BODY} bytes a control request may have"
+            )
         raw = h.rfile.read(length) if length else b""
         try:
             return json.loads(raw or b"null")
@@ -430,6 +562,58 @@ class SandboxServer:
         try:
             h.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True
+
+    @staticmethod
+    def _send_slowly(
+        h: _Handler, status: int, body: bytes, content_type: str, headers: dict, bytes_per_second: int
+    ) -> None:
+        """The whole answer at `bytes_per_second`, a slice every 50 ms: a read timeout never fires."""
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            h.send_header(key, value)
+        h.end_headers()
+        started = time.monotonic()
+        sent = 0
+        try:
+            h.wfile.flush()
+            while sent < len(body):
+                due = min(len(body), max(sent + 1, int((time.monotonic() - started) * bytes_per_second)))
+                h.wfile.write(body[sent:due])
+                h.wfile.flush()
+                sent = due
+                if sent < len(body):
+                    time.sleep(_DRIP_INTERVAL)
+        except OSError:  # the client gave up (or the server stops): nothing more to send
+            h.close_connection = True
+
+    @staticmethod
+    def _send_huge(h: _Handler, size: int, chunked: bool) -> None:
+        """A 200 CSV answer of `size` bytes, written block by block: never built in memory."""
+        h.send_response(200)
+        h.send_header("Content-Type", exports.CSV_TYPE)
+        if chunked:
+            h.send_header("Transfer-Encoding", "chunked")
+        else:
+            h.send_header("Content-Length", str(size))
+        h.end_headers()
+        block = memoryview(_HUGE_FILLER)
+        left = size
+        try:
+            while left > 0:
+                piece = block[: min(left, len(block))]
+                if chunked:
+                    h.wfile.write(f"{len(piece):x}\r\n".encode())
+                    h.wfile.write(piece)
+                    h.wfile.write(b"\r\n")
+                else:
+                    h.wfile.write(piece)
+                left -= len(piece)
+            if chunked:
+                h.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client aborted the download, as it should
             h.close_connection = True
 
     @staticmethod
