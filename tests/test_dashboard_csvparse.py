@@ -1,13 +1,28 @@
 """CSV parsing: BOM, CRLF, quoting, footers, duplicates and bodies that are not the report."""
 
 import datetime as dt
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backfill_pipeline.dashboard.csvparse import Footer, parse_footer, parse_report
-from backfill_pipeline.dashboard.errors import NotACsv, TruncatedCsv
+from backfill_pipeline.dashboard.csvparse import (
+    Footer,
+    absurd_number,
+    bounded_decimal,
+    number_text,
+    parse_footer,
+    parse_report,
+)
+from backfill_pipeline.dashboard.errors import (
+    AbsurdNumber,
+    MaintenancePage,
+    NotACsv,
+    TruncatedCsv,
+    UndecodableBody,
+    UnrecognisedBody,
+)
 from backfill_pipeline.dashboard.reports import Report
 
 MONTH_NAMES = [
@@ -109,15 +124,18 @@ def test_other_as_of_in_footer_is_unavailable():
         b"\r\n  <html><head><title>Runtime Error</title></head></html>",
     ],
 )
-def test_html_is_not_a_csv(body):
-    with pytest.raises(NotACsv, match="HTML"):
+def test_html_is_the_maintenance_page_and_retryable(body):
+    # The dashboard's "being updated" page comes with status 200: it goes away (docs/dashboard.md §7).
+    with pytest.raises(MaintenancePage, match="HTML") as info:
         parse_report(body, Report.SUMMARY)
+    assert info.value.retryable
 
 
-def test_csv_without_the_key_column_is_not_the_report():
+def test_csv_without_the_key_column_is_not_the_report_and_permanent():
     body = csv_body(["District", "Club Number"], [["61", "00001666"]])
-    with pytest.raises(NotACsv, match="DISTRICT"):
+    with pytest.raises(NotACsv, match="DISTRICT") as info:
         parse_report(body, Report.SUMMARY)
+    assert not info.value.retryable and "Club Number" in str(info.value)
 
 
 def test_truncated_mid_row_is_an_error_not_zero_rows():
@@ -133,9 +151,11 @@ def test_rows_without_footer_are_truncated():
         parse_report(body, Report.SUMMARY)
 
 
-def test_invalid_utf8_is_not_a_csv():
-    with pytest.raises(NotACsv, match="UTF-8"):
+def test_invalid_utf8_is_retryable_naming_the_byte():
+    # Unsure what a body in another encoding means, the parser prefers "try again later".
+    with pytest.raises(UndecodableBody, match="UTF-8") as info:
         parse_report(b'"DISTRICT"\r\n"\xff\xfe"\r\n', Report.SUMMARY)
+    assert info.value.retryable and "byte 13" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -176,3 +196,64 @@ def test_footer_round_trip(as_of, month_index, full, case):
     name = MONTH_NAMES[month_index] if full else MONTH_NAMES[month_index][:3]
     line = case(f"Month of {name}, As of {as_of:%m/%d/%Y}")
     assert parse_footer(line) == Footer(month=month_index + 1, as_of=as_of)
+
+
+# -- what is retryable, what is not (docs/dashboard.md §7) -------------------------------------
+
+
+def test_every_truncation_is_retryable():
+    body = csv_body(SUMMARY_HEADER, [["01", "42", "0%", "1"], ["02", "61", "5%", "9"]])
+    for cut in (body[: body.index(b'"61"') + 2], csv_body(SUMMARY_HEADER, [["01", "42", "0%", "1"]], None)):
+        with pytest.raises(TruncatedCsv) as info:
+            parse_report(cut, Report.SUMMARY)
+        assert info.value.retryable and not isinstance(info.value, NotACsv)
+
+
+def test_a_body_cut_inside_a_character_is_truncated():
+    body = csv_body(["DISTRICT", "Club Name"], [["42", "Café"]], footer=None)
+    cut = body[: body.index("é".encode()) + 1]
+    with pytest.raises(TruncatedCsv, match="inside a UTF-8 character") as info:
+        parse_report(cut, Report.SUMMARY)
+    assert info.value.retryable
+
+
+def test_one_line_of_text_is_no_csv_table_and_retryable():
+    with pytest.raises(UnrecognisedBody, match="Service Unavailable") as info:
+        parse_report(b"Service Unavailable\r\n", Report.SUMMARY)
+    assert info.value.retryable
+
+
+# -- absurd numbers: refused in bounded time, before anything is written -----------------------
+
+ABSURD = ["1e30000000", "1e400%", "-1e999999999", "9" * 5000, "1" + "0" * 31, "0." + "0" * 40 + "1", "1E-31"]
+SANE = ["0", "-7.69%", "12.50%", "00001666", "1234567", "1,234", "N/A", "", "1e3", "Club 1e400", "9" * 30]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("value", ABSURD, ids=lambda v: v[:16])
+def test_an_absurd_number_is_refused_within_a_second_naming_row_column_and_value(value):
+    rows = [["01", "42", "0%", "1"], ["02", "61", value, "9"]]
+    started = time.monotonic()
+    with pytest.raises(AbsurdNumber) as info:
+        parse_report(csv_body(SUMMARY_HEADER, rows), Report.SUMMARY)
+    assert time.monotonic() - started < 1.0
+    error = info.value
+    assert not error.retryable and error.row == 3 and error.column == "% Club Growth"
+    assert error.value == value[:200]
+    message = str(error)
+    assert "row 3" in message and "'% Club Growth'" in message and value[:20] in message
+    assert len(message) < 300  # the value is quoted cut short
+
+
+@pytest.mark.parametrize("value", SANE)
+def test_sane_numbers_and_text_are_not_absurd(value):
+    assert not absurd_number(value)
+    parse_report(csv_body(SUMMARY_HEADER, [["01", "42", value, "1"]]), Report.SUMMARY)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("value", ABSURD, ids=lambda v: v[:16])
+def test_bounded_decimal_refuses_absurd_numbers_quickly(value):
+    started = time.monotonic()
+    assert absurd_number(value) and bounded_decimal(number_text(value)) is None
+    assert time.monotonic() - started < 1.0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -137,3 +139,24 @@ def test_borda_properties(rows, rnd):
     for e in entries:
         assert e.aggregate_score == (e.club_growth_points + e.payment_growth_points + e.distinguished_points)
         assert e.overall_rank == 1 + sum(1 for o in entries if o.aggregate_score > e.aggregate_score)
+
+
+ABSURD = ["1e30000000", "1e400%", "-1e999999999", "9" * 5000]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("value", ABSURD, ids=lambda v: v[:16])
+def test_an_absurd_cell_ranks_as_missing_in_bounded_time(value):
+    # Before: `1e400%` raised OverflowError making the float, `1e30000000` ran for hours.
+    rows = [
+        row("01", value, value, value, "10"),
+        row("02", "1%", "2%", "3", value),
+        row("03", "2%", "1%", "1", "10"),
+    ]
+    started = time.monotonic()
+    entries = by_id(compute_borda_rankings(rows))
+    assert time.monotonic() - started < 1.0
+    assert entries["01"].club_growth_pct is None and entries["01"].club_growth_rank is None
+    assert entries["01"].payment_growth_points == 0 and entries["01"].distinguished_pct is None
+    assert entries["02"].distinguished_pct is None  # no sane active-club count
+    assert entries["03"].club_growth_rank == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from conftest import AS_OF, a_detailed, a_summary, club_row, district_row, summary_row
@@ -14,7 +15,7 @@ from backfill_pipeline.snapshots import (
     derive_detailed_figures,
     derive_summary_figures,
 )
-from backfill_pipeline.snapshots.derived import parse_int, parse_pct
+from backfill_pipeline.snapshots.derived import parse_decimal, parse_int, parse_pct
 
 
 @pytest.mark.parametrize(
@@ -126,3 +127,31 @@ def test_district_model_rejects_bad_ids_and_inconsistent_files():
     for bad in ("../etc", "District 42", "4 2", ""):
         with pytest.raises(ValueError):
             district_file_name(bad)
+
+
+ABSURD = ["1e30000000", "1e400%", "-1e999999999", "9" * 5000, "1e31", "Infinity", "NaN", "٣", "1_000"]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("value", ABSURD, ids=lambda v: v[:16])
+def test_numbers_are_parsed_in_bounded_time_and_absurd_ones_are_missing(value):
+    # Before: int(Decimal("1e30000000")) ran for hours, float(Decimal("1e400")) overflowed.
+    started = time.monotonic()
+    assert parse_int(value) is None
+    assert parse_decimal(value) is None
+    assert parse_pct(value) is None
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("1e3", 1000), ("12.0", 12), ("+3", 3), ("1,234", 1234), ("9" * 30, int("9" * 30)), ("1.5", None)],
+)
+def test_integers_in_every_sane_form(text, number):
+    assert parse_int(text) == number
+
+
+def test_summary_figures_with_an_absurd_cell_keep_the_others():
+    figures = derive_summary_figures(summary_row("42", club_growth="1e400%", active="1e30000000"))
+    assert figures.club_growth_pct is None and figures.active_clubs is None
+    assert figures.payment_growth_pct == 2.5
