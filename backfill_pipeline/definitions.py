@@ -9,21 +9,36 @@ from .defs.jobs import build_asset_jobs, prune_old_runs
 from .defs.partitions import daily_partitions
 from .defs.resources import resources
 from .defs.schedules import build_refresh_schedule, prune_old_runs_schedule
-from .defs.sensors import build_refresh_chain_sensor, district_discovery, run_failure_alerts
+from .defs.sensors import (
+    build_heal_sensor,
+    build_refresh_chain_sensor,
+    district_discovery,
+    run_failure_alerts,
+)
 from .settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Everything: assets over partitions from the start date, jobs, schedules, sensors, resources."""
-    summary, district = build_assets(daily_partitions(settings.start_date), batch_size=settings.batch_size)
+    summary, district = build_assets(
+        daily_partitions(settings.start_date),
+        batch_size=settings.batch_size,
+        retry_delay=settings.retry_delay,
+    )
     summary_job, district_job = build_asset_jobs(summary, district)
     return dg.Definitions(
         assets=[summary, district],
         jobs=[summary_job, district_job, prune_old_runs],
-        schedules=[build_refresh_schedule(summary_job), prune_old_runs_schedule],
+        schedules=[build_refresh_schedule(summary_job, settings.start_date), prune_old_runs_schedule],
         sensors=[
             district_discovery,
             build_refresh_chain_sensor(summary_job, district_job),
+            build_heal_sensor(
+                summary_job,
+                district_job,
+                breaker_cooldown=settings.breaker_cooldown,
+                retry_delay=settings.retry_delay,
+            ),
             run_failure_alerts,
         ],
         resources=resources(settings),

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         5, ge=1, le=1000, description="failures in a row that open the circuit breaker"
     )
     breaker_cooldown: Positive = Field(30.0, description="seconds the circuit stays open before a probe")
+    retry_delay: Positive = Field(
+        15.0,
+        le=3600,
+        description="seconds before Dagster retries a step that failed for transient reasons (doubling)",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -33,7 +33,10 @@ def test_daily_refresh_asks_for_yesterday_with_priority(repo, tmp_path):
             resources={"store": SnapshotStore(data_root=str(tmp_path))},
         ) as ctx,
     ):
-        (request,) = schedule(ctx)
+        *window, request = schedule(ctx)
+    # An empty store: the lag window's dates were never collected, so they are asked too.
+    assert [r.partition_key for r in window] == [f"2026-11-{d}" for d in range(21, 28)]
+    assert all(r.run_key.endswith("-again-2026-11-28") for r in window)
     assert request.partition_key == "2026-11-28"
     assert request.tags["backfill_pipeline/source"] == "refresh"
     assert int(request.tags["dagster/priority"]) > 0 and request.tags["dagster/priority"] == REFRESH_PRIORITY
@@ -61,12 +64,18 @@ def test_refresh_chain_sensor_only_follows_refresh_runs(repo, tmp_path):
             run = instance.create_run_for_job(job_def=repo.get_job("all_districts_summary_job"), tags=tags)
             event = dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=run.job_name, message="ok")
             ctx = dg.build_run_status_sensor_context(
-                sensor_name=sensor.name, dagster_event=event, dagster_instance=instance, dagster_run=run
+                sensor_name=sensor.name,
+                dagster_event=event,
+                dagster_instance=instance,
+                dagster_run=run,
+                resources={"store": SnapshotStore(data_root=str(tmp_path))},
             )
             result = sensor(ctx)
             if expect_request:
                 assert isinstance(result, dg.RunRequest)
                 assert result.tags["dagster/asset_partition_range_end"] == "2026-11-28|61"
+                # Keyed by the summary run, so a date refreshed again chains again.
+                assert result.run_key == f"refresh-districts-2026-11-28-after-{run.run_id}"
             else:
                 assert isinstance(result, dg.SkipReason)
 
@@ -187,14 +196,29 @@ def test_partitions_change_is_exact_when_configured_and_add_only_otherwise():
     assert district_partitions_change([], [], None) == ([], [])
 
 
-def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(repo, tmp_path):
+def test_daily_refresh_asks_again_for_recent_dates_not_complete(repo, tmp_path):
+    from conftest import a_detailed, a_summary
+
     from backfill_pipeline.snapshots.models import WriteContext
     from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
 
     store = PerDistrictFileSnapshotStore(tmp_path)
     ctx = WriteContext(source="refresh", scope="system-wide", collection_method="all-districts-csv")
-    store.mark_date_unavailable(dt.date(2026, 11, 27), context=ctx)  # lagged: ask again
-    store.mark_date_unavailable(dt.date(2026, 11, 20), context=ctx)  # too old for the refresh
+    for n in range(20, 28):
+        day = dt.date(2026, 11, n)
+        store.write_districts(day, [a_summary("42", day), a_summary("61", day)], context=ctx)
+        store.write_district(a_detailed("42", day), context=ctx)
+        store.write_district(a_detailed("61", day), context=ctx)
+    store.mark_date_unavailable(dt.date(2026, 11, 27), context=ctx)  # late: pending, ask again
+    store.root.district(dt.date(2026, 11, 26), "42").unlink()  # a detail never collected
+    store.rebuild(dt.date(2026, 11, 26))
+    store.write_district(a_summary("61", dt.date(2026, 11, 25)), context=ctx)  # kept: detailed stays
+    for n in range(21, 25):
+        store.mark_date_unavailable(dt.date(2026, 11, n), context=ctx)  # has data: not demoted
+    (store.root.date_dir(dt.date(2026, 11, 27)) / "district_42.json").unlink()
+    (store.root.date_dir(dt.date(2026, 11, 27)) / "district_61.json").unlink()
+    store.rebuild(dt.date(2026, 11, 27))
+    store.mark_date_unavailable(dt.date(2026, 11, 20), context=ctx)  # outside the window
     schedule = repo.get_schedule_def("daily_refresh")
     with (
         dg.instance_for_test() as instance,
@@ -204,9 +228,17 @@ def test_daily_refresh_asks_again_for_recent_dates_the_dashboard_lagged_on(repo,
             resources={"store": SnapshotStore(data_root=str(tmp_path))},
         ) as ctx,
     ):
+        instance.add_dynamic_partitions(DISTRICTS_PARTITION, ["42", "61"])
         requests = schedule(ctx)
-    assert [r.partition_key for r in requests] == ["2026-11-27", "2026-11-28"]
-    assert requests[0].run_key == "refresh-summary-2026-11-27-again-2026-11-28"
+    summary = [(r.partition_key, r.run_key) for r in requests if r.partition_key]
+    districts = [r for r in requests if not r.partition_key]
+    assert summary == [
+        ("2026-11-27", "refresh-summary-2026-11-27-again-2026-11-28"),
+        ("2026-11-28", "refresh-summary-2026-11-28"),
+    ]
+    [again] = districts
+    assert again.tags["dagster/asset_partition_range_start"] == "2026-11-26|42"
+    assert again.run_key == "refresh-districts-2026-11-26-again-2026-11-28"
 
 
 def test_the_refresh_resource_checks_its_configuration_as_the_settings_do(tmp_path):

@@ -5,10 +5,22 @@ import json
 
 import dagster as dg
 
-from ..names import BACKFILL_TAG, DISTRICTS_PARTITION, PARTITION_TAG, SOURCE_TAG
+from ..dashboard.breaker import OPEN, CircuitBreaker
+from ..names import (
+    BACKFILL_TAG,
+    DISTRICTS_PARTITION,
+    HEAL_TAG,
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    SCOPE_TAG,
+    SOURCE_TAG,
+)
+from ..planning.healing import MAX_BATCHES, HealBatch, automatic_heal_cells, heal_batches
 from ..scope import district_partitions_change
+from .partitions import date_district_key
 from .resources import DistrictConfiguration, SnapshotStore
-from .schedules import refresh_districts_request
+from .schedules import LAG_WINDOW_DAYS, refresh_districts_request
 
 
 @dg.sensor(
@@ -50,15 +62,78 @@ def build_refresh_chain_sensor(summary_job, district_job) -> dg.SensorDefinition
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="After the daily summary refresh succeeds, refresh every in-scope district.",
     )
-    def refresh_districts_after_summary(context: dg.RunStatusSensorContext):
+    def refresh_districts_after_summary(context: dg.RunStatusSensorContext, store: SnapshotStore):
         """Chain the district refresh after a successful summary refresh run."""
         run = context.dagster_run
         if run.tags.get(SOURCE_TAG) != "refresh" or not run.tags.get(PARTITION_TAG):
             return dg.SkipReason("not a refresh run of one date")
-        request = refresh_districts_request(context.instance, dt.date.fromisoformat(run.tags[PARTITION_TAG]))
+        as_of = dt.date.fromisoformat(run.tags[PARTITION_TAG])
+        manifest = store.open().read_manifest(as_of)
+        if manifest is not None and manifest.status == "unavailable" and not manifest.districts:
+            # Not published yet: the refresh asks for the summary again, and chains from there.
+            return dg.SkipReason(f"{as_of} is not published yet; the daily refresh asks again")
+        # Keyed by the summary run: a date refreshed again (published late) chains again.
+        request = refresh_districts_request(context.instance, as_of, again=f"after-{run.run_id}")
         return request or dg.SkipReason("no district partitions yet")
 
     return refresh_districts_after_summary
+
+
+def heal_request(batch: HealBatch, summary_job, district_job) -> dg.RunRequest:
+    """The run of one heal batch: a date's summary, or a block of its districts in detail."""
+    tags = {SOURCE_TAG: "backfill", HEAL_TAG: "true"}
+    if batch.asset == "summary":
+        return dg.RunRequest(
+            run_key=batch.run_key,
+            job_name=summary_job.name,
+            partition_key=batch.as_of.isoformat(),
+            tags={**tags, SCOPE_TAG: "system-wide"},
+        )
+    return dg.RunRequest(
+        run_key=batch.run_key,
+        job_name=district_job.name,
+        tags={
+            **tags,
+            SCOPE_TAG: "single-district" if len(batch.districts) == 1 else "targeted",
+            RANGE_START_TAG: str(date_district_key(batch.as_of, batch.districts[0])),
+            RANGE_END_TAG: str(date_district_key(batch.as_of, batch.districts[-1])),
+        },
+    )
+
+
+def build_heal_sensor(
+    summary_job, district_job, *, breaker_cooldown: float, retry_delay: float
+) -> dg.SensorDefinition:
+    """Re-executes what failed for transient reasons once the dashboard answers again, and asks
+    pending "not published" dates again daily: outages heal without a human."""
+
+    @dg.sensor(
+        name="heal_gaps",
+        jobs=[summary_job, district_job],
+        minimum_interval_seconds=120,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Re-executes (date, district) cells that failed for transient reasons (at most "
+        "8 attempts each, after any Retry-After, once the dashboard's breaker lets requests through) "
+        "and asks pending 'not published' dates again once a day.",
+    )
+    def heal_gaps(context: dg.SensorEvaluationContext, store: SnapshotStore):
+        """Launch runs for the cells that heal themselves (see backfill_pipeline.planning.healing)."""
+        breaker = CircuitBreaker(store.root).state()
+        now = dt.datetime.now(dt.UTC)
+        if breaker.state == OPEN and (breaker.opened_at or 0) + breaker_cooldown > now.timestamp():
+            return dg.SkipReason("the dashboard is failing (breaker open): healing waits for it")
+        window_start = now.date() - dt.timedelta(days=LAG_WINDOW_DAYS + 1)
+        cells = automatic_heal_cells(
+            store.open(), now=now, refresh_window_start=window_start, retry_delay=retry_delay
+        )
+        if not cells:
+            return dg.SkipReason("nothing to heal")
+        order = list(context.instance.get_dynamic_partitions(DISTRICTS_PARTITION))
+        batches = heal_batches(cells, order)[:MAX_BATCHES]
+        context.log.info(f"healing {len(cells)} cells in {len(batches)} runs")
+        return [heal_request(b, summary_job, district_job) for b in batches]
+
+    return heal_gaps
 
 
 def alert_record(run: dg.DagsterRun, message: str) -> dict:

@@ -59,6 +59,8 @@ class Cell:
     detail_wanted: bool = False
     # The detail of the cell's file, when it has one.
     detail: str | None = None
+    # When the store last heard about the cell (its file written, or its date's last change).
+    seen_at: dt.datetime | None = None
 
     @property
     def key(self) -> str:
@@ -173,7 +175,7 @@ def _date_cells(
             yield _entry_cell(as_of, entry, kept.get(d, []))
         elif manifest.status == "unavailable" and not manifest.districts:
             state: CellState = "unavailable-final" if manifest.unavailable_final else "unavailable-pending"
-            yield Cell(as_of, d, state)
+            yield Cell(as_of, d, state, seen_at=manifest.updated_at)
         elif summary_errors:
             yield _failed(as_of, d, summary_errors)
         else:
@@ -181,7 +183,7 @@ def _date_cells(
 
 
 def _entry_cell(as_of: dt.date, entry: ManifestEntry, kept: list[DistrictError]) -> Cell:
-    d, detail = entry.district_id, entry.detail
+    d, detail, seen = entry.district_id, entry.detail, entry.collected_at
     if entry.status == "success":
         if detail == "detailed":
             return Cell(as_of, d, "detailed", detail=detail)
@@ -193,19 +195,20 @@ def _entry_cell(as_of: dt.date, entry: ManifestEntry, kept: list[DistrictError])
         return Cell(as_of, d, "summary", detail=detail)
     if entry.status == "unavailable":
         state: CellState = "unavailable-final" if entry.unavailable_final else "unavailable-pending"
-        return Cell(as_of, d, state, detail=detail)
+        return Cell(as_of, d, state, detail=detail, seen_at=seen)
     last = entry.last_error
     attempts = entry.attempts
     permanent = last is None or not last.retryable or attempts >= MAX_ATTEMPTS
     state = "failed-permanent" if permanent else "failed-transient"
-    return Cell(as_of, d, state, attempts, last, detail=detail)
+    return Cell(as_of, d, state, attempts, last, detail=detail, seen_at=seen)
 
 
 def _failed(as_of: dt.date, district: str, errors: list[SummaryError]) -> Cell:
     last = errors[-1]
     attempts = counted_attempts(errors)
     permanent = not last.retryable or attempts >= MAX_ATTEMPTS
-    return Cell(as_of, district, "failed-permanent" if permanent else "failed-transient", attempts, last)
+    state: CellState = "failed-permanent" if permanent else "failed-transient"
+    return Cell(as_of, district, state, attempts, last, seen_at=last.timestamp)
 
 
 @dataclass(frozen=True)

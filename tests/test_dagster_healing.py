@@ -1,0 +1,189 @@
+"""Gaps heal themselves: late publication through the daily refresh and its chain, transient
+failures through the heal sensor. Real Dagster instance, real runs (dagster.materialize), the
+sandbox over loopback HTTP, real files; the daemon's part (evaluating the schedule and sensors,
+launching what they ask) is done here by hand, one tick at a time."""
+
+import datetime as dt
+import time
+
+import dagster as dg
+import pytest
+from conftest import settings
+
+from backfill_pipeline.dashboard.breaker import CircuitBreaker
+from backfill_pipeline.definitions import build_definitions
+from backfill_pipeline.names import HEAL_TAG, PARTITION_TAG
+from backfill_pipeline.planning.gaps import MAX_ATTEMPTS, find_gaps
+from backfill_pipeline.sandbox.publication import is_published
+from backfill_pipeline.sandbox.server import SandboxServer
+from backfill_pipeline.scope import DistrictConfig
+from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
+
+DAY_1 = dt.date(2026, 11, 27)  # the first refresh's yesterday: held back, published a day late
+DAY_2 = dt.date(2026, 11, 28)
+DISTRICTS = ["42", "61", "109"]
+
+
+@pytest.fixture
+def world(tmp_path):
+    assert is_published(DAY_1, today=dt.date(2026, 12, 1)) and is_published(DAY_2, today=dt.date(2026, 12, 1))
+    with SandboxServer(seed=42, today=dt.date(2026, 12, 1)) as sandbox, dg.instance_for_test() as instance:
+        deployment = settings(
+            dashboard_url=sandbox.url,
+            data_root=tmp_path,
+            rate=100,
+            max_attempts=1,
+            breaker_threshold=3,
+            breaker_cooldown=1,
+            retry_delay=0.1,
+            start_date=DAY_1,
+        )
+        DistrictConfig(tmp_path).set(DISTRICTS)
+        repo = build_definitions(deployment).get_repository_def()
+        yield dict(
+            sandbox=sandbox,
+            instance=instance,
+            repo=repo,
+            root=tmp_path,
+            store=PerDistrictFileSnapshotStore(tmp_path),
+        )
+
+
+def run(world, request: dg.RunRequest, job_name: str) -> dg.ExecuteInProcessResult:
+    """What the daemon does with a run request: run its job with its tags (and partition)."""
+    job = world["repo"].get_job(job_name)
+    tags = dict(request.tags)
+    if request.partition_key:
+        tags[PARTITION_TAG] = request.partition_key
+    return job.execute_in_process(
+        instance=world["instance"], partition_key=request.partition_key, tags=tags, raise_on_error=False
+    )
+
+
+def chain(world, result: dg.ExecuteInProcessResult):
+    """The chain sensor's evaluation of a finished summary run."""
+    sensor = world["repo"].get_sensor_def("refresh_districts_after_summary")
+    dagster_run = world["instance"].get_run_by_id(result.run_id)
+    event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
+    with dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=event,
+        dagster_instance=world["instance"],
+        dagster_run=dagster_run,
+        resources={"store": world["repo"].get_top_level_resources()["store"]},
+    ) as ctx:
+        return sensor(ctx)
+
+
+def refresh_day(world, day: dt.date) -> list[str]:
+    """One day of the daemon: the 09:00 refresh, each summary run, then the chain it triggers.
+    Returns what happened, one line per run, for the assertion messages."""
+    schedule = world["repo"].get_schedule_def("daily_refresh")
+    with dg.build_schedule_context(
+        instance=world["instance"],
+        scheduled_execution_time=dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC),
+        resources={"store": world["repo"].get_top_level_resources()["store"]},
+    ) as ctx:
+        requests = schedule(ctx)
+    log = []
+    for request in requests:
+        result = run(world, request, "all_districts_summary_job")
+        assert result.success, request
+        log.append(f"summary {request.partition_key} ({request.run_key})")
+        follow = chain(world, result)
+        if isinstance(follow, dg.SkipReason):
+            log.append(f"  chain skipped: {follow.skip_message}")
+            continue
+        districts = run(world, follow, "district_snapshot_job")
+        log.append(f"  districts {'succeeded' if districts.success else 'failed'} ({follow.run_key})")
+    return log
+
+
+def cells(world, start=DAY_1, end=DAY_2) -> dict[str, str]:
+    return {c.key: c.state for c in find_gaps(world["store"], start, end, DISTRICTS).cells}
+
+
+def test_a_late_date_gets_its_summary_and_every_district_in_detail_without_a_human(world):
+    world["sandbox"].hold_back([DAY_1])
+    day_one = refresh_day(world, DAY_1 + dt.timedelta(days=1))
+    # Not published yet: pending (asked again), no detailed "unavailable" files written.
+    assert set(cells(world, DAY_1, DAY_1).values()) == {"unavailable-pending"}, day_one
+    assert not world["store"].read_manifest(DAY_1).districts
+    assert any("not published yet" in line for line in day_one)
+
+    world["sandbox"].release()  # the dashboard publishes it a day late
+    day_two = refresh_day(world, DAY_2 + dt.timedelta(days=1))
+    assert set(cells(world).values()) == {"detailed"}, day_two
+    assert not [line for line in day_one + day_two if "failed" in line]
+    assert [line.split()[1] for line in day_two if line.startswith("summary")] == [
+        DAY_1.isoformat(),
+        DAY_2.isoformat(),
+    ]
+    # Every district of both dates was materialized once, each by its own chained run.
+    materialized = world["instance"].get_materialized_partitions(dg.AssetKey("district_snapshot"))
+    assert materialized == {f"{d}|{x}" for d in (DAY_1, DAY_2) for x in DISTRICTS}
+
+    # A third day finds nothing left to ask again in the window.
+    day_three = refresh_day(world, DAY_2 + dt.timedelta(days=2))
+    assert [line for line in day_three if line.startswith("summary")] == [
+        "summary 2026-11-29 (refresh-summary-2026-11-29)"
+    ], day_three
+
+
+def heal_tick(world):
+    sensor = world["repo"].get_sensor_def("heal_gaps")
+    with dg.build_sensor_context(
+        instance=world["instance"], resources={"store": world["repo"].get_top_level_resources()["store"]}
+    ) as ctx:
+        return sensor(ctx)
+
+
+def test_the_heal_sensor_re_executes_transient_failures_once_the_dashboard_answers(world):
+    # Day one's refresh meets an outage for two districts' reports.
+    world["sandbox"].set_faults([{"kind": "error", "status": 503, "district": "61"}])
+    world["sandbox"].add_fault({"kind": "html", "district": "109"})
+    refresh_day(world, DAY_1 + dt.timedelta(days=1))
+    state = cells(world, DAY_1, DAY_1)
+    assert state == {f"{DAY_1}|42": "detailed", f"{DAY_1}|61": "summary", f"{DAY_1}|109": "summary"}
+    gaps = find_gaps(world["store"], DAY_1, DAY_1, DISTRICTS)
+    assert all(c.detail_wanted for c in gaps.cells if c.district != "42")
+
+    # While the breaker is open the sensor waits; after its cool-down it re-executes.
+    breaker = CircuitBreaker(world["root"])
+    for _ in range(3):
+        breaker.record_failure()
+    assert isinstance(heal_tick(world), dg.SkipReason)
+    world["sandbox"].clear_faults()
+    time.sleep(1.1)  # the breaker's cool-down (the heal run's first request is its probe), and settling
+    requests = heal_tick(world)
+    assert not isinstance(requests, dg.SkipReason), requests
+    assert [r.tags[HEAL_TAG] for r in requests] == ["true"]
+    (request,) = requests
+    assert request.tags["dagster/asset_partition_range_start"] == f"{DAY_1}|61"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{DAY_1}|109"
+    assert run(world, request, "district_snapshot_job").success
+    assert set(cells(world, DAY_1, DAY_1).values()) == {"detailed"}
+    assert isinstance(heal_tick(world), dg.SkipReason)  # nothing left
+
+
+def test_a_district_that_always_fails_ends_failed_after_bounded_attempts(world):
+    world["sandbox"].set_faults([{"kind": "html", "district": "61", "report": "clubperformance"}])
+    refresh_day(world, DAY_1 + dt.timedelta(days=1))
+    time.sleep(1)  # 8 step-retry delays: the failed run's own retries are over
+    runs = 0
+    for _ in range(40):
+        requests = heal_tick(world)
+        if isinstance(requests, dg.SkipReason):
+            if "breaker" not in requests.skip_message:
+                break
+            time.sleep(1.1)  # its cool-down
+            continue
+        runs += len(requests)
+        for request in requests:
+            run(world, request, "district_snapshot_job")
+    assert isinstance(requests, dg.SkipReason) and requests.skip_message == "nothing to heal"
+    assert 1 <= runs <= MAX_ATTEMPTS, "healing must stop"
+    [cell] = [c for c in find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells]
+    assert cell.state == "summary" and not cell.detail_wanted  # its summary data is kept
+    assert cell.attempts >= MAX_ATTEMPTS
+    assert cell.last_error.error_class and "HTML" in cell.last_error.message
