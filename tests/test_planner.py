@@ -3,7 +3,7 @@
 import datetime as dt
 
 import pytest
-from conftest import ALL_DISTRICTS, planner_world
+from conftest import ALL_DISTRICTS, AS_OF, BACKFILL, REFRESH, a_failure, a_summary, planner_world
 from pydantic import ValidationError
 
 from backfill_pipeline.dashboard.cache import CachedAnswer, RawCache
@@ -12,9 +12,11 @@ from backfill_pipeline.planning.planner import (
     choose_strategy,
     date_ranges,
     district_ranges,
+    make_heal_plan,
     make_plan,
 )
-from backfill_pipeline.planning.request import BackfillRequest, field_errors
+from backfill_pipeline.planning.request import BackfillRequest, HealRequest, field_errors
+from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore
 
 ALL = ALL_DISTRICTS
 world = planner_world
@@ -133,15 +135,69 @@ def test_skip_existing_and_retry_failures(tmp_path):
     assert again.force and len(again.district_partitions) == 2
 
 
+# "Not published" seen twice, a day apart, after March 2025's closing window: final on evidence.
+FINAL_EVIDENCE = ["2025-06-01T08:00:00+00:00", "2025-06-02T09:00:00+00:00"]
+
+
 def test_cached_csvs_and_known_unavailable_dates_cost_nothing(tmp_path):
     cache = RawCache(tmp_path)
     body = b'"DISTRICT"\r\n"42"\r\nMonth of Mar, As of 03/10/2025\r\n'
     sha = cache.put(body, url="u", as_of=dt.date(2025, 3, 10))
     cache.remember(CachedAnswer("districtsummary", None, "2025-03-10", True, "u", sha, len(body)))
-    cache.remember(CachedAnswer("districtsummary", None, "2025-03-11", False))
+    cache.remember(CachedAnswer("districtsummary", None, "2025-03-11", False, seen=FINAL_EVIDENCE))
     plan = make_plan(req(endDate="2025-03-12", targetDistricts=["42"]), world(), cache)
-    # 03-10: summary cached, 3 district reports; 03-11: known unavailable, free; 03-12: 1 + 3.
+    # 03-10: summary cached, 3 district reports; 03-11: known unavailable (final), free; 03-12: 1 + 3.
     assert plan.cost.requests == 3 + 1 + 3 and plan.cost.cached == 2
+
+
+@pytest.mark.parametrize(
+    ("seen", "recheck", "requests"),
+    [
+        (FINAL_EVIDENCE, False, 0),
+        # Seen once: pending. Every run asks again: the summary and, if published, 3 reports.
+        (FINAL_EVIDENCE[:1], False, 1 + 3),
+        # Seen before the month closed: pending too.
+        (["2025-03-12T08:00:00+00:00", "2025-03-14T08:00:00+00:00"], False, 1 + 3),
+        # A recheck asks again even where it is final.
+        (FINAL_EVIDENCE, True, 1 + 3),
+    ],
+)
+def test_a_cached_unavailable_answer_is_free_only_when_final_and_not_rechecked(
+    tmp_path, seen, recheck, requests
+):
+    cache = RawCache(tmp_path)
+    cache.remember(CachedAnswer("districtsummary", None, "2025-03-11", False, seen=seen))
+    plan = make_plan(
+        req(startDate="2025-03-11", targetDistricts=["42"], recheckUnavailable=recheck), world(), cache
+    )
+    assert plan.cost.requests == requests
+    assert plan.cost.cached == (1 if requests == 0 else 0)
+    assert plan.recheck_unavailable is recheck
+
+
+def test_recheck_plans_unavailable_keys_again_and_changes_the_hash(tmp_path):
+    materialized = {
+        "all_districts_summary": {"2025-03-10", "2025-03-11"},
+        "district_snapshot": {"2025-03-10|42"},
+    }
+    unavailable = {"all_districts_summary": {"2025-03-11"}, "district_snapshot": {"2025-03-10|42"}}
+    w = world(materialized=materialized, unavailable=unavailable)
+    plain = make_plan(req(endDate="2025-03-11"), w, RawCache(tmp_path))
+    assert plain.summary_partitions == [] and plain.skipped["materialized"] == 2
+    rechecked = make_plan(req(endDate="2025-03-11", recheckUnavailable=True), w, RawCache(tmp_path))
+    # Only the unavailable date is asked again; the materialized one stays skipped.
+    assert rechecked.summary_partitions == ["2025-03-11"] and rechecked.skipped["materialized"] == 1
+    assert rechecked.recheck_unavailable and "asked again" in rechecked.rationale
+    per_district = make_plan(
+        req(endDate="2025-03-11", targetDistricts=["42"], recheckUnavailable=True), w, RawCache(tmp_path)
+    )
+    assert per_district.district_partitions == ["2025-03-10|42", "2025-03-11|42"]
+    # The hash covers the recheck, even when the partitions are the same.
+    same = world()
+    assert (
+        make_plan(req(recheckUnavailable=True), same, RawCache(tmp_path)).plan_hash
+        != make_plan(req(), same, RawCache(tmp_path)).plan_hash
+    )
 
 
 def test_plan_hash_changes_with_the_state(tmp_path):
@@ -200,3 +256,91 @@ def test_date_ranges():
         ("2025-03-10", "2025-03-12"),
         ("2025-03-20", "2025-03-20"),
     ]
+
+
+# -- the heal plan ---------------------------------------------------------------------------------
+
+
+def a_store_with_gaps(tmp_path):
+    """AS_OF: 42 and 61 in summary, 09 failed transiently (detailed); the next day not published
+    yet (pending), the day after final; the fourth day never collected."""
+    store = PerDistrictFileSnapshotStore(tmp_path)
+    store.write_districts(AS_OF, [a_summary("42"), a_summary("61")], context=REFRESH, summary_answered=True)
+    store.write_district(a_failure("09"), context=BACKFILL)
+    store.mark_date_unavailable(AS_OF + dt.timedelta(days=1), context=REFRESH)
+    store.mark_date_unavailable(AS_OF + dt.timedelta(days=2), context=REFRESH, final=True)
+    return store
+
+
+def heal_req(**fields) -> HealRequest:
+    end = (AS_OF + dt.timedelta(days=3)).isoformat()
+    return HealRequest.model_validate({"startDate": AS_OF.isoformat(), "endDate": end, **fields})
+
+
+def test_a_heal_plans_exactly_the_healable_cells_and_their_cost(tmp_path):
+    store = a_store_with_gaps(tmp_path)
+    day = [(AS_OF + dt.timedelta(days=i)).isoformat() for i in range(4)]
+    w = world(configured=["09", "42", "61"])
+    plan = make_heal_plan(heal_req(), w, store, RawCache(tmp_path))
+    assert plan.strategy == "heal" and plan.scope == "system-wide" and plan.districts == ["09", "42", "61"]
+    # 09 failed in detail: collected in detail; the pending and the missing dates: their summary.
+    assert plan.district_partitions == [f"{day[0]}|09"]
+    assert plan.summary_partitions == [day[1], day[3]]
+    assert plan.skipped == {"summary": 2, "unavailable-final": 3}
+    # Two summaries, and for 09 its date's summary (not cached) and its three reports.
+    assert plan.cost.requests == 2 + 1 + 3
+    assert plan.cost.runs == 2 + 1  # two separate dates, one district run
+    assert not plan.force and not plan.recheck_unavailable
+    assert "heal: 7 of 12 cell(s)" in plan.rationale
+
+    without_missing = make_heal_plan(heal_req(includeMissing=False), w, store, RawCache(tmp_path))
+    assert without_missing.summary_partitions == [day[1]]
+    assert without_missing.skipped["missing"] == 3
+    assert without_missing.plan_hash != plan.plan_hash
+
+    only_61 = make_heal_plan(heal_req(targetDistricts=["61"]), w, store, RawCache(tmp_path))
+    assert only_61.scope == "single-district" and only_61.district_partitions == []
+    assert only_61.summary_partitions == [day[1], day[3]]
+
+
+def test_a_heal_with_nothing_to_heal_plans_no_partition(tmp_path):
+    store = a_store_with_gaps(tmp_path)
+    request = heal_req(startDate=AS_OF.isoformat(), endDate=AS_OF.isoformat(), targetDistricts=["42", "61"])
+    plan = make_heal_plan(request, world(), store, RawCache(tmp_path))
+    assert plan.partition_count == 0 and plan.cost.requests == 0 and plan.cost.runs == 0
+    assert plan.skipped == {"summary": 2}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"startDate": "2026-11-20", "endDate": "2026-11-29"}, "endDate"),
+        ({"startDate": "2024-12-30", "endDate": "2025-01-02"}, "startDate"),
+        ({"targetDistricts": ["999"]}, "targetDistricts"),
+    ],
+)
+def test_heal_plan_errors_name_their_field(tmp_path, fields, field):
+    with pytest.raises(PlanError) as info:
+        make_heal_plan(heal_req(**fields), world(), a_store_with_gaps(tmp_path), RawCache(tmp_path))
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"startDate": "2025-03-10"}, "endDate"),
+        ({"startDate": "2025-03-10", "endDate": "2025-03-01"}, "endDate"),
+        ({"startDate": "2025-01-01", "endDate": "2026-01-02"}, "endDate"),
+        ({"startDate": "2025-3-1", "endDate": "2025-03-02"}, "startDate"),
+        (
+            {"startDate": "2025-03-01", "endDate": "2025-03-02", "targetDistricts": ["../x"]},
+            "targetDistricts",
+        ),
+        ({"startDate": "2025-03-01", "endDate": "2025-03-02", "includeMissing": "maybe"}, "includeMissing"),
+        ({"startDate": "2025-03-01", "endDate": "2025-03-02", "skipExisting": False}, "skipExisting"),
+    ],
+)
+def test_bad_heal_requests_name_their_field(body, field):
+    with pytest.raises(ValidationError) as info:
+        HealRequest.model_validate(body)
+    assert field in [e["field"].split(".")[0] for e in field_errors(info.value)]

@@ -1,4 +1,5 @@
-"""Turn a BackfillRequest into a plan: scope, strategy, partitions, runs and an exact request cost.
+"""Turn a BackfillRequest into a plan: scope, strategy, partitions, runs and an exact request cost;
+and a HealRequest into the plan that collects again exactly the cells a heal may improve.
 
 No Dagster here: what Dagster knows (materialized and failed partitions, the order of the
 `districts` partitions) is passed in by the caller.
@@ -10,15 +11,19 @@ import datetime as dt
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from ..dashboard.cache import RawCache
 from ..dashboard.calendar import possibly_open_program_years, previous_month, program_year
 from ..dashboard.reports import DISTRICT_REPORTS, Report
+from ..district_ids import sort_district_ids
 from ..names import DISTRICT_ASSET, KEY_SEPARATOR, SUMMARY_ASSET, district_key, key_date
 from ..scope import resolve_scope
-from .request import BackfillRequest
+from ..snapshots.store import PerDistrictFileSnapshotStore
+from .gaps import STATES, find_gaps, heal_partitions
+from .request import BackfillRequest, HealRequest
 
 
 class PlanError(ValueError):
@@ -43,6 +48,9 @@ class World:
     failed: dict[str, set[str]]
     batch_size: int
     pool_limit: int = 2
+    # Keys of `materialized` whose cell the store holds as "not published" (final on evidence:
+    # the caller leaves pending ones out of `materialized`); a recheck plans them again.
+    unavailable: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +84,7 @@ class Plan:
     force: bool
     rate_per_run: float
     plan_hash: str = ""
+    recheck_unavailable: bool = False
 
     @property
     def partition_count(self) -> int:
@@ -170,8 +179,8 @@ def choose_strategy(request: BackfillRequest) -> tuple[str, str]:
     )
 
 
-def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) -> Plan:
-    """Plan a request against what the deployment, the store and the raw cache already hold."""
+def _check_dates(request: BackfillRequest | HealRequest, world: World) -> None:
+    """PlanError unless the request's dates are partitions of this deployment, yesterday at the latest."""
     yesterday = world.today - dt.timedelta(days=1)
     if request.last_date > yesterday:
         raise PlanError(
@@ -186,6 +195,10 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
             f"partition {world.partition_start} (BACKFILL_START_DATE)",
         )
 
+
+def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) -> Plan:
+    """Plan a request against what the deployment, the store and the raw cache already hold."""
+    _check_dates(request, world)
     strategy, rationale = choose_strategy(request)
     scope = resolve_scope(request.target_districts, world.configured, world.available)
     out_of_scope = [o.to_dict() for o in scope.out_of_scope]
@@ -199,8 +212,11 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
     force = not request.skip_existing
     skipped = {"materialized": 0, "failed": 0}
 
+    recheck = request.recheck_unavailable
+
     def keep(asset: str, key: str) -> bool:
-        if not force and key in world.materialized.get(asset, set()):
+        rechecked = recheck and key in world.unavailable.get(asset, set())
+        if not force and not rechecked and key in world.materialized.get(asset, set()):
             skipped["materialized"] += 1
             return False
         if not request.retry_failures and key in world.failed.get(asset, set()):
@@ -220,7 +236,9 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
         summary_keys = [d for d in summary_keys if d in needed]
         skipped["summaryNotNeeded"] = len(dropped)
 
-    cost = _cost(request, world, cache, summary_keys, district_keys)
+    cost = _cost(request, world, cache, summary_keys, district_keys, recheck=recheck)
+    if recheck:
+        rationale += '; "not published" answers are asked again, even final ones'
     scope_kind = (
         "system-wide"
         if strategy == "system-wide"
@@ -241,22 +259,67 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
         cost=cost,
         force=force,
         rate_per_run=round(request.rate / min(request.concurrency, world.pool_limit), 3),
+        recheck_unavailable=recheck,
     )
     plan.plan_hash = plan_hash(plan, request)
     return plan
 
 
-def _cost(request, world, cache, summary_keys, district_keys) -> Cost:
+def make_heal_plan(
+    request: HealRequest, world: World, store: PerDistrictFileSnapshotStore, cache: RawCache | None
+) -> Plan:
+    """The plan that collects again exactly the healable cells of the request's range
+    (planning/gaps.py): a date's summary for the cells without detail, the detailed cells in
+    detail; its cost counted as a backfill's. No partition when nothing can be healed."""
+    _check_dates(request, world)
+    scope = resolve_scope(request.target_districts, world.configured, world.available)
+    out_of_scope = [o.to_dict() for o in scope.out_of_scope]
+    if request.target_districts and not scope.in_scope:
+        why = "; ".join(f"{o['id']}: {o['message']}" for o in out_of_scope)
+        raise PlanError("targetDistricts", f"no district in scope ({why})")
+    gaps = find_gaps(store, request.start_date, request.end_date, scope.in_scope)
+    cells = gaps.healable(include_missing=request.include_missing)
+    parts = heal_partitions(cells)
+    left = Counter(c.state for c in gaps.cells if not c.healable(include_missing=request.include_missing))
+    healed = Counter(c.state for c in cells)
+    rationale = (
+        f"heal: {len(cells)} of {len(gaps.cells)} cell(s) may give more than they hold"
+        + (f" ({', '.join(f'{n} {state}' for state, n in sorted(healed.items()))})" if cells else "")
+        + "; a date's summary re-collects its cells without detail, the detailed ones are collected "
+        "in detail" + ("" if request.include_missing else "; cells never collected are left out")
+    )
+    districts = sort_district_ids({c.district for c in cells})
+    plan = Plan(
+        strategy="heal",
+        rationale=rationale,
+        scope=scope.kind,
+        dates=[d.isoformat() for d in request.dates()],
+        districts=districts,
+        out_of_scope=out_of_scope,
+        summary_partitions=parts.summary,
+        district_partitions=parts.districts,
+        skipped={state: left[state] for state in STATES if left[state]},
+        cost=_cost(request, world, cache, parts.summary, parts.districts, recheck=False),
+        force=False,
+        rate_per_run=round(request.rate / min(request.concurrency, world.pool_limit), 3),
+    )
+    plan.plan_hash = plan_hash(plan, request)
+    return plan
+
+
+def _cost(request, world, cache, summary_keys, district_keys, *, recheck: bool = False) -> Cost:
     def known(report: Report, district: str | None, date: str) -> str | None:
-        """`available`, `unavailable` or None: what the raw cache already answered."""
+        """`available`, `unavailable` or None: what the raw cache already answered and the run
+        will not ask again. "Not published" is known only when final on evidence and not
+        rechecked: a pending one is asked again by every run, so it costs its request."""
         if cache is None:
             return None
         hit = cache.lookup(report.value, district, dt.date.fromisoformat(date))
         if hit is None:
             return None
-        if hit.available and cache.read(hit.sha256 or "") is None:
-            return None
-        return "available" if hit.available else "unavailable"
+        if hit.available:
+            return "available" if cache.read(hit.sha256 or "") is not None else None
+        return "unavailable" if hit.unavailable_final() and not recheck else None
 
     by_report = {r.value: 0 for r in Report}
     cached = uncertain_summary = 0
@@ -330,7 +393,7 @@ def _open_year_runs(summary_keys, district_keys, world) -> int:
     )
 
 
-def plan_hash(plan: Plan, request: BackfillRequest) -> str:
+def plan_hash(plan: Plan, request: BackfillRequest | HealRequest) -> str:
     """A digest of what would be launched; it changes when the store or Dagster state changes."""
     body = {
         "strategy": plan.strategy,
@@ -340,5 +403,6 @@ def plan_hash(plan: Plan, request: BackfillRequest) -> str:
         "rate": request.rate,
         "concurrency": request.concurrency,
         "cost": asdict(plan.cost)["requests"],
+        "recheck": plan.recheck_unavailable,
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""BackfillRequest: what a caller asks for, validated field by field (no Dagster here)."""
+"""BackfillRequest and HealRequest: what a caller asks for, validated field by field (no Dagster here)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,32 @@ PLAN_HASH_PATTERN = "^[0-9a-f]{16,64}$"
 CollectionType = Literal["auto", "system-wide", "per-district"]
 
 
+def normalised_targets(value: list[str] | None) -> list[str] | None:
+    """District ids normalised (`District 42` -> `42`), duplicates dropped, order kept; ValueError
+    naming the first bad item."""
+    if value is None:
+        return None
+    out: list[str] = []
+    for i, raw in enumerate(value):
+        try:
+            district = normalise_district_id(raw)
+        except InvalidDistrictId as exc:
+            raise ValueError(f"item {i}: {exc}") from None
+        if district not in out:
+            out.append(district)
+    return out
+
+
+def check_span(start: dt.date, end: dt.date, *, what: str = "a backfill") -> None:
+    """The rules every date range of a request follows; ValueError naming the field at fault."""
+    if start < EARLIEST_AS_OF:
+        raise ValueError(f"startDate: {start} is before {EARLIEST_AS_OF}, the first exported date")
+    if end < start:
+        raise ValueError(f"endDate: {end} is before startDate {start}")
+    if (end - start).days >= MAX_DAYS:
+        raise ValueError(f"endDate: {what} spans at most {MAX_DAYS} days; launch one per program year")
+
+
 class BackfillRequest(CamelModel):
     """A backfill request; unknown fields are rejected and every error names its field."""
 
@@ -36,6 +62,9 @@ class BackfillRequest(CamelModel):
     collection_type: CollectionType = "auto"
     skip_existing: bool = True
     retry_failures: bool = True
+    # Ask again where "not published" is final on evidence too (the run tag RECHECK_TAG): with it,
+    # skipExisting skips no unavailable cell, and the cost counts their requests.
+    recheck_unavailable: bool = False
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
     rate: float = Field(default=2.0, gt=0, le=MAX_RATE)
     dry_run: bool = False
@@ -49,31 +78,11 @@ class BackfillRequest(CamelModel):
     @field_validator("target_districts")
     @classmethod
     def _districts(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        out: list[str] = []
-        for i, raw in enumerate(value):
-            try:
-                district = normalise_district_id(raw)
-            except InvalidDistrictId as exc:
-                raise ValueError(f"item {i}: {exc}") from None
-            if district not in out:
-                out.append(district)
-        return out
+        return normalised_targets(value)
 
     @model_validator(mode="after")
     def _dates(self) -> BackfillRequest:
-        end = self.end_date or self.start_date
-        if self.start_date < EARLIEST_AS_OF:
-            raise ValueError(
-                f"startDate: {self.start_date} is before {EARLIEST_AS_OF}, the first exported date"
-            )
-        if end < self.start_date:
-            raise ValueError(f"endDate: {end} is before startDate {self.start_date}")
-        if (end - self.start_date).days >= MAX_DAYS:
-            raise ValueError(
-                f"endDate: a backfill spans at most {MAX_DAYS} days; launch one per program year"
-            )
+        check_span(self.start_date, self.end_date or self.start_date)
         return self
 
     @property
@@ -84,6 +93,47 @@ class BackfillRequest(CamelModel):
     def dates(self) -> list[dt.date]:
         """Every as-of date asked for."""
         n = (self.last_date - self.start_date).days + 1
+        return [self.start_date + dt.timedelta(days=i) for i in range(n)]
+
+
+class HealRequest(CamelModel):
+    """A heal: collect again exactly the cells of a date range that may give more than they hold
+    (planning/gaps.py), as one backfill. Unknown fields are rejected; every error names its field."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_date: dt.date
+    end_date: dt.date
+    target_districts: list[str] | None = Field(default=None, max_length=MAX_TARGETS)
+    include_missing: bool = True
+    concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
+    rate: float = Field(default=2.0, gt=0, le=MAX_RATE)
+    dry_run: bool = False
+    plan_hash: str | None = Field(default=None, pattern=PLAN_HASH_PATTERN)
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _iso_only(cls, value):
+        return iso_date_text(value)
+
+    @field_validator("target_districts")
+    @classmethod
+    def _districts(cls, value: list[str] | None) -> list[str] | None:
+        return normalised_targets(value)
+
+    @model_validator(mode="after")
+    def _dates(self) -> HealRequest:
+        check_span(self.start_date, self.end_date, what="a heal")
+        return self
+
+    @property
+    def last_date(self) -> dt.date:
+        """endDate."""
+        return self.end_date
+
+    def dates(self) -> list[dt.date]:
+        """Every as-of date of the range."""
+        n = (self.end_date - self.start_date).days + 1
         return [self.start_date + dt.timedelta(days=i) for i in range(n)]
 
 
