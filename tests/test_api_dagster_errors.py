@@ -32,6 +32,7 @@ CALLS = [
     ("GET", ONE, "/api/backfills/abc123", None),
     ("DELETE", ONE, "/api/backfills/abc123", None),
     ("POST", RETRY, "/api/backfills/abc123/retry", None),
+    ("POST", "/api/heal", "/api/heal", {"startDate": "2025-04-14", "endDate": "2025-04-15"}),
 ]
 
 

@@ -29,7 +29,11 @@ DOCUMENT = "/api/openapi.json"
 LIST = "/api/backfills"
 ONE = "/api/backfills/{backfillId}"
 RETRY = "/api/backfills/{backfillId}/retry"
+COVERAGE = "/api/coverage"
+HEAL = "/api/heal"
 REQUEST = {"startDate": "2025-04-14", "targetDistricts": ["42"]}
+# Nothing is collected in the `api` fixture's store: every cell is missing, so a heal launches.
+HEAL_REQUEST = {"startDate": "2025-04-14", "endDate": "2025-04-15"}
 FAILED_KEY = "2025-04-14|42"
 
 
@@ -71,6 +75,13 @@ SCENARIOS: dict[tuple[str, str, str], Callable[[FakeApi], object]] = {
     ("POST", RETRY, "202"): lambda api: api.client.post(f"/api/backfills/{_ended(api, FAILED_KEY)}/retry"),
     ("POST", RETRY, "404"): lambda api: api.client.post("/api/backfills/nosuchbackfill/retry"),
     ("POST", RETRY, "409"): lambda api: api.client.post(f"/api/backfills/{_ended(api)}/retry"),
+    ("GET", COVERAGE, "200"): lambda api: api.client.get(f"{COVERAGE}?start=2025-04-14&end=2025-04-15"),
+    ("GET", COVERAGE, "400"): lambda api: api.client.get(f"{COVERAGE}?start=yesterday"),
+    ("POST", HEAL, "200"): lambda api: api.client.post(HEAL, json={**HEAL_REQUEST, "dryRun": True}),
+    ("POST", HEAL, "202"): lambda api: api.client.post(HEAL, json=HEAL_REQUEST),
+    ("POST", HEAL, "400"): lambda api: api.client.post(HEAL, json={"startDate": "2025-04-14"}),
+    ("POST", HEAL, "409"): lambda api: api.client.post(HEAL, json={**HEAL_REQUEST, "planHash": "0" * 16}),
+    ("POST", HEAL, "413"): lambda api: api.client.post(HEAL, content=b" " * (MAX_BODY + 1)),
 }
 for _method, _template, _path, _body in [
     ("GET", HEALTH, HEALTH, None),
@@ -79,6 +90,7 @@ for _method, _template, _path, _body in [
     ("GET", ONE, "/api/backfills/abc123", None),
     ("DELETE", ONE, "/api/backfills/abc123", None),
     ("POST", RETRY, "/api/backfills/abc123/retry", None),
+    ("POST", HEAL, HEAL, HEAL_REQUEST),
 ]:
     SCENARIOS[(_method, _template, "502")] = _failing(DagsterGraphQLError("broken"), _method, _path, _body)
     SCENARIOS[(_method, _template, "503")] = _failing(DagsterUnreachable("down"), _method, _path, _body)

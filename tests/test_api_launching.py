@@ -85,6 +85,7 @@ def test_plan_body_is_the_plan_as_the_api_shows_it(tmp_path):
             "notes": plan.cost.notes,
         },
         "force": False,
+        "recheckUnavailable": False,
         "ratePerRun": 1.0,
         "planHash": plan.plan_hash,
     }

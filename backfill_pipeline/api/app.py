@@ -1,4 +1,5 @@
-"""The REST API over BackfillService (Starlette): launch, list, watch, cancel and retry backfills."""
+"""The REST API over BackfillService (Starlette): launch, list, watch, cancel and retry backfills;
+the store's coverage (its gaps) and healing them."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from starlette.routing import Route
 
 from . import inputs, openapi
 from .errors import EXCEPTION_HANDLERS, ApiError, answer
+from .launching import Launched
 from .models import (
     DEFAULT_LIST,
     MAX_LIST,
     BackfillList,
+    Coverage,
     DagsterVersion,
     DryRun,
     FieldError,
@@ -35,6 +38,10 @@ from .service import BackfillService
 NOTHING_TO_RUN = (
     "nothing to run: every partition asked for is already materialized "
     "(send skipExisting: false to collect them again)"
+)
+NOTHING_TO_HEAL = (
+    "nothing to heal: every cell of the range is complete, final or failed for good "
+    "(GET /api/coverage lists them; a backfill with skipExisting: false collects them again)"
 )
 
 ServiceFactory = Callable[[], BackfillService]
@@ -86,21 +93,48 @@ async def list_backfills(request: Request) -> Response:
     return answer(BackfillList(backfills=backfills))
 
 
+def _launched(launched: Launched, *, dry_run: bool, nothing: str) -> Response:
+    """202 for a launched backfill; 200 with the plan for a dry run or a plan with nothing to run."""
+    plan = PlanBody.from_plan(launched.plan)
+    if dry_run:
+        return answer(DryRun(request_id=launched.request_id, plan=plan))
+    if launched.backfill_id is None:
+        return answer(NothingToRun(request_id=launched.request_id, plan=plan, message=nothing))
+    links = Links(self_=backfill_link(launched.backfill_id))
+    return _created(
+        LaunchedBody(backfill_id=launched.backfill_id, request_id=launched.request_id, plan=plan, links=links)
+    )
+
+
 async def create_backfill(request: Request) -> Response:
     """Validate, plan and launch (202); a dry run or a plan with nothing to run answers 200."""
     body = await inputs.json_object(request)
     backfill_request = inputs.backfill_request(body)
     service = await _service(request)
     launched = await run_in_threadpool(service.launch, backfill_request, requester=inputs.requester(request))
-    plan = PlanBody.from_plan(launched.plan)
-    if backfill_request.dry_run:
-        return answer(DryRun(request_id=launched.request_id, plan=plan))
-    if launched.backfill_id is None:
-        return answer(NothingToRun(request_id=launched.request_id, plan=plan, message=NOTHING_TO_RUN))
-    links = Links(self_=backfill_link(launched.backfill_id))
-    return _created(
-        LaunchedBody(backfill_id=launched.backfill_id, request_id=launched.request_id, plan=plan, links=links)
-    )
+    return _launched(launched, dry_run=backfill_request.dry_run, nothing=NOTHING_TO_RUN)
+
+
+async def coverage(request: Request) -> Response:
+    """Every cell of a range of dates x districts from the store: totals per state, the cells
+    that are not complete (or those of `state`), each with its last error and attempts."""
+    query = inputs.coverage_query(request)
+    service = await _service(request)
+
+    def read() -> dict:
+        return Coverage.from_gaps(service.gaps(query), query).to_json()
+
+    return JSONResponse(await run_in_threadpool(read))
+
+
+async def heal(request: Request) -> Response:
+    """Plan and launch one backfill of exactly the healable cells (202); a dry run or nothing to
+    heal answers 200."""
+    body = await inputs.json_object(request)
+    heal_request = inputs.heal_request(body)
+    service = await _service(request)
+    launched = await run_in_threadpool(service.heal, heal_request, requester=inputs.requester(request))
+    return _launched(launched, dry_run=heal_request.dry_run, nothing=NOTHING_TO_HEAL)
 
 
 async def get_backfill(request: Request) -> Response:
@@ -143,6 +177,8 @@ ROUTES = [
     _route("/api/backfills", GET=list_backfills, POST=create_backfill),
     _route("/api/backfills/{backfillId}", GET=get_backfill, DELETE=cancel_backfill),
     _route("/api/backfills/{backfillId}/retry", POST=retry_backfill),
+    _route("/api/coverage", GET=coverage),
+    _route("/api/heal", POST=heal),
 ]
 
 

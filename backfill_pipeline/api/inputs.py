@@ -1,16 +1,22 @@
-"""Reading a request: its JSON body (bounded), the backfill request in it, who asks."""
+"""Reading a request: its JSON body (bounded), the backfill or heal request in it, the coverage
+query, who asks."""
 
 from __future__ import annotations
 
 import json
 import re
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from ..planning.request import BackfillRequest, field_errors
+from ..planning.request import BackfillRequest, HealRequest, field_errors
 from .errors import ApiError
-from .models import MAX_BODY, MAX_REQUESTER, FieldError
+from .models import MAX_BODY, MAX_REQUESTER, CoverageQuery, FieldError
+
+Model = TypeVar("Model", bound=BaseModel)
+# The query parameters that take several values: comma-separated, repeated, or both.
+LIST_PARAMETERS = ("districts", "state")
 
 # A too-large body is read and thrown away up to this much so the client sees the 413: closing
 # a connection with unread data makes the kernel send a reset that can swallow the answer.
@@ -57,15 +63,47 @@ async def json_object(request: Request) -> dict:
     return body
 
 
-def backfill_request(body: dict) -> BackfillRequest:
-    """The body as a BackfillRequest; ApiError 400 naming every field at fault."""
+def _validated(model: type[Model], data: dict, what: str) -> Model:
+    """`data` as `model`; ApiError 400 naming every field at fault."""
     try:
-        return BackfillRequest.model_validate(body)
+        return model.model_validate(data)
     except ValidationError as exc:
         fields = [FieldError.model_validate(f) for f in field_errors(exc)]
     summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
-    raise ApiError(400, "invalid-request", f"invalid backfill request: {summary}{more}", fields=fields)
+    raise ApiError(400, "invalid-request", f"invalid {what}: {summary}{more}", fields=fields)
+
+
+def backfill_request(body: dict) -> BackfillRequest:
+    """The body as a BackfillRequest; ApiError 400 naming every field at fault."""
+    return _validated(BackfillRequest, body, "backfill request")
+
+
+def heal_request(body: dict) -> HealRequest:
+    """The body as a HealRequest; ApiError 400 naming every field at fault."""
+    return _validated(HealRequest, body, "heal request")
+
+
+def coverage_query(request: Request) -> CoverageQuery:
+    """The query string as a CoverageQuery: lists comma-separated or repeated, empty values as not
+    given; ApiError 400 naming every parameter at fault (an unknown one too)."""
+    lists: dict[str, list[str]] = {}
+    single: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in request.query_params.multi_items():
+        if name in LIST_PARAMETERS:
+            lists.setdefault(name, []).extend(v.strip() for v in value.split(",") if v.strip())
+            continue
+        if name in seen:
+            message = "given more than once"
+            raise ApiError(
+                400, "invalid-request", f"{name}: {message}", fields=[FieldError(field=name, message=message)]
+            )
+        seen.add(name)
+        if value.strip():
+            single[name] = value
+    data: dict[str, object] = {**single, **{k: v for k, v in lists.items() if v}}
+    return _validated(CoverageQuery, data, "coverage query")
 
 
 def requester(request: Request) -> str:

@@ -1,22 +1,26 @@
-"""Planning, launching and retrying backfills: what Dagster and the store hold, the plan, the launch."""
+"""Planning, launching and retrying backfills, and healing gaps: what Dagster and the store hold,
+the plan, the launch."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from ..dashboard.cache import RawCache
-from ..dashboard.calendar import unavailable_is_final
 from ..dataroot import DataRoot
+from ..district_ids import sort_district_ids
 from ..names import (
     DISTRICT_ASSET,
     DISTRICTS_PARTITION,
     FORCE_TAG,
+    HEAL_TAG,
+    KEY_SEPARATOR,
     PLAN_HASH_TAG,
     POOL,
     RATE_TAG,
+    RECHECK_TAG,
     REQUEST_ID_TAG,
     REQUESTER_TAG,
     SCOPE_TAG,
@@ -24,10 +28,11 @@ from ..names import (
     STRATEGY_TAG,
     SUMMARY_ASSET,
     concurrency_tag,
+    district_key,
     key_date,
 )
-from ..planning.planner import Plan, World, date_ranges, district_ranges, make_plan
-from ..planning.request import BackfillRequest
+from ..planning.planner import Plan, World, date_ranges, district_ranges, make_heal_plan, make_plan
+from ..planning.request import BackfillRequest, HealRequest
 from ..scope import DistrictConfig
 from ..snapshots.store import PerDistrictFileSnapshotStore
 from .graphql import DagsterGraphQL
@@ -92,47 +97,72 @@ class Launcher:
         self.batch_size = batch_size
         self.today = today
 
-    def world(self) -> World:
-        """What Dagster and the store hold now (partition statuses, districts, scope)."""
+    def world(self, dates: Iterable[dt.date] = ()) -> World:
+        """What Dagster and the store hold now (partition statuses, districts, scope). Among
+        `dates`, what the store holds as "not published" is set apart: pending answers are not
+        materialized (every backfill asks them again), final ones are listed for a recheck."""
         summary_keys = self.graphql.partition_keys([SUMMARY_ASSET])
         district_dims = self.graphql.partition_keys([DISTRICT_ASSET])
         statuses = {a: self.graphql.partition_statuses([a]) for a in (SUMMARY_ASSET, DISTRICT_ASSET)}
-        dates = summary_keys.get("default") or next(iter(summary_keys.values()), [])
+        materialized = {a: s.materialized for a, s in statuses.items()}
+        dates_known = summary_keys.get("default") or next(iter(summary_keys.values()), [])
         pool = self.graphql.pool(POOL)
-        for day in self._recent_unavailable():
-            # Materialized as unavailable, but maybe only because the dashboard lagged: not final.
-            statuses[SUMMARY_ASSET].materialized.discard(day)
-            statuses[DISTRICT_ASSET].materialized -= {
-                k for k in statuses[DISTRICT_ASSET].materialized if key_date(k) == day
-            }
+        pending, final = self._unavailable(dates, materialized)
+        for asset, keys in pending.items():
+            materialized[asset] -= keys
         today = self.today()
         return World(
             today=today,
-            partition_start=dt.date.fromisoformat(dates[0]) if dates else today,
+            partition_start=dt.date.fromisoformat(dates_known[0]) if dates_known else today,
             configured=DistrictConfig(self.root).list(),
             available=None,
             district_partitions=district_dims.get("district", []),
-            materialized={a: s.materialized for a, s in statuses.items()},
+            materialized=materialized,
             failed={a: s.failed for a, s in statuses.items()},
             batch_size=self.batch_size,
             pool_limit=pool.get("limit") or pool.get("slotCount") or 2,
+            unavailable={a: keys & materialized[a] for a, keys in final.items()},
         )
 
-    def _recent_unavailable(self) -> list[str]:
-        """Dates stored as unavailable while that answer may still change (not cached either)."""
-        today = self.today()
-        out, day = [], today - dt.timedelta(days=1)
-        while not unavailable_is_final(day, today):
-            metadata = self.store.read_metadata(day)
-            if metadata is not None and metadata.status == "unavailable":
-                out.append(day.isoformat())
-            day -= dt.timedelta(days=1)
-        return out
+    def _unavailable(
+        self, dates: Iterable[dt.date], materialized: dict[str, set[str]]
+    ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """(pending, final): the keys among `dates` whose cell the store holds as "not published",
+        per asset, from the manifests (as planning/gaps.py reads them): a date marked unavailable
+        is its summary key and, when it has no district entry, every district key of that date;
+        a district entry marked unavailable is its own key."""
+        pending: dict[str, set[str]] = {SUMMARY_ASSET: set(), DISTRICT_ASSET: set()}
+        final: dict[str, set[str]] = {SUMMARY_ASSET: set(), DISTRICT_ASSET: set()}
+        by_date: dict[str, set[str]] = {}
+        for key in materialized.get(DISTRICT_ASSET, set()):
+            by_date.setdefault(key_date(key), set()).add(key)
+        for day in dates:
+            manifest = self.store.read_manifest(day)
+            if manifest is None:
+                continue
+            iso = day.isoformat()
+            if manifest.status == "unavailable":
+                side = final if manifest.unavailable_final else pending
+                side[SUMMARY_ASSET].add(iso)
+                if not manifest.districts:
+                    side[DISTRICT_ASSET] |= by_date.get(iso, set())
+            for entry in manifest.districts:
+                if entry.status == "unavailable":
+                    side = final if entry.unavailable_final else pending
+                    side[DISTRICT_ASSET].add(district_key(day, entry.district_id))
+        return pending, final
 
     def plan(self, request: BackfillRequest) -> Plan:
         """The plan and its exact cost; launches nothing."""
-        world = replace(self.world(), available=self.store.listed_districts(request.dates()))
+        dates = request.dates()
+        world = replace(self.world(dates), available=self.store.listed_districts(dates))
         return make_plan(request, world, RawCache(self.root))
+
+    def heal_plan(self, request: HealRequest) -> Plan:
+        """The plan that collects again exactly the healable cells, and its exact cost."""
+        dates = request.dates()
+        world = replace(self.world(dates), available=self.store.listed_districts(dates))
+        return make_heal_plan(request, world, self.store, RawCache(self.root))
 
     def district_partitions(self) -> list[str]:
         """The `districts` partitions Dagster has now, in its order."""
@@ -141,29 +171,58 @@ class Launcher:
     def launch(self, request: BackfillRequest, *, requester: str) -> Launched:
         """Plan, then (unless a dry run or nothing is left to run) launch it as one asset backfill."""
         plan = self.plan(request)
+        return self._launch(plan, request, requester=requester, tags=_tags(plan, request))
+
+    def heal(self, request: HealRequest, *, requester: str) -> Launched:
+        """Plan the heal, then (unless a dry run or nothing can be healed) launch it as one asset
+        backfill tagged as a heal."""
+        plan = self.heal_plan(request)
+        return self._launch(
+            plan, request, requester=requester, tags={**_tags(plan, request), HEAL_TAG: "true"}
+        )
+
+    def _launch(
+        self,
+        plan: Plan,
+        request: BackfillRequest | HealRequest,
+        *,
+        requester: str,
+        tags: dict[str, str],
+    ) -> Launched:
         request_id = uuid.uuid4().hex[:12]
         if request.plan_hash and request.plan_hash != plan.plan_hash:
             raise PlanConflict(request.plan_hash, plan)
         if request.dry_run or plan.partition_count == 0:
             return Launched(plan=plan, backfill_id=None, request_id=request_id)
         order = self.district_partitions()
-        missing = [d for d in plan.districts if d not in set(order)]
-        if plan.district_partitions and missing:
+        # Every district of a date x district key must be a `districts` partition first.
+        needed = sort_district_ids({key.partition(KEY_SEPARATOR)[2] for key in plan.district_partitions})
+        missing = [d for d in needed if d not in set(order)]
+        if missing:
             self.graphql.add_dynamic_partitions(DISTRICTS_PARTITION, missing)
             order = self.district_partitions()
         title = f"{plan.strategy} {plan.dates[0]}..{plan.dates[-1]}" + (
-            f" districts {','.join(plan.districts[:8])}" if plan.strategy == "per-district" else ""
+            f" districts {','.join(plan.districts[:8])}"
+            if plan.strategy != "system-wide" and plan.districts
+            else ""
         )
         backfill_id = self.graphql.launch_backfill(
             partitions_by_assets(plan, order),
-            tags=_tags(plan, request, request_id, requester),
+            tags={
+                **tags,
+                REQUESTER_TAG: requester[:64],
+                REQUEST_ID_TAG: request_id,
+                # Each backfill's runs at once: a per-backfill limit in dagster.yaml for each lane.
+                concurrency_tag(request.concurrency): request_id,
+            },
             title=title[:100],
             description=plan.rationale,
         )
         record = BackfillRecord(
             request_id=request_id,
             requester=requester,
-            request=request,
+            request=request if isinstance(request, BackfillRequest) else None,
+            heal=request if isinstance(request, HealRequest) else None,
             plan=PlanBody.from_plan(plan),
             created_at=now(),
         )
@@ -188,18 +247,18 @@ class Launcher:
         return new_id
 
 
-def _tags(plan: Plan, request: BackfillRequest, request_id: str, requester: str) -> dict[str, str]:
+def _tags(plan: Plan, request: BackfillRequest | HealRequest) -> dict[str, str]:
+    """The tags of a plan's backfill (Dagster copies them to its runs); the launch adds who asked,
+    the request id and the concurrency lane."""
     tags = {
-        REQUESTER_TAG: requester[:64],
-        REQUEST_ID_TAG: request_id,
         STRATEGY_TAG: plan.strategy,
         SOURCE_TAG: "backfill",
         SCOPE_TAG: plan.scope,
         RATE_TAG: str(plan.rate_per_run),
         PLAN_HASH_TAG: plan.plan_hash,
-        # Each backfill's runs at once: a per-backfill limit in dagster.yaml for each lane.
-        concurrency_tag(request.concurrency): request_id,
     }
     if plan.force:
         tags[FORCE_TAG] = "true"
+    if plan.recheck_unavailable:
+        tags[RECHECK_TAG] = "true"
     return tags

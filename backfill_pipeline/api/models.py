@@ -1,5 +1,5 @@
 """The API's bodies as pydantic models (the OpenAPI schemas are generated from them), the backfill
-states and the backfill-id rule, each defined once."""
+states, the backfill-id rule and the coverage query, each defined once."""
 
 from __future__ import annotations
 
@@ -7,12 +7,22 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PlainSerializer, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
+from ..dashboard.calendar import EARLIEST_AS_OF, iso_date_text
 from ..names import DISTRICT_ASSET, SUMMARY_ASSET
-from ..planning.planner import Plan
-from ..planning.request import PLAN_HASH_PATTERN
+from ..planning.gaps import Cell, CellState, Gaps
+from ..planning.planner import Plan, PlanError
+from ..planning.request import MAX_TARGETS, PLAN_HASH_PATTERN, normalised_targets
 from ..scope.resolution import OutOfScopeReason, ScopeKind
 from ..snapshots.models import CamelModel, DistrictError
 from .graphql import DagsterGraphQLError
@@ -125,7 +135,7 @@ class CostBody(ApiModel):
 class PlanBody(ApiModel):
     """A plan as the API shows it: partition lists shortened to counts and a date span."""
 
-    strategy: Literal["system-wide", "per-district"]
+    strategy: Literal["system-wide", "per-district", "heal"]
     rationale: str
     scope: ScopeKind
     dates: DateSpan
@@ -133,10 +143,14 @@ class PlanBody(ApiModel):
     out_of_scope: list[OutOfScopeDistrict]
     partitions: PartitionCounts
     skipped: dict[str, Count] = Field(
-        description="Partitions left out: materialized, failed, summaryNotNeeded."
+        description="Partitions left out: materialized, failed, summaryNotNeeded; for a heal, the "
+        "cells left out, by state."
     )
     cost: CostBody
     force: bool
+    recheck_unavailable: bool = Field(
+        default=False, description='"Not published" answers are asked again, even final ones.'
+    )
     rate_per_run: float = Field(gt=0)
     plan_hash: str = Field(pattern=PLAN_HASH_PATTERN)
 
@@ -168,6 +182,7 @@ class PlanBody(ApiModel):
                 notes=cost.notes,
             ),
             force=plan.force,
+            recheck_unavailable=plan.recheck_unavailable,
             rate_per_run=plan.rate_per_run,
             plan_hash=plan.plan_hash,
         )
@@ -323,6 +338,133 @@ class Health(ApiModel):
 
     status: Literal["ok"] = "ok"
     dagster: DagsterVersion
+
+
+# -- coverage: the gaps of a range of dates x districts -----------------------------------------------
+
+# A coverage query spans at most ten years (the answer is read from one manifest per date).
+MAX_COVERAGE_DAYS = 3660
+# Without `start`, a coverage query covers the 30 days up to `end`.
+DEFAULT_COVERAGE_DAYS = 30
+# The cells listed when no state is asked for: those that are not complete (with the summary
+# cells whose detail failed and is still wanted).
+GAP_STATES: tuple[CellState, ...] = ("unavailable-pending", "failed-transient", "failed-permanent", "missing")
+
+
+class CoverageQuery(ApiModel):
+    """`GET /api/coverage`'s query and `backfill-pipeline gaps`' options: a range of as-of dates
+    (default: the 30 days up to yesterday), districts (default: the configured ones, else every
+    district the collected summaries list) and the states of the cells to list."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    districts: list[str] | None = Field(default=None, max_length=MAX_TARGETS)
+    state: list[CellState] | None = None
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _iso_only(cls, value):
+        return iso_date_text(value)
+
+    @field_validator("districts")
+    @classmethod
+    def _districts(cls, value: list[str] | None) -> list[str] | None:
+        return normalised_targets(value)
+
+    def span(self, today: dt.date) -> tuple[dt.date, dt.date]:
+        """(start, end) with the defaults applied; PlanError naming `start` or `end` for a date
+        after yesterday or before 2008-07-01, a reversed or a too long range."""
+        yesterday = today - dt.timedelta(days=1)
+        end = self.end or yesterday
+        start = self.start or max(end - dt.timedelta(days=DEFAULT_COVERAGE_DAYS), EARLIEST_AS_OF)
+        for name, day in (("end", end), ("start", start)):
+            if day > yesterday:
+                raise PlanError(
+                    name,
+                    f"{day} is today or later; the dashboard shows yesterday ({yesterday}) at the latest",
+                )
+            if day < EARLIEST_AS_OF:
+                raise PlanError(name, f"{day} is before {EARLIEST_AS_OF}, the first exported date")
+        if end < start:
+            raise PlanError("end", f"{end} is before start {start}")
+        if (end - start).days >= MAX_COVERAGE_DAYS:
+            raise PlanError("end", f"a coverage query spans at most {MAX_COVERAGE_DAYS} days")
+        return start, end
+
+    def listed(self, cell: Cell) -> bool:
+        """Whether the answer lists `cell`: its state asked for, or (none asked) not complete."""
+        if self.state is not None:
+            return cell.state in self.state
+        return cell.state in GAP_STATES or cell.healable()
+
+
+def coverage_dict(gaps: Gaps, query: CoverageQuery) -> dict:
+    """`Gaps.to_dict()` listing the cells `query` asks for (the CLI's JSON, the API's answer)."""
+    return {**gaps.to_dict(states=()), "cells": [c.to_dict() for c in gaps.cells if query.listed(c)]}
+
+
+DateTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class StateTotals(ApiModel):
+    """Cells per state (every state listed)."""
+
+    detailed: Count
+    summary: Count
+    unavailable_final: Count = Field(alias="unavailable-final")
+    unavailable_pending: Count = Field(alias="unavailable-pending")
+    failed_transient: Count = Field(alias="failed-transient")
+    failed_permanent: Count = Field(alias="failed-permanent")
+    missing: Count
+
+
+class CellError(CamelModel):
+    """A cell's last failed attempt."""
+
+    error_class: str = Field(alias="class")
+    message: str
+    retryable: bool
+    at: DateTime
+    report: str
+    run_id: str | None
+    backfill_id: str | None
+
+
+class CoverageCell(CamelModel):
+    """One (date, district): its state; its file's detail, its counted attempts, its last error and
+    when the dashboard asked to come back, each only when there is one."""
+
+    # Keys the store may add later are left out rather than refused.
+    model_config = ConfigDict(extra="ignore")
+
+    as_of: dt.date
+    district: str
+    state: CellState
+    detail: str | SkipJsonSchema[None] = None
+    attempts: Count | SkipJsonSchema[None] = None
+    last_error: CellError | SkipJsonSchema[None] = None
+    retry_not_before: DateTime | SkipJsonSchema[None] = None
+
+
+class Coverage(ApiModel):
+    """The cells of a range of dates x districts: totals per state, how many a heal would collect
+    again, and the cells asked for (by default those not complete)."""
+
+    start: dt.date
+    end: dt.date
+    districts: list[str]
+    totals: StateTotals
+    healable: Count
+    cells: list[CoverageCell]
+
+    @classmethod
+    def from_gaps(cls, gaps: Gaps, query: CoverageQuery) -> Coverage:
+        """The answer to `query` over `gaps`."""
+        return cls.model_validate(coverage_dict(gaps, query))
+
+    def to_json(self) -> dict:
+        """The answer as JSON data (a cell's absent keys stay absent)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 # -- errors ------------------------------------------------------------------------------------------

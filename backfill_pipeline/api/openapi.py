@@ -10,16 +10,21 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ..dashboard.calendar import EARLIEST_AS_OF
-from ..planning.request import BackfillRequest
+from ..planning.request import MAX_DAYS, BackfillRequest, HealRequest
 from .models import (
     BACKFILL_ID_PATTERN,
+    DEFAULT_COVERAGE_DAYS,
     DEFAULT_LIST,
+    GAP_STATES,
     LINK_PATTERN,
     MAX_BODY,
+    MAX_COVERAGE_DAYS,
     MAX_LIST,
     MAX_REQUESTER,
     BackfillList,
     BackfillStatus,
+    Coverage,
+    CoverageQuery,
     DryRun,
     ErrorBody,
     Health,
@@ -38,32 +43,61 @@ RESPONSES: list[type[BaseModel]] = [
     NothingToRun,
     Retried,
     Health,
+    Coverage,
     ErrorBody,
 ]
 
 # What normalise_district_id accepts: `42`, `09`, `F`, ` 42 `, `District 42`.
 DISTRICT_ID_PATTERN = r"^\s*(?:[Dd][Ii][Ss][Tt][Rr][Ii][Cc][Tt]\s+)?(?:[0-9]{1,4}|[A-Za-z])\s*$"
 
-# The request model lives with the planner; its fields are described here, for callers.
+_DISTRICT_IDS = "District ids (digits like 42 or 09, or one letter; `District 42` is accepted)."
+
+# The request models live with the planner; their fields are described here, for callers.
 _DESCRIPTIONS = {
     "startDate": f"First as-of date, YYYY-MM-DD; not before {EARLIEST_AS_OF} and not after yesterday.",
-    "endDate": "Last as-of date, YYYY-MM-DD (default startDate); not before startDate.",
-    "targetDistricts": "District ids (digits like 42 or 09, or one letter; `District 42` is accepted). "
-    "Absent: every configured district.",
+    "endDate": f"Last as-of date, YYYY-MM-DD (default startDate); not before startDate, at most {MAX_DAYS} "
+    "days in all.",
+    "targetDistricts": f"{_DISTRICT_IDS} Absent: every configured district.",
     "collectionType": "auto: per-district when districts are named, else system-wide.",
-    "skipExisting": "Leave partitions already materialized alone (false collects them again).",
+    "skipExisting": "Leave partitions already materialized alone (false collects them again); a "
+    '"not published" answer that is not final yet is never left alone.',
     "retryFailures": "Include partitions that failed before.",
+    "recheckUnavailable": 'Ask the dashboard again where "not published" is final too: skipExisting '
+    "leaves no unavailable cell alone, and the cost counts their requests.",
     "concurrency": "Runs of this backfill at once.",
     "rate": "Dashboard requests per second, shared by the backfill's runs.",
     "dryRun": "Plan and cost only; launch nothing.",
     "planHash": "The planHash of a dry run: launch only if the plan is still the same (else 409).",
 }
+_HEAL_DESCRIPTIONS = {
+    **_DESCRIPTIONS,
+    "endDate": f"Last as-of date, YYYY-MM-DD; not before startDate, at most {MAX_DAYS} days in all.",
+    "targetDistricts": f"{_DISTRICT_IDS} Absent: every configured district (none configured: every "
+    "district the collected summaries list).",
+    "includeMissing": "Also collect the cells never collected (false: only failed, pending and "
+    "summary cells whose detail failed).",
+    "rate": "Dashboard requests per second, shared by the heal's runs.",
+    "concurrency": "Runs of the heal at once.",
+}
+_QUERY_DESCRIPTIONS = {
+    "start": f"First as-of date, YYYY-MM-DD (default: {DEFAULT_COVERAGE_DAYS} days before end); not "
+    f"before {EARLIEST_AS_OF}, at most {MAX_COVERAGE_DAYS} days before end.",
+    "end": "Last as-of date, YYYY-MM-DD (default: yesterday, UTC); not after yesterday.",
+    "districts": f"{_DISTRICT_IDS} Comma-separated or repeated. Absent: the configured districts, "
+    "none configured: every district the collected summaries list.",
+    "state": "List only the cells in these states (comma-separated or repeated). Absent: the cells "
+    f"that are not complete ({', '.join(GAP_STATES)}, and summary cells whose detail failed).",
+}
 
 
 def _schemas() -> dict[str, Any]:
-    """Every component schema: the request (validation) and the answers (serialization)."""
+    """Every component schema: the requests (validation) and the answers (serialization)."""
     _, top = models_json_schema(
-        [(BackfillRequest, "validation"), *((m, "serialization") for m in RESPONSES)],
+        [
+            (BackfillRequest, "validation"),
+            (HealRequest, "validation"),
+            *((m, "serialization") for m in RESPONSES),
+        ],
         by_alias=True,
         ref_template=REF + "{model}",
     )
@@ -71,13 +105,38 @@ def _schemas() -> dict[str, Any]:
     for schema in schemas.values():
         for prop in schema.get("properties", {}).values():
             prop.pop("title", None)
-    request = schemas[BackfillRequest.__name__]
-    for name, prop in request["properties"].items():
-        prop["description"] = _DESCRIPTIONS[name]
-    for option in request["properties"]["targetDistricts"]["anyOf"]:
-        if option.get("type") == "array":
-            option["items"]["pattern"] = DISTRICT_ID_PATTERN
+    for model, descriptions in ((BackfillRequest, _DESCRIPTIONS), (HealRequest, _HEAL_DESCRIPTIONS)):
+        request = schemas[model.__name__]
+        for name, prop in request["properties"].items():
+            prop["description"] = descriptions[name]
+        for option in request["properties"]["targetDistricts"]["anyOf"]:
+            if option.get("type") == "array":
+                option["items"]["pattern"] = DISTRICT_ID_PATTERN
     return schemas
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict]:
+    """The query parameters of a query model: each property's non-null schema; lists are
+    comma-separated (`style: form, explode: false`), which the API also takes repeated."""
+    schema = model.model_json_schema(by_alias=True, ref_template=REF + "{model}")
+    out = []
+    for name, prop in schema["properties"].items():
+        options = [o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"]
+        (value,) = options
+        value = {k: v for k, v in value.items() if k != "title"}
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": _QUERY_DESCRIPTIONS[name],
+            "schema": value,
+        }
+        if value.get("type") == "array":
+            parameter.update(style="form", explode=False)
+            if name == "districts":
+                value["items"]["pattern"] = DISTRICT_ID_PATTERN
+        out.append(parameter)
+    return out
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -170,6 +229,27 @@ def _paths() -> dict:
         ),
         "413": _error(f"The body is larger than {MAX_BODY // 1024} KB (`too-large`)."),
     }
+    heal_body = {
+        "required": True,
+        "description": f"At most {MAX_BODY // 1024} KB of JSON.",
+        "content": {"application/json": {"schema": _ref(HealRequest)}},
+    }
+    healed = {
+        "200": _json(
+            {"oneOf": [_ref(DryRun), _ref(NothingToRun)]},
+            "A dry run's plan, or nothing to heal (backfillId null, with the plan).",
+        ),
+        "202": _json(_ref(LaunchedBody), "The heal's backfill; follow Location for its status.", _CREATED),
+        "400": _error(
+            "Not a JSON object (`invalid-json`) or an invalid request (`invalid-request`, with "
+            "`fields`); nothing is launched."
+        ),
+        "409": _error(
+            "The planHash sent no longer matches (`plan-changed`, with the current `plan`); "
+            "nothing is launched."
+        ),
+        "413": _error(f"The body is larger than {MAX_BODY // 1024} KB (`too-large`)."),
+    }
     openapi_json = _json({"type": "object", "required": ["openapi", "paths"]}, "The OpenAPI document.")
     return {
         "/api/health": {
@@ -234,6 +314,33 @@ def _paths() -> dict:
                 parameters=[_REQUESTED_BY],
             ),
         },
+        "/api/coverage": {
+            "get": _operation(
+                "getCoverage",
+                "The store's cells of a range of dates x districts: totals per state and the gaps, "
+                "with their last error and attempts (read from the store; no Dagster).",
+                {
+                    "200": _json(_ref(Coverage), "Totals per state and the cells asked for."),
+                    "400": _error(
+                        "A bad parameter (`invalid-request`, with `fields` naming it): a date not "
+                        "written YYYY-MM-DD or out of range, an invalid district id, an unknown state "
+                        "or parameter, a reversed or too long range."
+                    ),
+                },
+                parameters=_query_parameters(CoverageQuery),
+            )
+        },
+        "/api/heal": {
+            "post": _operation(
+                "heal",
+                "Collect again exactly the cells of a range that may give more than they hold "
+                "(failed for transient reasons, not published yet, never collected), as one "
+                "backfill; or only plan it (dryRun).",
+                {**healed, **_DAGSTER_ERRORS},
+                parameters=[_REQUESTED_BY],
+                requestBody=heal_body,
+            )
+        },
     }
 
 
@@ -246,7 +353,8 @@ def _document() -> str:
                 "title": "backfill_pipeline API",
                 "version": VERSION,
                 "description": "Launch, watch, cancel and retry backfills of Toastmasters district "
-                'statistics; Dagster runs them. Every error body is `{"error": {"code", "message"}}`.',
+                "statistics; Dagster runs them. See the store's gaps and heal them. Every error body "
+                'is `{"error": {"code", "message"}}`.',
             },
             "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
             "paths": _paths(),

@@ -12,17 +12,19 @@ from pydantic import ValidationError
 
 from ..dataroot import DataRoot
 from ..files import atomic_write_bytes
-from ..planning.request import BackfillRequest
+from ..planning.request import BackfillRequest, HealRequest
 from .graphql import BackfillNotFound
 from .models import ApiModel, PlanBody, Timestamp, is_backfill_id
 
 
 class BackfillRecord(ApiModel):
-    """Who asked for a backfill, what they asked, its plan, and the backfill it retries."""
+    """Who asked for a backfill, what they asked (a backfill request, or a heal), its plan, and
+    the backfill it retries."""
 
     request_id: str | None = None
     requester: str | None = None
     request: BackfillRequest | None = None
+    heal: HealRequest | None = None
     plan: PlanBody | None = None
     created_at: Timestamp | None = None
     parent: str | None = None

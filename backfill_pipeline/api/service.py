@@ -1,7 +1,9 @@
-"""BackfillService: plan, launch, watch, cancel and retry backfills over Dagster's GraphQL API.
+"""BackfillService: plan, launch, watch, cancel and retry backfills over Dagster's GraphQL API; show
+the store's gaps and heal them.
 
-A facade over launching.py (plans, launches, retries), status.py (status, list, cancel) and
-records.py (what each backfill asked); the CLI and the REST API use only this.
+A facade over launching.py (plans, launches, retries, heals), status.py (status, list, cancel),
+records.py (what each backfill asked) and planning/gaps.py (the gaps); the CLI and the REST API
+use only this.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import datetime as dt
 from collections.abc import Callable
 
 from ..dashboard.calendar import utc_today
+from ..planning.gaps import Gaps, find_gaps
 from ..planning.planner import Plan, World
-from ..planning.request import BackfillRequest
+from ..planning.request import BackfillRequest, HealRequest
 from ..settings import Settings, load_settings
+from ..snapshots.store import PerDistrictFileSnapshotStore
 from .graphql import BackfillNotFound, DagsterGraphQL, DagsterGraphQLError, DagsterUnreachable
 from .launching import Launched, Launcher, NothingToRetry, PlanConflict, StillRunning
-from .models import BackfillStatus, BackfillSummary
+from .models import BackfillStatus, BackfillSummary, CoverageQuery
 from .status import NotCancellable, StatusReader
 
 __all__ = [
@@ -48,9 +52,9 @@ class BackfillService:
     def _reader(self) -> StatusReader:
         return StatusReader(self.graphql, self.root)
 
-    def world(self) -> World:
+    def world(self, dates: list[dt.date] | None = None) -> World:
         """What Dagster and the store hold now (partition statuses, districts, scope)."""
-        return self._launcher().world()
+        return self._launcher().world(dates or ())
 
     def world_partitions(self) -> list[str]:
         """The `districts` partitions Dagster has now."""
@@ -63,6 +67,17 @@ class BackfillService:
     def launch(self, request: BackfillRequest, *, requester: str = "api") -> Launched:
         """Plan, then (unless a dry run) launch the plan as one Dagster asset backfill."""
         return self._launcher().launch(request, requester=requester)
+
+    def heal(self, request: HealRequest, *, requester: str = "api") -> Launched:
+        """Plan the heal of a range's healable cells, then (unless a dry run or nothing can be
+        healed) launch exactly those as one Dagster asset backfill."""
+        return self._launcher().heal(request, requester=requester)
+
+    def gaps(self, query: CoverageQuery) -> Gaps:
+        """Every cell of the query's range (defaults applied against today) with its state, from
+        the store alone (no Dagster); PlanError naming the query field at fault."""
+        start, end = query.span(self.today())
+        return find_gaps(PerDistrictFileSnapshotStore(self.root), start, end, query.districts)
 
     def retry(self, backfill_id: str, *, requester: str = "api") -> str:
         """Re-execute only the failed partitions (FROM_FAILURE); returns the new backfill id."""
