@@ -177,6 +177,17 @@ def test_dry_run_prints_the_plan_and_launches_nothing(script):
     assert request.dry_run and request.target_districts == ["61"] and requester.startswith("cli:")
 
 
+def test_recheck_unavailable_reaches_the_request_and_shows_in_the_plan(script, capsys):
+    assert not cli("backfill", "--start", "2025-04-14", "--dry-run").exit_code
+    assert script.launched[-1][0].recheck_unavailable is False
+    result = cli("backfill", "--start", "2025-04-14", "--recheck-unavailable", "--dry-run")
+    assert result.exit_code == 0 and script.launched[-1][0].recheck_unavailable is True
+    plan = backfills.plan_json(a_plan(recheckUnavailable=True))
+    assert plan["recheckUnavailable"] is True
+    render.print_plan(plan)
+    assert 'recheck    "not published" answers are asked again, even final ones\n' in capsys.readouterr().out
+
+
 def test_dry_run_json(script):
     result = cli("backfill", "--start", "2025-04-14", "--districts", "61", "--dry-run", "--json")
     out = json.loads(result.stdout)

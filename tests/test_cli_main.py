@@ -18,6 +18,8 @@ COMMANDS = [
     "demo",
     "districts",
     "fetch",
+    "gaps",
+    "heal",
     "list",
     "retry",
     "sandbox",

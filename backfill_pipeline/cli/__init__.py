@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cancel": ("backfill_pipeline.cli.backfills", "cancel"),
     "retry": ("backfill_pipeline.cli.backfills", "retry"),
     "list": ("backfill_pipeline.cli.backfills", "list_backfills"),
+    "gaps": ("backfill_pipeline.cli.coverage", "gaps"),
+    "heal": ("backfill_pipeline.cli.coverage", "heal"),
     "api": ("backfill_pipeline.cli.serve", "api"),
     "demo": ("backfill_pipeline.cli.demo", "demo"),
 }

@@ -89,6 +89,11 @@ def outcome(status: dict[str, Any]) -> ExitCode:
 @click.option("--concurrency", type=int, help="runs at once for this backfill, 1 or 2 (default 2)")
 @click.option("--no-skip-existing", is_flag=True, help="re-collect what exists")
 @click.option("--no-retry-failures", is_flag=True, help="leave failed partitions out")
+@click.option(
+    "--recheck-unavailable",
+    is_flag=True,
+    help='ask again where "not published" is final too (no unavailable cell is skipped)',
+)
 @click.option("--dry-run", is_flag=True, help="print the plan and cost only")
 @click.option("--plan-hash", help="launch only if the plan still has this hash")
 @click.option("--no-follow", is_flag=True, help="return once launched")
@@ -102,6 +107,7 @@ def backfill(
     concurrency: int | None,
     no_skip_existing: bool,
     no_retry_failures: bool,
+    recheck_unavailable: bool,
     dry_run: bool,
     plan_hash: str | None,
     no_follow: bool,
@@ -119,6 +125,7 @@ def backfill(
         "concurrency": concurrency,
         "skipExisting": not no_skip_existing,
         "retryFailures": not no_retry_failures,
+        "recheckUnavailable": recheck_unavailable,
         "dryRun": dry_run,
         "planHash": plan_hash,
     }

@@ -34,6 +34,8 @@ def print_plan(plan: dict[str, Any]) -> None:
     )
     for note in cost["notes"]:
         click.echo(f"  {note}")
+    if plan.get("recheckUnavailable"):
+        click.echo('recheck    "not published" answers are asked again, even final ones')
     click.echo(f"plan hash  {plan['planHash']}")
 
 
