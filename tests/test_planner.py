@@ -291,7 +291,7 @@ def test_a_heal_plans_exactly_the_healable_cells_and_their_cost(tmp_path):
     assert plan.cost.requests == 2 + 1 + 3
     assert plan.cost.runs == 2 + 1  # two separate dates, one district run
     assert not plan.force and not plan.recheck_unavailable
-    assert "heal: 7 of 12 cell(s)" in plan.rationale
+    assert plan.rationale.startswith("7 of 12 cell(s) may give more than they hold")
 
     without_missing = make_heal_plan(heal_req(includeMissing=False), w, store, RawCache(tmp_path))
     assert without_missing.summary_partitions == [day[1]]

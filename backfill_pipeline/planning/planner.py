@@ -283,7 +283,7 @@ def make_heal_plan(
     left = Counter(c.state for c in gaps.cells if not c.healable(include_missing=request.include_missing))
     healed = Counter(c.state for c in cells)
     rationale = (
-        f"heal: {len(cells)} of {len(gaps.cells)} cell(s) may give more than they hold"
+        f"{len(cells)} of {len(gaps.cells)} cell(s) may give more than they hold"
         + (f" ({', '.join(f'{n} {state}' for state, n in sorted(healed.items()))})" if cells else "")
         + "; a date's summary re-collects its cells without detail, the detailed ones are collected "
         "in detail" + ("" if request.include_missing else "; cells never collected are left out")
