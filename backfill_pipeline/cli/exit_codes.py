@@ -6,8 +6,9 @@
 1  FAILED               a dashboard error (`fetch`), a backfill that ended other than succeeded,
                         Dagster refused a request, problems left in the store (`verify`), the
                         district configuration could not be changed, a server could not listen,
-                        the demo could not start a process or its API answered an error; Ctrl-C
-                        in any other command (click's "Aborted!"); any unexpected error
+                        the demo could not start a process or its API answered an error; `gaps
+                        --fail-on-gaps` listed cells; Ctrl-C in any other command (click's
+                        "Aborted!"); any unexpected error
 2  BAD_INPUT            an unknown command or option, a bad option value or argument (click's
                         usage errors), an invalid district id, a backfill request that does not
                         validate, an invalid `BACKFILL_*` variable (the message names it)
