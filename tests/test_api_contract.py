@@ -47,7 +47,7 @@ def launched(api_stack):
     s = api_stack
     s.faults(
         [
-            {"kind": "html", "district": "61", "asOf": FAIL_DATE},
+            {"kind": "wrong_report", "district": "61", "asOf": FAIL_DATE},
             {"kind": "latency", "latencyMs": 1500, "district": "109"},
         ]
     )

@@ -171,19 +171,56 @@ def test_a_district_that_always_fails_ends_failed_after_bounded_attempts(world):
     refresh_day(world, DAY_1 + dt.timedelta(days=1))
     time.sleep(1)  # 8 step-retry delays: the failed run's own retries are over
     runs = 0
-    for _ in range(40):
+    for _ in range(120):
+        [cell] = find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells
+        if not cell.detail_wanted:
+            break
         requests = heal_tick(world)
         if isinstance(requests, dg.SkipReason):
-            if "breaker" not in requests.skip_message:
-                break
-            time.sleep(1.1)  # its cool-down
+            time.sleep(0.5)  # the breaker's cool-down, or the run's own retries settling
             continue
         runs += len(requests)
         for request in requests:
             run(world, request, "district_snapshot_job")
-    assert isinstance(requests, dg.SkipReason) and requests.skip_message == "nothing to heal"
     assert 1 <= runs <= MAX_ATTEMPTS, "healing must stop"
+    time.sleep(1.1)
+    assert heal_tick(world).skip_message == "nothing to heal"
     [cell] = [c for c in find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells]
     assert cell.state == "summary" and not cell.detail_wanted  # its summary data is kept
     assert cell.attempts >= MAX_ATTEMPTS
-    assert cell.last_error.error_class and "HTML" in cell.last_error.message
+    kept = world["store"].read_metadata(DAY_1).errors_with_data_kept
+    assert {e.error_class for e in kept if e.district == "61"} <= {"MaintenancePage", "CircuitOpen"}
+    assert any(e.error_class == "MaintenancePage" and "HTML" in e.message for e in kept)
+
+
+def test_a_long_retry_after_defers_the_key_instead_of_retrying_it_soon(world):
+    # The dashboard says "come back in an hour": the run does not retry in seconds, the cell
+    # records when, and the heal sensor leaves it alone until then.
+    world["sandbox"].set_faults([{"kind": "429", "retryAfter": 3600, "district": "61", "times": 1}])
+    refresh_day(world, DAY_1 + dt.timedelta(days=1))
+    runs = world["instance"].get_run_records(dg.RunsFilter(job_name="district_snapshot_job"))
+    events = world["instance"].all_logs(runs[0].dagster_run.run_id)
+    assert not [
+        e for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"
+    ]
+    failure = next(
+        e for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"
+    )
+    assert "deferred until" in failure.dagster_event.event_specific_data.error.message
+    [cell] = find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells
+    wait = cell.retry_not_before - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(minutes=55) < wait <= dt.timedelta(hours=1)
+    time.sleep(1)
+    assert heal_tick(world).skip_message == "nothing to heal"
+
+
+def test_a_short_retry_after_is_waited_inside_the_run(world):
+    world["sandbox"].set_faults([{"kind": "429", "retryAfter": 2, "district": "61", "times": 1}])
+    log = refresh_day(world, DAY_1 + dt.timedelta(days=1))
+    assert "districts succeeded" in log[-1], log
+    runs = world["instance"].get_run_records(dg.RunsFilter(job_name="district_snapshot_job"))
+    events = world["instance"].all_logs(runs[0].dagster_run.run_id)
+    retries = [
+        e for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"
+    ]
+    assert len(retries) == 1 and "retry in 2.0 seconds" in retries[0].message

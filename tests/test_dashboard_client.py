@@ -14,7 +14,7 @@ from backfill_pipeline.dashboard.errors import (
     CircuitOpen,
     ClientHttpError,
     ConnectionFailed,
-    NotACsv,
+    MaintenancePage,
     RateLimited,
     RequestTimedOut,
     ServerError,
@@ -231,17 +231,18 @@ def test_429_with_a_too_long_retry_after_gives_up_retryable(fresh_sandbox, tmp_p
     assert total(fresh_sandbox) == 1
 
 
-def test_html_page_with_200_is_permanent_and_not_retried(fresh_sandbox, tmp_path):
+def test_html_page_with_200_is_the_maintenance_page_and_retried(fresh_sandbox, tmp_path):
     fresh_sandbox.set_faults([{"kind": "html"}])
-    with client_for(fresh_sandbox, tmp_path) as c, pytest.raises(NotACsv) as info:
+    with client_for(fresh_sandbox, tmp_path, max_attempts=2) as c, pytest.raises(MaintenancePage) as info:
         c.fetch(Report.SUMMARY, NORMAL)
-    assert not info.value.retryable and total(fresh_sandbox) == 1
+    assert info.value.retryable and total(fresh_sandbox) == 2
 
 
-def test_truncated_body_is_a_typed_permanent_error(fresh_sandbox, tmp_path):
+def test_truncated_body_is_a_typed_retryable_error(fresh_sandbox, tmp_path):
     fresh_sandbox.set_faults([{"kind": "truncate"}])
-    with client_for(fresh_sandbox, tmp_path) as c, pytest.raises(TruncatedCsv):
+    with client_for(fresh_sandbox, tmp_path) as c, pytest.raises(TruncatedCsv) as info:
         c.fetch(Report.CLUB, NORMAL, "42")
+    assert info.value.retryable
     assert total(fresh_sandbox) == 1
 
 

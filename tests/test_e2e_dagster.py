@@ -79,7 +79,7 @@ def counts(backfill):
 def test_backfill_partial_failure_then_retry_from_failure(stack):
     graphql, root = stack["graphql"], stack["root"]
     dates = consecutive_published(dt.date(2025, 3, 10), 3)
-    faults(stack, [{"kind": "html", "district": "61", "asOf": dates[1]}])
+    faults(stack, [{"kind": "wrong_report", "district": "61", "asOf": dates[1]}])
 
     backfill_id = graphql.launch_backfill(ranges(dates, DISTRICTS), tags={"requester": "e2e"})
     b = wait_terminal(graphql, backfill_id)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from ..dashboard.errors import DashboardError
 from ..dashboard.http import error_class
-from ..snapshots.models import CollectionMethod, Scope, WriteContext
+from ..snapshots.models import MAX_DEFER_SECONDS, CollectionMethod, Scope, WriteContext
 from ..snapshots.store import PerDistrictFileSnapshotStore
 from .collect import DistrictOutcome, SummaryOutcome, is_transient
 
@@ -101,6 +101,19 @@ class BatchFailure:
     def retryable(self) -> bool:
         """True when trying again later may succeed for at least one key."""
         return any(is_transient(exc) for exc in self.errors.values())
+
+    @property
+    def wait_seconds(self) -> float:
+        """How long the dashboard asked us to wait (Retry-After, an open breaker's cool-down): the
+        longest wait named by a transient failure, 0 when none named one."""
+        waits = [
+            float(w)
+            for exc in self.errors.values()
+            if is_transient(exc)
+            for w in (getattr(exc, "retry_after", None), getattr(exc, "retry_in", None))
+            if isinstance(w, int | float) and w > 0
+        ]
+        return min(max(waits, default=0.0), MAX_DEFER_SECONDS)
 
     @property
     def description(self) -> str:

@@ -27,12 +27,14 @@ from ..snapshots.models import Scope
 from .partitions import date_district_partitions, split_key
 from .resources import RefreshService
 
+MAX_STEP_RETRIES = 3
+
 
 def transient_retry(delay: float = 15) -> dg.RetryPolicy:
     """Transient failures (connection trouble, 5xx, 429, open breaker) are retried by Dagster with
     exponential backoff; a batch with only permanent failures raises Failure(allow_retries=False)."""
     return dg.RetryPolicy(
-        max_retries=3, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+        max_retries=MAX_STEP_RETRIES, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
     )
 
 
@@ -65,19 +67,37 @@ def materialize(context: dg.AssetExecutionContext, result: KeyResult) -> Iterato
     )
 
 
-def raise_if_failed(asset: str, results: list[KeyResult]) -> None:
-    """One Failure naming only the failed keys, so Dagster marks exactly those failed."""
+# A wait the dashboard asks for up to this long is waited inside the run (a step retry then);
+# a longer one ends the run, and the heal sensor re-executes the keys once it is over.
+MAX_WAIT_IN_RUN = 300.0
+
+
+def raise_if_failed(asset: str, results: list[KeyResult], retry_number: int = 0) -> None:
+    """One Failure naming only the failed keys, so Dagster marks exactly those failed; when the
+    dashboard named a wait (Retry-After, the breaker's cool-down), the retry honours it."""
     failure = batch_failure(asset, results)
-    if failure is not None:
+    if failure is None:
+        return
+    metadata: dict[str, Any] = {
+        "failed_partitions": list(failure.errors),
+        "errors": "\n".join(failure.lines()),
+        "retryable": failure.retryable,
+    }
+    wait = failure.wait_seconds if failure.retryable else 0.0
+    if wait > MAX_WAIT_IN_RUN:
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
         raise dg.Failure(
-            description=failure.description,
-            metadata={
-                "failed_partitions": list(failure.errors),
-                "errors": "\n".join(failure.lines()),
-                "retryable": failure.retryable,
-            },
-            allow_retries=failure.retryable,
+            description=f"{failure.description}; deferred until {until:%Y-%m-%d %H:%M} UTC as the "
+            "dashboard asked (the heal_gaps sensor re-executes them then)",
+            metadata={**metadata, "deferred_until": until.isoformat()},
+            allow_retries=False,
         )
+    if wait > 0 and retry_number < MAX_STEP_RETRIES:
+        context_line = f"{failure.description}; retried in {wait:.0f} s as the dashboard asked"
+        raise dg.RetryRequested(max_retries=MAX_STEP_RETRIES, seconds_to_wait=wait) from RuntimeError(
+            context_line
+        )
+    raise dg.Failure(description=failure.description, metadata=metadata, allow_retries=failure.retryable)
 
 
 def dashboard_asset(
@@ -126,7 +146,7 @@ def build_assets(
         if collected:
             newest = max(collected, key=lambda o: o.as_of)
             sync_district_partitions(context, refresh.configured(), newest.in_scope)
-        raise_if_failed(SUMMARY_ASSET, done)
+        raise_if_failed(SUMMARY_ASSET, done, context.retry_number)
 
     same_date = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE_DIMENSION)
 
@@ -152,7 +172,7 @@ def build_assets(
         ):
             done.append(result)
             yield from materialize(context, result)
-        raise_if_failed(DISTRICT_ASSET, done)
+        raise_if_failed(DISTRICT_ASSET, done, context.retry_number)
 
     return [all_districts_summary, district_snapshot]
 

@@ -188,19 +188,18 @@ def _entry_cell(as_of: dt.date, entry: ManifestEntry, kept: list[DistrictError])
         if detail == "detailed":
             return Cell(as_of, d, "detailed", detail=detail)
         if kept:
-            last = kept[-1]
             attempts = counted_attempts(kept)
-            wanted = last.retryable and attempts < MAX_ATTEMPTS
-            return Cell(as_of, d, "summary", attempts, last, detail_wanted=wanted, detail=detail)
+            wanted = kept[-1].retryable and attempts < MAX_ATTEMPTS
+            return Cell(as_of, d, "summary", attempts, kept[-1], detail_wanted=wanted, detail=detail)
         return Cell(as_of, d, "summary", detail=detail)
     if entry.status == "unavailable":
         state: CellState = "unavailable-final" if entry.unavailable_final else "unavailable-pending"
         return Cell(as_of, d, state, detail=detail, seen_at=seen)
-    last = entry.last_error
     attempts = entry.attempts
-    permanent = last is None or not last.retryable or attempts >= MAX_ATTEMPTS
+    error = entry.last_error
+    permanent = error is None or not error.retryable or attempts >= MAX_ATTEMPTS
     state = "failed-permanent" if permanent else "failed-transient"
-    return Cell(as_of, d, state, attempts, last, detail=detail, seen_at=seen)
+    return Cell(as_of, d, state, attempts, error, detail=detail, seen_at=seen)
 
 
 def _failed(as_of: dt.date, district: str, errors: list[SummaryError]) -> Cell:
