@@ -42,6 +42,9 @@ REQUESTER_TAG = "requester"
 # Dagster's own tags the product reads or sets.
 BACKFILL_TAG = "dagster/backfill"
 PARENT_BACKFILL_TAG = "dagster/parent_backfill_id"
+# A re-executed or retried run names the run it re-executes, and the first of the chain.
+PARENT_RUN_TAG = "dagster/parent_run_id"
+ROOT_RUN_TAG = "dagster/root_run_id"
 PARTITION_TAG = "dagster/partition"
 PRIORITY_TAG = "dagster/priority"
 RANGE_START_TAG = "dagster/asset_partition_range_start"

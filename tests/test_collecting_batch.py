@@ -91,3 +91,13 @@ def test_a_retried_step_knows_what_its_earlier_attempt_did(tmp_path):
     assert earlier_permanent_failure(store, AS_OF, "09", first) is None
     assert earlier_permanent_failure(store, AS_OF, "09", other) is None
     assert earlier_permanent_failure(store, AS_OF, "61", retry) is None
+
+
+def test_a_run_retried_after_its_worker_died_skips_what_the_dead_run_collected(tmp_path):
+    store = PerDistrictFileSnapshotStore(tmp_path)
+    dead = RunInfo("run-dead")
+    store.write_district(a_detailed("61"), context=dead.write_context("targeted", "per-district-csvs", []))
+    retried = RunInfo("run-retry", earlier_runs=("run-dead",))
+    assert district_done_in_run(store, AS_OF, "61", retried)
+    assert not district_done_in_run(store, AS_OF, "42", retried)
+    assert not district_done_in_run(store, AS_OF, "61", RunInfo("run-other"))

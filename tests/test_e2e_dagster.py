@@ -102,8 +102,10 @@ def test_backfill_partial_failure_then_retry_from_failure(stack):
         assert {e["districtId"] for e in manifest["districts"]} == set(DISTRICTS)
         assert (root / "snapshots" / d / "all-districts-rankings.json").exists()
     partial = json.loads((root / "snapshots" / dates[1] / "metadata.json").read_text())
-    assert partial["status"] == "partial" and partial["failedDistricts"] == ["61"]
-    (error,) = [e for e in partial["districtErrors"] if e["district"] == "61"]
+    # 61's summary-level data stays (nothing good is demoted); the failed detail is recorded beside it.
+    assert partial["status"] == "success" and partial["failedDistricts"] == []
+    assert "61" not in partial["detailedDistricts"]
+    (error,) = [e for e in partial["errorsWithDataKept"] if e["district"] == "61"]
     assert error["errorClass"] == "NotACsv" and error["retryable"] is False
     assert error["backfillId"] == backfill_id and error["runId"]
     alerts = root / "alerts" / "run-failures.jsonl"
@@ -121,7 +123,8 @@ def test_backfill_partial_failure_then_retry_from_failure(stack):
     assert rc["district_snapshot"]["numPartitionsTargeted"] == 1
     assert rc.get("all_districts_summary", {}).get("numPartitionsTargeted", 0) == 0
     fixed = json.loads((root / "snapshots" / dates[1] / "metadata.json").read_text())
-    assert fixed["status"] == "success" and fixed["failedDistricts"] == []
+    assert fixed["status"] == "success" and fixed["errorsWithDataKept"] == []
+    assert fixed["detailedDistricts"] == DISTRICTS
     assert graphql.partition_statuses(["district_snapshot"]).failed == set()
 
 

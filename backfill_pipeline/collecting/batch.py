@@ -29,6 +29,19 @@ class RunInfo:
     attempt: int = 1
     force: bool = False
     recheck_unavailable: bool = False
+    # The runs this one re-executes (a run retried after its worker died): what they collected
+    # counts as done, so each partition is materialized once.
+    earlier_runs: tuple[str, ...] = ()
+
+    @property
+    def resumes(self) -> bool:
+        """True when an earlier attempt (of this step, or a run this one re-executes) may have done keys."""
+        return self.attempt > 1 or bool(self.earlier_runs)
+
+    @property
+    def run_ids(self) -> set[str]:
+        """This run and the runs it re-executes."""
+        return {self.run_id, *self.earlier_runs}
 
     def write_context(self, scope: Scope, method: CollectionMethod, configured: list[str]) -> WriteContext:
         """How the store records this run's writes."""
@@ -135,9 +148,9 @@ def batch_failure(asset: str, results: Iterable[KeyResult]) -> BatchFailure | No
 
 
 def summary_done_in_run(store: PerDistrictFileSnapshotStore, as_of: dt.date, run: RunInfo) -> bool:
-    """True when an earlier attempt of this run collected the date's summary."""
-    return run.attempt > 1 and any(
-        c.run_id == run.run_id and c.collection_method == "all-districts-csv" and c.summary_answered_at
+    """True when an earlier attempt of this run (or a run it re-executes) collected the date's summary."""
+    return run.resumes and any(
+        c.run_id in run.run_ids and c.collection_method == "all-districts-csv" and c.summary_answered_at
         for c in store.read_collections(as_of).collections
     )
 
@@ -145,15 +158,16 @@ def summary_done_in_run(store: PerDistrictFileSnapshotStore, as_of: dt.date, run
 def district_done_in_run(
     store: PerDistrictFileSnapshotStore, as_of: dt.date, district: str, run: RunInfo
 ) -> bool:
-    """True when an earlier attempt of this run collected the district successfully."""
-    if run.attempt == 1:
+    """True when an earlier attempt of this run (or a run it re-executes) collected the district."""
+    if not run.resumes:
         return False
     snap = store.read_district(as_of, district)
     return bool(
         snap is not None
         and snap.status == "success"
+        and snap.detail == "detailed"
         and snap.collection is not None
-        and snap.collection.run_id == run.run_id
+        and snap.collection.run_id in run.run_ids
     )
 
 

@@ -16,8 +16,10 @@ from ..names import (
     DISTRICT_ASSET,
     DISTRICTS_PARTITION,
     FORCE_TAG,
+    PARENT_RUN_TAG,
     POOL,
     RECHECK_TAG,
+    ROOT_RUN_TAG,
     SCOPE_TAG,
     SOURCE_TAG,
     SUMMARY_ASSET,
@@ -50,6 +52,7 @@ def run_info(context: dg.AssetExecutionContext) -> RunInfo:
         attempt=context.retry_number + 1,
         force=_flag(tags.get(FORCE_TAG)),
         recheck_unavailable=_flag(tags.get(RECHECK_TAG)),
+        earlier_runs=tuple(dict.fromkeys(t for t in (tags.get(PARENT_RUN_TAG), tags.get(ROOT_RUN_TAG)) if t)),
     )
 
 
