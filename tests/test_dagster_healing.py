@@ -8,7 +8,7 @@ import time
 
 import dagster as dg
 import pytest
-from conftest import settings
+from conftest import published_dates, settings
 
 from backfill_pipeline.dashboard.breaker import CircuitBreaker
 from backfill_pipeline.definitions import build_definitions
@@ -18,6 +18,7 @@ from backfill_pipeline.sandbox.publication import is_published
 from backfill_pipeline.sandbox.server import SandboxServer
 from backfill_pipeline.scope import DistrictConfig
 from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
+from backfill_pipeline.snapshots.verify import verify_store
 
 DAY_1 = dt.date(2026, 11, 27)  # the first refresh's yesterday: held back, published a day late
 DAY_2 = dt.date(2026, 11, 28)
@@ -25,8 +26,9 @@ DISTRICTS = ["42", "61", "109"]
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, request):
     assert is_published(DAY_1, today=dt.date(2026, 12, 1)) and is_published(DAY_2, today=dt.date(2026, 12, 1))
+    start = getattr(request, "param", DAY_1)
     with SandboxServer(seed=42, today=dt.date(2026, 12, 1)) as sandbox, dg.instance_for_test() as instance:
         deployment = settings(
             dashboard_url=sandbox.url,
@@ -36,7 +38,7 @@ def world(tmp_path):
             breaker_threshold=3,
             breaker_cooldown=1,
             retry_delay=0.1,
-            start_date=DAY_1,
+            start_date=start,
         )
         DistrictConfig(tmp_path).set(DISTRICTS)
         repo = build_definitions(deployment).get_repository_def()
@@ -224,3 +226,27 @@ def test_a_short_retry_after_is_waited_inside_the_run(world):
         e for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"
     ]
     assert len(retries) == 1 and "retry in 2.0 seconds" in retries[0].message
+
+
+LONG_CLOSED = published_dates(dt.date(2025, 3, 10), 1, closing=False)[0]
+
+
+@pytest.mark.parametrize("world", [dt.date(2025, 1, 1)], indirect=True)
+def test_one_wrong_as_of_answer_in_a_long_closed_month_is_asked_again_and_collected(world, monkeypatch):
+    import backfill_pipeline.planning.healing as healing
+
+    # One glitch: the dashboard answers another as-of date once (and the previous month's
+    # request, asked next, the same). Not final: pending, asked again a day later.
+    world["sandbox"].set_faults([{"kind": "wrong_as_of", "asOf": LONG_CLOSED.isoformat(), "times": 2}])
+    summary = dg.RunRequest(
+        partition_key=LONG_CLOSED.isoformat(), tags={"backfill_pipeline/source": "backfill"}
+    )
+    assert run(world, summary, "all_districts_summary_job").success
+    assert set(cells(world, LONG_CLOSED, LONG_CLOSED).values()) == {"unavailable-pending"}
+    assert isinstance(heal_tick(world), dg.SkipReason)  # asked again only a day later
+    monkeypatch.setattr(healing, "PENDING_RECHECK_AFTER", dt.timedelta(0))  # "a day later"
+    [request] = heal_tick(world)
+    assert request.partition_key == LONG_CLOSED.isoformat() and request.tags[HEAL_TAG] == "true"
+    assert run(world, request, "all_districts_summary_job").success
+    assert set(cells(world, LONG_CLOSED, LONG_CLOSED).values()) == {"summary"}
+    assert verify_store(world["store"]) == []
