@@ -62,7 +62,7 @@ class Service:
         *,
         env: dict,
         url: str,
-        health: str,
+        health: str | None,
         log_path: Path | None = None,
         cwd: Path | None = None,
     ) -> None:
@@ -87,11 +87,22 @@ class Service:
             if log is not None:
                 log.close()  # the child holds its own copy
         try:
-            wait_for(self.url + self.health, timeout, self.process)
+            if self.health is not None:
+                wait_for(self.url + self.health, timeout, self.process)
+            else:  # no health endpoint (the daemon): alive after a few seconds is started
+                time.sleep(3)
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.process.returncode} at start")
         except Exception:
             self.stop()
             raise
         return self
+
+    def kill(self) -> None:
+        """SIGKILL the main process only (what it started lives on, as after a real crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM the process group, then SIGKILL what is left."""
@@ -142,6 +153,58 @@ def dagster_service(port: int, *, home: Path, env: dict[str, str], log_path: Pat
         log_path=log_path,
         cwd=REPO_ROOT,
     )
+
+
+def webserver_service(port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None) -> Service:
+    """`dagster-webserver` alone (no daemon) over backfill_pipeline.definitions."""
+    full_env = {**os.environ, **env, "DAGSTER_HOME": str(prepare_dagster_home(home))}
+    webserver = Path(sys.executable).with_name("dagster-webserver")
+    argv = [str(webserver), "-m", "backfill_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    return Service(
+        "webserver", argv, env=full_env, url=url, health="/server_info", log_path=log_path, cwd=REPO_ROOT
+    )
+
+
+def daemon_service(*, home: Path, env: dict[str, str], log_path: Path | None = None) -> Service:
+    """`dagster-daemon run` alone (schedules, sensors, run queue, backfills, run retries)."""
+    full_env = {**os.environ, **env, "DAGSTER_HOME": str(prepare_dagster_home(home))}
+    daemon = Path(sys.executable).with_name("dagster-daemon")
+    argv = [str(daemon), "run", "-m", "backfill_pipeline.definitions"]
+    return Service("daemon", argv, env=full_env, url="", health=None, log_path=log_path, cwd=REPO_ROOT)
+
+
+def start_split_stack(
+    base: Path, *, today: str, districts: list[str], env: dict[str, str]
+) -> tuple[Service, Service, Service]:
+    """The sandbox, `dagster-webserver` and `dagster-daemon` as separate processes over one
+    instance (so a test can kill and restart the daemon alone); returned once the districts are
+    partitions."""
+    from .api.graphql import DagsterGraphQL
+    from .scope import DistrictConfig
+
+    root = base / "data"
+    DistrictConfig(root).set(districts)
+    sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log").start()
+    settings_env = {"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url, **env}
+    home = base / "dagster_home"
+    webserver = webserver_service(free_port(), home=home, env=settings_env, log_path=base / "webserver.log")
+    daemon = daemon_service(home=home, env=settings_env, log_path=base / "daemon.log")
+    try:
+        webserver.start(timeout=180)
+        daemon.start()
+        graphql = DagsterGraphQL(webserver.url)
+        deadline = time.monotonic() + 150
+        while graphql.partition_keys(["district_snapshot"])["district"] != districts:
+            if time.monotonic() > deadline:
+                raise TimeoutError("district_discovery never synced the districts partitions")
+            time.sleep(2)
+    except BaseException:
+        daemon.stop()
+        webserver.stop()
+        sandbox.stop()
+        raise
+    return sandbox, webserver, daemon
 
 
 def start_configured_stack(
