@@ -3,7 +3,10 @@ over a fake Dagster (fast lane); test_api_contract.py does the same against real
 
 from __future__ import annotations
 
+import datetime as dt
+
 from api_stack import CONTRACT, DISTRICTS
+from conftest import BACKFILL, REFRESH, a_failure, a_summary
 
 from backfill_pipeline.names import (
     DISTRICT_ASSET,
@@ -14,6 +17,7 @@ from backfill_pipeline.names import (
     SUMMARY_ASSET,
 )
 from backfill_pipeline.scope import DistrictConfig
+from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore
 
 pytest_plugins = ["api_stack"]
 
@@ -163,3 +167,20 @@ def test_list_answers_200_newest_first(api):
 def test_health_answers_200_with_dagster_version(api):
     body = CONTRACT.check(api.client.get("/api/health"), "GET", "/api/health", 200)
     assert body == {"status": "ok", "dagster": {"version": api.dagster.ping()}}
+
+
+def test_a_failed_detail_kept_beside_summary_data_counts_as_the_districts_failure(api):
+    # The summary run wrote 61's summary data; the detail failed: the store keeps the summary
+    # (a failure never replaces a success) and records the error beside it.
+    backfill_id = api.launch({"startDate": "2025-04-21", "targetDistricts": ["61"]})
+    store = PerDistrictFileSnapshotStore(api.root)
+    day = dt.date(2025, 4, 21)
+    store.write_districts(day, [a_summary("61", day)], context=REFRESH, summary_answered=True)
+    context = BACKFILL.model_copy(update={"backfill_id": backfill_id})
+    store.write_district(a_failure("61", day), context=context)
+    assert store.district_status(day, "61").status == "success"
+    api.dagster.finish(backfill_id, failed=["2025-04-21|61"])
+    status = CONTRACT.check(api.client.get(f"/api/backfills/{backfill_id}"), "GET", ONE, 200)
+    assert status["districts"]["61"]["failed"] == 1 and status["districts"]["61"]["done"] == 0
+    assert status["districts"]["61"]["lastError"] == "2025-04-21: TimeoutError: read timed out"
+    assert [(e["district"], e["errorClass"]) for e in status["districtErrors"]] == [("61", "TimeoutError")]

@@ -104,19 +104,22 @@ class StatusReader:
             manifest = self.store.read_manifest(day)
             if metadata.status == "unavailable":
                 unavailable += 1
-            errors += [e for e in metadata.district_errors if e.backfill_id == backfill_id]
+            # A failed detail on a district whose summary data was kept is recorded beside that
+            # data (the file stays a success): it is this backfill's failure all the same.
+            kept = metadata.errors_with_data_kept
+            errors += [e for e in [*metadata.district_errors, *kept] if e.backfill_id == backfill_id]
             entries = {e.district_id: e for e in manifest.districts} if manifest else {}
             for district, row in progress.items():
                 entry = entries.get(district)
                 if entry is None:
                     continue
+                failed_beside = [e for e in kept if e.district == district]
                 if entry.status == "success" and entry.detail == "detailed":
                     row.done += 1
-                elif entry.status == "failed":
+                elif entry.status == "failed" or (entry.status == "success" and failed_beside):
                     row.failed += 1
-                    last = next(
-                        (e for e in reversed(metadata.district_errors) if e.district == district), None
-                    )
+                    tried = failed_beside or metadata.district_errors
+                    last = next((e for e in reversed(tried) if e.district == district), None)
                     if last is not None:
                         row.last_error = f"{day}: {last.error_class}: {last.message}"
                 elif entry.status == "unavailable":
