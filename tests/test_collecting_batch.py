@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from conftest import AS_OF, a_detailed, a_summary
+from conftest import AS_OF, a_detailed
 
 from backfill_pipeline.collecting.batch import (
     RunInfo,
     batch_failure,
     collect_batch,
-    district_done_in_run,
     earlier_permanent_failure,
-    summary_done_in_run,
 )
 from backfill_pipeline.collecting.collect import DistrictOutcome
 from backfill_pipeline.dashboard.errors import NotACsv, ServerError
 from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore, failed_district
-from backfill_pipeline.snapshots.models import DistrictError, SummaryError
+from backfill_pipeline.snapshots.models import DistrictError
 
 
 class Meter:
@@ -57,47 +53,25 @@ def test_each_key_on_its_own_and_what_it_cost():
     assert not batch_failure("x", results[2:]).retryable  # only permanent failures: no retry
 
 
-def test_a_retried_step_knows_what_its_earlier_attempt_did(tmp_path):
+def test_a_permanent_failure_of_this_run_is_not_fetched_again_on_its_retry(tmp_path):
     store = PerDistrictFileSnapshotStore(tmp_path)
     first, retry, other = RunInfo("run-1"), RunInfo("run-1", attempt=2), RunInfo("run-2", attempt=2)
-    summary_ctx = first.write_context("system-wide", "all-districts-csv", [])
-    store.write_districts(AS_OF, [a_summary("42")], context=summary_ctx, summary_answered=True)
-    # A failed summary attempt of another run records that run, but not as done.
-    failed_ctx = other.write_context("system-wide", "all-districts-csv", [])
-    store.record_summary_failure(
-        AS_OF, SummaryError.from_exception(ServerError("HTTP 503", status=503)), context=failed_ctx
-    )
     detail_ctx = first.write_context("targeted", "per-district-csvs", [])
     store.write_district(a_detailed("61"), context=detail_ctx)
     error = DistrictError.from_exception(
-        NotACsv("HTML"), district="09", report="clubperformance", attempt=1, run_id="run-1", backfill_id=None
+        NotACsv("a CSV of another report"), district="09", report="clubperformance", run_id="run-1"
     )
     store.write_district(
         failed_district(district_id="09", as_of=AS_OF, detail="detailed", errors=[error]), context=detail_ctx
     )
-
-    # The first attempt never skips; a retry of the same run does; another run does not.
-    assert not summary_done_in_run(store, AS_OF, first) and summary_done_in_run(store, AS_OF, retry)
-    assert not summary_done_in_run(store, AS_OF, other)
-    assert district_done_in_run(store, AS_OF, "61", retry) and not district_done_in_run(
-        store, AS_OF, "61", other
-    )
-    assert not district_done_in_run(store, AS_OF, "09", retry)
-    assert not summary_done_in_run(store, AS_OF + dt.timedelta(days=1), retry)
-
-    # A permanent failure of this run is not fetched again on its retry; a transient one would be.
     earlier = earlier_permanent_failure(store, AS_OF, "09", retry)
     assert earlier is not None and earlier.status == "failed" and "NotACsv" in str(earlier.error)
     assert earlier_permanent_failure(store, AS_OF, "09", first) is None
     assert earlier_permanent_failure(store, AS_OF, "09", other) is None
     assert earlier_permanent_failure(store, AS_OF, "61", retry) is None
-
-
-def test_a_run_retried_after_its_worker_died_skips_what_the_dead_run_collected(tmp_path):
-    store = PerDistrictFileSnapshotStore(tmp_path)
-    dead = RunInfo("run-dead")
-    store.write_district(a_detailed("61"), context=dead.write_context("targeted", "per-district-csvs", []))
-    retried = RunInfo("run-retry", earlier_runs=("run-dead",))
-    assert district_done_in_run(store, AS_OF, "61", retried)
-    assert not district_done_in_run(store, AS_OF, "42", retried)
-    assert not district_done_in_run(store, AS_OF, "61", RunInfo("run-other"))
+    # A run re-executing a dead one resumes it; a first attempt does not.
+    assert RunInfo("r2", earlier_runs=("r1",)).resumes and RunInfo("r2", earlier_runs=("r1",)).run_ids == {
+        "r1",
+        "r2",
+    }
+    assert not first.resumes and retry.resumes

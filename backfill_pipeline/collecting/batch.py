@@ -147,30 +147,6 @@ def batch_failure(asset: str, results: Iterable[KeyResult]) -> BatchFailure | No
 # -- resuming a retried step: what an earlier attempt of the same run did ------------------------
 
 
-def summary_done_in_run(store: PerDistrictFileSnapshotStore, as_of: dt.date, run: RunInfo) -> bool:
-    """True when an earlier attempt of this run (or a run it re-executes) collected the date's summary."""
-    return run.resumes and any(
-        c.run_id in run.run_ids and c.collection_method == "all-districts-csv" and c.summary_answered_at
-        for c in store.read_collections(as_of).collections
-    )
-
-
-def district_done_in_run(
-    store: PerDistrictFileSnapshotStore, as_of: dt.date, district: str, run: RunInfo
-) -> bool:
-    """True when an earlier attempt of this run (or a run it re-executes) collected the district."""
-    if not run.resumes:
-        return False
-    snap = store.read_district(as_of, district)
-    return bool(
-        snap is not None
-        and snap.status == "success"
-        and snap.detail == "detailed"
-        and snap.collection is not None
-        and snap.collection.run_id in run.run_ids
-    )
-
-
 def earlier_permanent_failure(
     store: PerDistrictFileSnapshotStore, as_of: dt.date, district: str, run: RunInfo
 ) -> DistrictOutcome | None:

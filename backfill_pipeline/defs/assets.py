@@ -60,6 +60,25 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes")
 
 
+def materialized_earlier(context: dg.AssetExecutionContext, run: RunInfo) -> set[str]:
+    """The keys of this asset that an earlier attempt of this run, or a run it re-executes (its
+    worker died), materialized: a retry leaves out those and only those. What the store holds is
+    not enough: a key whose files were written but whose write failed half-way (a full disk)
+    must be collected, and named, again."""
+    if not run.resumes:
+        return set()
+    keys: set[str] = set()
+    for run_id in run.run_ids:
+        records = context.instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            if event is not None and event.asset_key == context.asset_key and event.partition is not None:
+                keys.add(str(event.partition))
+    return keys
+
+
 def materialize(context: dg.AssetExecutionContext, result: KeyResult) -> Iterator[dg.AssetMaterialization]:
     """The key's materialization when it succeeded; its error in the run log when it failed."""
     if result.error is not None:
@@ -141,7 +160,7 @@ def build_assets(
             context.partition_keys,
             lambda key: refresh.collect_summary(dt.date.fromisoformat(key), run),
             stats=refresh.stats,
-            done_earlier=lambda key: refresh.summary_done(dt.date.fromisoformat(key), run),
+            done_earlier=materialized_earlier(context, run).__contains__,
         ):
             done.append(result)
             yield from materialize(context, result)
@@ -171,7 +190,7 @@ def build_assets(
             keys,
             lambda key: refresh.collect_district(*keys[key], run, scope),
             stats=refresh.stats,
-            done_earlier=lambda key: refresh.district_done(*keys[key], run),
+            done_earlier=materialized_earlier(context, run).__contains__,
         ):
             done.append(result)
             yield from materialize(context, result)

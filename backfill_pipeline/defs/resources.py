@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from ..collecting.batch import RunInfo, district_done_in_run, earlier_permanent_failure, summary_done_in_run
+from ..collecting.batch import RunInfo, earlier_permanent_failure
 from ..collecting.collect import DistrictOutcome, SummaryOutcome, collect_district, collect_summary
 from ..collecting.run_stats import record_run_stats
 from ..dashboard.client import ClientSettings, DashboardClient
@@ -133,14 +133,6 @@ class RefreshService(dg.ConfigurableResource):
         return collect_district(
             self.client, store, as_of, district, context=context, force=run.force, attempt=run.attempt
         )
-
-    def summary_done(self, as_of: dt.date, run: RunInfo) -> bool:
-        """True when an earlier attempt of this run collected the date's summary."""
-        return summary_done_in_run(self.store, as_of, run)
-
-    def district_done(self, as_of: dt.date, district: str, run: RunInfo) -> bool:
-        """True when an earlier attempt of this run collected the district."""
-        return district_done_in_run(self.store, as_of, district, run)
 
     def stats(self) -> dict:
         """Requests made, cache hits, retries and rate-limiter waiting so far in this run."""
