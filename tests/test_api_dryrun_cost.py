@@ -17,7 +17,8 @@ from conftest import TODAY, published_dates
 from backfill_pipeline.sandbox import publication
 
 pytest_plugins = ["api_stack"]
-pytestmark = pytest.mark.e2e
+# The e2e files but the fault matrix share one xdist worker (`--dist loadgroup`): at most two stacks at once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
 
 LIST = "/api/backfills"
 PER_DISTRICT_DATES = [d.isoformat() for d in published_dates(dt.date(2025, 9, 15), 3, closing=False)]

@@ -10,7 +10,8 @@ import pytest
 
 from backfill_pipeline.devstack import free_port
 
-pytestmark = pytest.mark.e2e
+# The e2e files but the fault matrix share one xdist worker (`--dist loadgroup`): at most two stacks at once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
 
 
 def run_demo(tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess, list[int]]:

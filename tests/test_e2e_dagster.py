@@ -14,7 +14,8 @@ from conftest import TODAY, published_dates
 from backfill_pipeline.api.graphql import DagsterGraphQL
 from backfill_pipeline.devstack import start_configured_stack
 
-pytestmark = pytest.mark.e2e
+# The e2e files but the fault matrix share one xdist worker (`--dist loadgroup`): at most two stacks at once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
 
 DISTRICTS = ["42", "61", "109"]
 TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}

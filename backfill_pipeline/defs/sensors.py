@@ -110,7 +110,7 @@ def build_heal_sensor(
     @dg.sensor(
         name="heal_gaps",
         jobs=[summary_job, district_job],
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Re-executes (date, district) cells that failed for transient reasons (at most "
         "8 attempts each, after any Retry-After, once the dashboard's breaker lets requests through) "
