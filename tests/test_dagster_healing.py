@@ -250,3 +250,27 @@ def test_one_wrong_as_of_answer_in_a_long_closed_month_is_asked_again_and_collec
     assert run(world, request, "all_districts_summary_job").success
     assert set(cells(world, LONG_CLOSED, LONG_CLOSED).values()) == {"summary"}
     assert verify_store(world["store"]) == []
+
+
+def test_a_failure_the_store_could_not_record_is_healed_from_dagsters_record(world, monkeypatch):
+    # The data root is full while 61's file is written: the store holds no trace of the failure
+    # (it could not write one), but the failed run's step failure names the key as transient.
+    real = PerDistrictFileSnapshotStore.write_districts
+
+    def full_disk(self, as_of, snapshots, **kw):
+        if any(s.district_id == "61" and s.detail == "detailed" for s in snapshots):
+            raise OSError(28, "No space left on device")
+        return real(self, as_of, snapshots, **kw)
+
+    monkeypatch.setattr(PerDistrictFileSnapshotStore, "write_districts", full_disk)
+    log = refresh_day(world, DAY_1 + dt.timedelta(days=1))
+    assert "districts failed" in log[-1], log
+    [cell] = find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells
+    assert cell.state == "summary" and cell.last_error is None  # nothing recorded in the store
+    monkeypatch.undo()  # space is freed
+    time.sleep(1)
+    [request] = heal_tick(world)
+    assert request.tags["dagster/asset_partition_range_start"] == f"{DAY_1}|61"
+    assert run(world, request, "district_snapshot_job").success
+    assert set(cells(world, DAY_1, DAY_1).values()) == {"detailed"}
+    assert heal_tick(world).skip_message == "nothing to heal"

@@ -8,6 +8,7 @@ import dagster as dg
 from ..dashboard.breaker import OPEN, CircuitBreaker
 from ..names import (
     BACKFILL_TAG,
+    DISTRICT_ASSET,
     DISTRICTS_PARTITION,
     HEAL_TAG,
     PARTITION_TAG,
@@ -15,8 +16,15 @@ from ..names import (
     RANGE_START_TAG,
     SCOPE_TAG,
     SOURCE_TAG,
+    SUMMARY_ASSET,
 )
-from ..planning.healing import MAX_BATCHES, HealBatch, automatic_heal_cells, heal_batches
+from ..planning.healing import (
+    MAX_BATCHES,
+    HealBatch,
+    automatic_heal_cells,
+    heal_batches,
+    unrecorded_failures,
+)
 from ..scope import district_partitions_change
 from .partitions import date_district_key
 from .resources import DistrictConfiguration, SnapshotStore
@@ -101,6 +109,34 @@ def heal_request(batch: HealBatch, summary_job, district_job) -> dg.RunRequest:
     )
 
 
+# How far back heal_gaps looks for failed runs whose failures the store may not hold.
+FAILED_RUNS_WINDOW = dt.timedelta(days=2)
+
+
+def transient_failures(instance: dg.DagsterInstance, since: dt.datetime) -> dict[str, dict[str, int]]:
+    """asset -> partition key -> failed runs since `since` that named it in a transient Failure
+    (from the step failures' metadata, which the assets fill in)."""
+    out: dict[str, dict[str, int]] = {SUMMARY_ASSET: {}, DISTRICT_ASSET: {}}
+    runs = instance.get_runs(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], updated_after=since), limit=200
+    )
+    for run in runs:
+        records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            data = getattr(event, "event_specific_data", None)
+            failure = getattr(data, "user_failure_data", None)
+            metadata = getattr(failure, "metadata", None) or {}
+            retryable = getattr(metadata.get("retryable"), "value", False)
+            keys = getattr(metadata.get("failed_partitions"), "value", None)
+            asset = event.step_key if event is not None else None
+            if retryable is not True or not isinstance(keys, list) or asset not in out:
+                continue
+            for key in {str(k) for k in keys}:
+                out[asset][key] = out[asset].get(key, 0) + 1
+    return out
+
+
 def build_heal_sensor(
     summary_job, district_job, *, breaker_cooldown: float, retry_delay: float
 ) -> dg.SensorDefinition:
@@ -123,9 +159,16 @@ def build_heal_sensor(
         if breaker.state == OPEN and (breaker.opened_at or 0) + breaker_cooldown > now.timestamp():
             return dg.SkipReason("the dashboard is failing (breaker open): healing waits for it")
         window_start = now.date() - dt.timedelta(days=LAG_WINDOW_DAYS + 1)
+        snapshots = store.open()
         cells = automatic_heal_cells(
-            store.open(), now=now, refresh_window_start=window_start, retry_delay=retry_delay
+            snapshots, now=now, refresh_window_start=window_start, retry_delay=retry_delay
         )
+        # Failures the store could not record (its disk was full): Dagster's own record of them.
+        failed = transient_failures(context.instance, now - FAILED_RUNS_WINDOW)
+        known = {c.key for c in cells} | {c.as_of.isoformat() for c in cells}
+        for asset, district_keys in ((SUMMARY_ASSET, False), (DISTRICT_ASSET, True)):
+            extra = unrecorded_failures(snapshots, failed[asset], district_keys=district_keys)
+            cells += [c for c in extra if (c.key if district_keys else c.as_of.isoformat()) not in known]
         if not cells:
             return dg.SkipReason("nothing to heal")
         order = list(context.instance.get_dynamic_partitions(DISTRICTS_PARTITION))

@@ -16,7 +16,7 @@ from typing import Literal
 
 from ..snapshots.models import Manifest
 from ..snapshots.store import PerDistrictFileSnapshotStore
-from .gaps import Cell, find_gaps, heal_partitions
+from .gaps import MAX_ATTEMPTS, Cell, find_gaps, heal_partitions
 
 # The asset's RetryPolicy retries 3 times, after 1, 2 and 4 times its delay (plus jitter): a cell is
 # left to those retries for this many delays after it failed.
@@ -62,6 +62,31 @@ def automatic_heal_cells(
         for cell in find_gaps(store, as_of, as_of).cells:
             if _due(cell, now, refresh_window_start, settle):
                 cells.append(cell)
+    return cells
+
+
+def unrecorded_failures(
+    store: PerDistrictFileSnapshotStore, failed: dict[str, int], *, district_keys: bool
+) -> list[Cell]:
+    """Keys Dagster saw fail for transient reasons (`failed`: key -> failed runs naming it) whose
+    failure the store could not record (a full disk), and which it does not hold as done now:
+    they heal like the recorded ones, as many times."""
+    cells = []
+    for key, failures in sorted(failed.items()):
+        if failures >= MAX_ATTEMPTS:
+            continue
+        day, _, district = key.partition("|")
+        as_of = dt.date.fromisoformat(day)
+        if district_keys:
+            entry = store.district_status(as_of, district)
+            if entry is not None and (entry.status == "failed" or entry.detail == "detailed"):
+                continue  # recorded (the sensor's other path), or collected since
+            cells.append(Cell(as_of, district, "failed-transient", failures, detail="detailed"))
+        else:
+            manifest = store.read_manifest(as_of)
+            if manifest is not None and (manifest.summary_errors or manifest.status != "failed"):
+                continue
+            cells.append(Cell(as_of, "", "failed-transient", failures))
     return cells
 
 
@@ -134,5 +159,5 @@ def _signature(cells: Iterable[Cell]) -> str:
     parts = []
     for c in sorted(cells, key=lambda c: c.key):
         when = c.last_error.timestamp if c.last_error is not None else c.seen_at
-        parts.append(f"{c.key}@{when.isoformat() if when else ''}")
+        parts.append(f"{c.key}@{when.isoformat() if when else ''}#{c.attempts}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
