@@ -78,10 +78,10 @@ def unrecorded_failures(
         day, _, district = key.partition("|")
         as_of = dt.date.fromisoformat(day)
         if district_keys:
-            entry = store.district_status(as_of, district)
-            if entry is not None and (entry.status == "failed" or entry.detail == "detailed"):
-                continue  # recorded (the sensor's other path), or collected since
-            cells.append(Cell(as_of, district, "failed-transient", failures, detail="detailed"))
+            [cell] = find_gaps(store, as_of, as_of, [district]).cells
+            if cell.last_error is not None or cell.state not in ("summary", "missing"):
+                continue  # recorded (the store's path decides), or settled since
+            cells.append(Cell(as_of, cell.district, "failed-transient", failures, detail="detailed"))
         else:
             manifest = store.read_manifest(as_of)
             if manifest is not None and (manifest.summary_errors or manifest.status != "failed"):
