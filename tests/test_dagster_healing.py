@@ -36,8 +36,8 @@ def world(tmp_path, request):
             rate=100,
             max_attempts=1,
             breaker_threshold=3,
-            breaker_cooldown=1,
-            retry_delay=0.1,
+            breaker_cooldown=0.5,
+            retry_delay=0.05,
             start_date=start,
         )
         DistrictConfig(tmp_path).set(DISTRICTS)
@@ -156,7 +156,7 @@ def test_the_heal_sensor_re_executes_transient_failures_once_the_dashboard_answe
         breaker.record_failure()
     assert isinstance(heal_tick(world), dg.SkipReason)
     world["sandbox"].clear_faults()
-    time.sleep(1.1)  # the breaker's cool-down (the heal run's first request is its probe), and settling
+    time.sleep(0.6)  # the breaker's cool-down (the heal run's first request is its probe), and settling
     requests = heal_tick(world)
     assert not isinstance(requests, dg.SkipReason), requests
     assert [r.tags[HEAL_TAG] for r in requests] == ["true"]
@@ -171,7 +171,7 @@ def test_the_heal_sensor_re_executes_transient_failures_once_the_dashboard_answe
 def test_a_district_that_always_fails_ends_failed_after_bounded_attempts(world):
     world["sandbox"].set_faults([{"kind": "html", "district": "61", "report": "clubperformance"}])
     refresh_day(world, DAY_1 + dt.timedelta(days=1))
-    time.sleep(1)  # 8 step-retry delays: the failed run's own retries are over
+    time.sleep(0.5)  # 8 step-retry delays (0.4 s): the failed run's own retries are over
     runs = 0
     for _ in range(120):
         [cell] = find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells
@@ -179,13 +179,13 @@ def test_a_district_that_always_fails_ends_failed_after_bounded_attempts(world):
             break
         requests = heal_tick(world)
         if isinstance(requests, dg.SkipReason):
-            time.sleep(0.5)  # the breaker's cool-down, or the run's own retries settling
+            time.sleep(0.25)  # the breaker's cool-down, or the run's own retries settling
             continue
         runs += len(requests)
         for request in requests:
             run(world, request, "district_snapshot_job")
     assert 1 <= runs <= MAX_ATTEMPTS, "healing must stop"
-    time.sleep(1.1)
+    time.sleep(0.6)
     assert heal_tick(world).skip_message == "nothing to heal"
     [cell] = [c for c in find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells]
     assert cell.state == "summary" and not cell.detail_wanted  # its summary data is kept
@@ -212,7 +212,7 @@ def test_a_long_retry_after_defers_the_key_instead_of_retrying_it_soon(world):
     [cell] = find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells
     wait = cell.retry_not_before - dt.datetime.now(dt.UTC)
     assert dt.timedelta(minutes=55) < wait <= dt.timedelta(hours=1)
-    time.sleep(1)
+    time.sleep(0.5)
     assert heal_tick(world).skip_message == "nothing to heal"
 
 
@@ -268,7 +268,7 @@ def test_a_failure_the_store_could_not_record_is_healed_from_dagsters_record(wor
     [cell] = find_gaps(world["store"], DAY_1, DAY_1, ["61"]).cells
     assert cell.state == "summary" and cell.last_error is None  # nothing recorded in the store
     monkeypatch.undo()  # space is freed
-    time.sleep(1)
+    time.sleep(0.5)
     [request] = heal_tick(world)
     assert request.tags["dagster/asset_partition_range_start"] == f"{DAY_1}|61"
     assert run(world, request, "district_snapshot_job").success
