@@ -59,9 +59,30 @@ def make_dirs(directory: Path, *, durable: bool = True) -> None:
             fsync_dir(new.parent)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temps(target: Path) -> None:
+    """Remove the temporary files a writer of `target` left when it died (killed mid-write): the
+    pid in their name is no longer running. A live writer's temporary file is left alone."""
+    for temp in target.parent.glob(f".{target.name}{_TEMP_MARK}*"):
+        pid_text = temp.name.rsplit(_TEMP_MARK, 1)[-1].split("-", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            temp.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` so that readers see the old or the new file, never a torn one."""
+    """Write `data` to `path` so that readers see the old or the new file, never a torn one
+    (and sweep the temporary files a killed writer of `path` left behind)."""
     make_dirs(path.parent, durable=durable)
+    remove_dead_temps(path)
     tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:

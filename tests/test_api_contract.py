@@ -21,8 +21,8 @@ from conftest import TODAY, published_dates
 from backfill_pipeline.devstack import Service, free_port
 
 pytest_plugins = ["api_stack"]
-# The e2e files but the fault matrix share one xdist worker (`--dist loadgroup`): at most two stacks at once.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
+# The e2e files on the API's shared stack run on one xdist worker (`--dist loadgroup`).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("api-stack")]
 
 LIST = "/api/backfills"
 ONE = "/api/backfills/{backfillId}"

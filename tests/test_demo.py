@@ -10,7 +10,7 @@ import pytest
 
 from backfill_pipeline.devstack import free_port
 
-# The e2e files but the fault matrix share one xdist worker (`--dist loadgroup`): at most two stacks at once.
+# The e2e files with their own `dagster dev` run on one xdist worker (`--dist loadgroup`).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
 
 

@@ -14,7 +14,7 @@ from conftest import TODAY, published_dates
 from backfill_pipeline.api.graphql import DagsterGraphQL
 from backfill_pipeline.devstack import start_configured_stack
 
-# The e2e files but the fault matrix share one xdist worker (`--dist loadgroup`): at most two stacks at once.
+# The e2e files with their own `dagster dev` run on one xdist worker (`--dist loadgroup`).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
 
 DISTRICTS = ["42", "61", "109"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 from conftest import AS_OF, BACKFILL, REFRESH, a_detailed, a_summary
@@ -156,3 +157,23 @@ def test_new_directories_are_fsynced_into_their_parents(tmp_path, monkeypatch):
     files.atomic_write_bytes(tmp_path / "a" / "b" / "c.json", b"{}")
     # a into tmp_path, b into a, then the file's rename into b.
     assert synced == [tmp_path, tmp_path / "a", tmp_path / "a" / "b"]
+
+
+def test_a_writer_killed_mid_write_leaves_no_temporary_file_once_the_path_is_written_again(tmp_path):
+    import subprocess
+    import sys
+
+    from backfill_pipeline.files import is_temp_name
+
+    target = tmp_path / "raw" / "95" / "blob.csv"
+    target.parent.mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = target.with_name(f".blob.csv.tmp-{dead.stdout.strip()}-deadbeef")
+    live = target.with_name(f".blob.csv.tmp-{os.getpid()}-cafecafe")  # a writer still at work
+    stale.write_bytes(b"half")
+    live.write_bytes(b"half")
+    atomic_write_bytes(target, b"whole")
+    assert target.read_bytes() == b"whole"
+    assert sorted(p.name for p in target.parent.iterdir() if is_temp_name(p.name)) == [live.name]
