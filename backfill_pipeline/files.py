@@ -74,7 +74,7 @@ def remove_dead_temps(target: Path) -> None:
     pid in their name is no longer running. A live writer's temporary file is left alone."""
     for temp in target.parent.glob(f".{target.name}{_TEMP_MARK}*"):
         pid_text = temp.name.rsplit(_TEMP_MARK, 1)[-1].split("-", 1)[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
+        if pid_text.isascii() and pid_text.isdigit() and not _alive(int(pid_text)):
             temp.unlink(missing_ok=True)
 
 

@@ -142,7 +142,7 @@ def test_changed_plan_hash_answers_409_with_the_current_plan(api):
     assert api.dagster.launches == []
 
 
-@pytest.mark.parametrize("limit", ["0", "201", "ten", "-1", ""])
+@pytest.mark.parametrize("limit", ["0", "201", "ten", "-1", "", "²", "٣", "1e2", " 5"])
 def test_bad_list_limit_answers_400(api, limit):
     r = api.client.get(f"{LIST}?limit={limit}")
     error = CONTRACT.check(r, "GET", LIST, 400)["error"]

@@ -181,3 +181,13 @@ def test_verify_in_a_subprocess(store):
     fixed = run_process("verify", "--repair", "--root", str(store.root), "--json")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert all(p["repaired"] for p in json.loads(fixed.stdout)["problems"])
+
+
+@pytest.mark.parametrize("ids", [("",), (" ",), ("42", ""), ("42,",), ("42,,61",)])
+def test_an_empty_district_id_is_refused_and_nothing_changes(tmp_path, ids):
+    root = str(tmp_path)
+    assert run("districts", "set", "09", "--root", root).exit_code == 0
+    for verb in ("add", "remove", "set"):
+        result = run("districts", verb, *ids, "--root", root)
+        assert result.exit_code == 2 and "empty district id" in result.stderr, (verb, ids, result.output)
+    assert run("districts", "list", "--root", root).stdout.split() == ["09"]

@@ -80,7 +80,8 @@ async def openapi_document(request: Request) -> Response:
 async def list_backfills(request: Request) -> Response:
     """The latest backfills, newest first (`?limit=1..200`, default 50)."""
     raw = request.query_params.get("limit", str(DEFAULT_LIST))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
+    # ASCII digits only: `²` is a digit to str.isdigit but not to int().
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIST:
         message = f"must be an integer from 1 to {MAX_LIST}"
         raise ApiError(
             400,

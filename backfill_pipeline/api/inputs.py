@@ -31,7 +31,9 @@ def _reject_constant(name: str):
 async def json_object(request: Request) -> dict:
     """The body as a JSON object; 413 past MAX_BODY (before parsing), 400 when not a JSON object."""
     declared = request.headers.get("content-length")
-    too_large = declared is not None and declared.isdigit() and int(declared) > MAX_BODY
+    too_large = (
+        declared is not None and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY
+    )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

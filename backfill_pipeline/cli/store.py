@@ -59,6 +59,16 @@ def split_ids(values: tuple[str, ...] | list[str]) -> list[str]:
     return [t.strip() for v in values for t in v.split(",") if t.strip()]
 
 
+def given_ids(values: tuple[str, ...]) -> list[str]:
+    """`split_ids` for ids the user typed to change the configuration: an empty or blank id (`''`,
+    `42,,61`, a trailing comma) is a mistake to name, not something to drop silently."""
+    ids = [t.strip() for v in values for t in v.split(",")]
+    if any(not t for t in ids):
+        shown = " ".join(repr(v) for v in values)
+        raise InvalidDistrictId(f"empty district id in {shown}: give ids like 42, 09 or F")
+    return ids
+
+
 @click.group("districts")
 @root_option
 @json_option
@@ -82,7 +92,7 @@ def list_districts(ctx: click.Context, root: str | None, as_json: bool) -> None:
 @click.pass_context
 def add(ctx: click.Context, ids: tuple[str, ...], root: str | None, as_json: bool) -> None:
     """Add districts (ids: 42 61, 42,61 or 'District 42')."""
-    _apply(ctx, root, as_json, lambda config: config.add(normalise_ids(split_ids(ids))))
+    _apply(ctx, root, as_json, lambda config: config.add(normalise_ids(given_ids(ids))))
 
 
 @districts.command("remove")
@@ -92,7 +102,7 @@ def add(ctx: click.Context, ids: tuple[str, ...], root: str | None, as_json: boo
 @click.pass_context
 def remove(ctx: click.Context, ids: tuple[str, ...], root: str | None, as_json: bool) -> None:
     """Remove districts."""
-    _apply(ctx, root, as_json, lambda config: config.remove(normalise_ids(split_ids(ids))))
+    _apply(ctx, root, as_json, lambda config: config.remove(normalise_ids(given_ids(ids))))
 
 
 @districts.command("set")
@@ -102,7 +112,7 @@ def remove(ctx: click.Context, ids: tuple[str, ...], root: str | None, as_json: 
 @click.pass_context
 def set_districts(ctx: click.Context, ids: tuple[str, ...], root: str | None, as_json: bool) -> None:
     """Replace the configuration (no ids: every available district)."""
-    _apply(ctx, root, as_json, lambda config: config.set(normalise_ids(split_ids(ids))))
+    _apply(ctx, root, as_json, lambda config: config.set(normalise_ids(given_ids(ids))))
 
 
 def _apply(

@@ -21,7 +21,9 @@ def program_year(year: int, month: int) -> str:
 def program_year_start(py: str) -> int:
     """2024 for `2024-2025`; ValueError for anything else."""
     first, sep, second = py.partition("-")
-    if not (sep and len(first) == len(second) == 4 and first.isdigit() and second.isdigit()):
+    if not (
+        sep and len(first) == len(second) == 4 and (first + second).isascii() and (first + second).isdigit()
+    ):
         raise ValueError(f"not a program year: {py!r}")
     if int(second) != int(first) + 1:
         raise ValueError(f"not a program year: {py!r}")
