@@ -174,13 +174,24 @@ def daemon_service(*, home: Path, env: dict[str, str], log_path: Path | None = N
     return Service("daemon", argv, env=full_env, url="", health=None, log_path=log_path, cwd=REPO_ROOT)
 
 
+def wait_for_districts(dagster_url: str, districts: list[str], timeout: float = 150) -> None:
+    """Wait until the district_discovery sensor has made `districts` the districts partitions."""
+    from .api.graphql import DagsterGraphQL
+
+    graphql = DagsterGraphQL(dagster_url)
+    deadline = time.monotonic() + timeout
+    while graphql.partition_keys(["district_snapshot"])["district"] != districts:
+        if time.monotonic() > deadline:
+            raise TimeoutError("district_discovery never synced the districts partitions")
+        time.sleep(2)
+
+
 def start_split_stack(
     base: Path, *, today: str, districts: list[str], env: dict[str, str]
 ) -> tuple[Service, Service, Service]:
     """The sandbox, `dagster-webserver` and `dagster-daemon` as separate processes over one
     instance (so a test can kill and restart the daemon alone); returned once the districts are
     partitions."""
-    from .api.graphql import DagsterGraphQL
     from .scope import DistrictConfig
 
     root = base / "data"
@@ -193,12 +204,7 @@ def start_split_stack(
     try:
         webserver.start(timeout=180)
         daemon.start()
-        graphql = DagsterGraphQL(webserver.url)
-        deadline = time.monotonic() + 150
-        while graphql.partition_keys(["district_snapshot"])["district"] != districts:
-            if time.monotonic() > deadline:
-                raise TimeoutError("district_discovery never synced the districts partitions")
-            time.sleep(2)
+        wait_for_districts(webserver.url, districts)
     except BaseException:
         daemon.stop()
         webserver.stop()
@@ -212,7 +218,6 @@ def start_configured_stack(
 ) -> tuple[Service, Service]:
     """The sandbox and `dagster dev` over `<base>/data` with `districts` configured, returned once
     the district_discovery sensor has turned them into partitions (tests use it)."""
-    from .api.graphql import DagsterGraphQL
     from .scope import DistrictConfig
 
     root = base / "data"
@@ -226,12 +231,7 @@ def start_configured_stack(
     )
     try:
         dagster.start(timeout=180)
-        graphql = DagsterGraphQL(dagster.url)
-        deadline = time.monotonic() + 150
-        while graphql.partition_keys(["district_snapshot"])["district"] != districts:
-            if time.monotonic() > deadline:
-                raise TimeoutError("district_discovery never synced the districts partitions")
-            time.sleep(2)
+        wait_for_districts(dagster.url, districts)
     except BaseException:
         dagster.stop()
         sandbox.stop()

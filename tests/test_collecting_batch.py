@@ -75,3 +75,30 @@ def test_a_permanent_failure_of_this_run_is_not_fetched_again_on_its_retry(tmp_p
         "r2",
     }
     assert not first.resumes and retry.resumes
+
+
+def test_a_summary_listing_too_few_districts_is_a_transient_failure_recorded_and_forgotten(tmp_path):
+    # A broken answer (3 districts where the dashboard lists ~128), already in the raw cache, so
+    # the real client serves it without a request: not a success, not remembered, retried later.
+    from conftest import REFRESH, client_settings
+
+    from backfill_pipeline.collecting.collect import collect_summary
+    from backfill_pipeline.dashboard.cache import CachedAnswer, RawCache
+    from backfill_pipeline.dashboard.client import DashboardClient
+    from backfill_pipeline.dashboard.errors import SuspiciousSummary
+
+    body = b'"REGION","DISTRICT"\r\n"01","42"\r\n"01","61"\r\n"01","09"\r\nMonth of Aug, As of 09/08/2025\r\n'
+    cache = RawCache(tmp_path)
+    sha = cache.put(body, url="http://dashboard/x", as_of=AS_OF)
+    cache.remember(CachedAnswer("districtsummary", None, AS_OF.isoformat(), True, "http://dashboard/x", sha))
+    store = PerDistrictFileSnapshotStore(tmp_path)
+    with DashboardClient(client_settings("http://127.0.0.1:9"), tmp_path) as client:
+        try:
+            collect_summary(client, store, AS_OF, configured=[], context=REFRESH)
+        except SuspiciousSummary as exc:
+            assert exc.retryable and "3 districts" in str(exc)
+        else:
+            raise AssertionError("a 3-district summary was taken for a success")
+    assert cache.lookup("districtsummary", None, AS_OF) is None  # the next attempt asks again
+    [error] = store.read_manifest(AS_OF).summary_errors
+    assert error.error_class == "SuspiciousSummary" and error.retryable

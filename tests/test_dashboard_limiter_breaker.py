@@ -71,8 +71,11 @@ def test_breaker_opens_fails_fast_and_recovers_through_one_probe(tmp_path):
     assert breaker.state().state == OPEN
     with pytest.raises(CircuitOpen) as info:
         breaker.before_request()
-    assert info.value.retry_in == pytest.approx(10)
-    clock.now += 10
+    assert info.value.retry_in == pytest.approx(10) == breaker.retry_in()
+    clock.now += 4
+    assert breaker.retry_in() == pytest.approx(6)
+    clock.now += 6
+    assert breaker.retry_in() == 0
     breaker.before_request()  # the probe
     assert breaker.state().state == HALF_OPEN
     with pytest.raises(CircuitOpen):

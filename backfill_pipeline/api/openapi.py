@@ -206,50 +206,43 @@ def _operation(operation_id: str, summary: str, responses: dict, **more: Any) ->
     }
 
 
+def _body(model) -> dict:
+    return {
+        "required": True,
+        "description": f"At most {MAX_BODY // 1024} KB of JSON.",
+        "content": {"application/json": {"schema": _ref(model)}},
+    }
+
+
+def _launch_answers(nothing: str, launched: str) -> dict:
+    """The answers of a route that plans and launches one backfill (launch, heal)."""
+    return {
+        "200": _json({"oneOf": [_ref(DryRun), _ref(NothingToRun)]}, nothing),
+        "202": _json(_ref(LaunchedBody), launched, _CREATED),
+        "400": _error(
+            "Not a JSON object (`invalid-json`) or an invalid request (`invalid-request`, with "
+            "`fields`); nothing is launched."
+        ),
+        "409": _error(
+            "The planHash sent no longer matches (`plan-changed`, with the current `plan`); "
+            "nothing is launched."
+        ),
+        "413": _error(f"The body is larger than {MAX_BODY // 1024} KB (`too-large`)."),
+    }
+
+
 def _paths() -> dict:
     one = {"parameters": [{**_ID_PARAM, "schema": {"type": "string"}}]}
-    request_body = {
-        "required": True,
-        "description": f"At most {MAX_BODY // 1024} KB of JSON.",
-        "content": {"application/json": {"schema": _ref(BackfillRequest)}},
-    }
-    created = {
-        "200": _json(
-            {"oneOf": [_ref(DryRun), _ref(NothingToRun)]},
-            "A dry run's plan, or a plan with nothing to run (backfillId null).",
-        ),
-        "202": _json(_ref(LaunchedBody), "Launched; follow Location for its status.", _CREATED),
-        "400": _error(
-            "Not a JSON object (`invalid-json`) or an invalid request (`invalid-request`, with "
-            "`fields`); nothing is launched."
-        ),
-        "409": _error(
-            "The planHash sent no longer matches (`plan-changed`, with the current `plan`); "
-            "nothing is launched."
-        ),
-        "413": _error(f"The body is larger than {MAX_BODY // 1024} KB (`too-large`)."),
-    }
-    heal_body = {
-        "required": True,
-        "description": f"At most {MAX_BODY // 1024} KB of JSON.",
-        "content": {"application/json": {"schema": _ref(HealRequest)}},
-    }
-    healed = {
-        "200": _json(
-            {"oneOf": [_ref(DryRun), _ref(NothingToRun)]},
-            "A dry run's plan, or nothing to heal (backfillId null, with the plan).",
-        ),
-        "202": _json(_ref(LaunchedBody), "The heal's backfill; follow Location for its status.", _CREATED),
-        "400": _error(
-            "Not a JSON object (`invalid-json`) or an invalid request (`invalid-request`, with "
-            "`fields`); nothing is launched."
-        ),
-        "409": _error(
-            "The planHash sent no longer matches (`plan-changed`, with the current `plan`); "
-            "nothing is launched."
-        ),
-        "413": _error(f"The body is larger than {MAX_BODY // 1024} KB (`too-large`)."),
-    }
+    request_body = _body(BackfillRequest)
+    created = _launch_answers(
+        "A dry run's plan, or a plan with nothing to run (backfillId null).",
+        "Launched; follow Location for its status.",
+    )
+    heal_body = _body(HealRequest)
+    healed = _launch_answers(
+        "A dry run's plan, or nothing to heal (backfillId null, with the plan).",
+        "The heal's backfill; follow Location for its status.",
+    )
     openapi_json = _json({"type": "object", "required": ["openapi", "paths"]}, "The OpenAPI document.")
     return {
         "/api/health": {

@@ -136,11 +136,36 @@ def backfill(
             click.echo(f"error: {e['field']}: {e['message']}", err=True)
         raise click.exceptions.Exit(int(ExitCode.BAD_INPUT)) from None
     service = service_for(dagster_url, root)
+    launch_and_report(
+        service,
+        lambda: service.launch(request, requester=f"cli:{getpass.getuser()}"),
+        plan_error=lambda exc: CliError(f"{exc.field}: {exc.message}", ExitCode.BAD_INPUT),
+        label="backfill",
+        nothing="nothing left to collect",
+        dry_run=dry_run,
+        follow_it=not no_follow,
+        as_json=as_json,
+    )
+
+
+def launch_and_report(
+    service: BackfillService,
+    launch: Callable[[], Any],
+    *,
+    plan_error: Callable[[PlanError], CliError],
+    label: str,
+    nothing: str,
+    dry_run: bool,
+    follow_it: bool,
+    as_json: bool,
+) -> None:
+    """Launch (a backfill, a heal), show its plan and id, then follow it to its end when asked;
+    a plan that changed since its hash is shown and exits 6."""
     with service_errors():
         try:
-            launched = service.launch(request, requester=f"cli:{getpass.getuser()}")
+            launched = launch()
         except PlanError as exc:
-            raise CliError(f"{exc.field}: {exc.message}", ExitCode.BAD_INPUT) from None
+            raise plan_error(exc) from None
         except PlanConflict as exc:
             print_plan(plan_json(exc.plan))
             raise CliError(str(exc), ExitCode.PLAN_CHANGED) from None
@@ -148,10 +173,10 @@ def backfill(
         if not as_json:
             print_plan(answer["plan"])
             if launched.backfill_id is None:
-                click.echo("\nnothing launched" + (" (dry run)" if dry_run else ": nothing left to collect"))
+                click.echo("\nnothing launched" + (" (dry run)" if dry_run else f": {nothing}"))
             else:
-                click.echo(f"\nlaunched backfill {launched.backfill_id}")
-        if launched.backfill_id is None or no_follow:
+                click.echo(f"\nlaunched {label} {launched.backfill_id}")
+        if launched.backfill_id is None or not follow_it:
             if as_json:
                 print_json(answer)
             return

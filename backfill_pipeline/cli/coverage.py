@@ -10,14 +10,12 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from ..api.models import DEFAULT_COVERAGE_DAYS, CoverageQuery, coverage_dict
-from ..api.service import PlanConflict
 from ..planning.gaps import STATES, Cell, Gaps
 from ..planning.planner import PlanError
 from ..planning.request import HealRequest, field_errors
-from .backfills import dagster_options, follow, outcome, plan_json, service_errors, service_for
-from .common import CliError, console, finish, json_option, print_json, root_option, show, table
+from .backfills import dagster_options, launch_and_report, service_for
+from .common import CliError, console, finish, json_option, root_option, show, table
 from .exit_codes import ExitCode
-from .render import print_plan, print_status
 from .store import split_ids
 
 # The command-line option of each field of the coverage query and the heal request.
@@ -214,25 +212,13 @@ def heal(
             "planHash": plan_hash,
         },
     )
-    with service_errors():
-        try:
-            launched = service.heal(request, requester=f"cli:{getpass.getuser()}")
-        except PlanError as exc:
-            raise _plan_error(exc) from None
-        except PlanConflict as exc:
-            print_plan(plan_json(exc.plan))
-            raise CliError(str(exc), ExitCode.PLAN_CHANGED) from None
-        answer: dict[str, Any] = {"backfillId": launched.backfill_id, "plan": plan_json(launched.plan)}
-        if not as_json:
-            print_plan(answer["plan"])
-            if launched.backfill_id is None:
-                click.echo("\nnothing launched" + (" (dry run)" if dry_run else ": nothing to heal"))
-            else:
-                click.echo(f"\nlaunched heal backfill {launched.backfill_id}")
-        if launched.backfill_id is None or not follow_it:
-            if as_json:
-                print_json(answer)
-            return
-        final = follow(service, launched.backfill_id, quiet=as_json)
-    show({**answer, "status": final}, as_json, lambda _: print_status(final))
-    finish(outcome(final))
+    launch_and_report(
+        service,
+        lambda: service.heal(request, requester=f"cli:{getpass.getuser()}"),
+        plan_error=_plan_error,
+        label="heal backfill",
+        nothing="nothing to heal",
+        dry_run=dry_run,
+        follow_it=follow_it,
+        as_json=as_json,
+    )

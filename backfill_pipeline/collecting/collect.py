@@ -111,12 +111,14 @@ def collect_summary(
         return _collect_summary(client, store, as_of, configured=configured, context=context)
     except Exception as exc:
         error = SummaryError.from_exception(
-            exc, attempt=attempt, run_id=context.run_id, backfill_id=context.backfill_id
+            exc,
+            retryable=is_transient(exc),
+            attempt=attempt,
+            run_id=context.run_id,
+            backfill_id=context.backfill_id,
         )
         try:
-            store.record_summary_failure(
-                as_of, error.model_copy(update={"retryable": is_transient(exc)}), context=context
-            )
+            store.record_summary_failure(as_of, error, context=context)
         except OSError as record_failed:  # a full disk: the Dagster failure still says why
             log.warning("could not record the summary failure of %s: %s", as_of, record_failed)
         raise

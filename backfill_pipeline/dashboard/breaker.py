@@ -60,6 +60,13 @@ class CircuitBreaker:
         with self._lock:
             return self._read()
 
+    def retry_in(self) -> float:
+        """Seconds until a request may go again: 0 unless open and still cooling down."""
+        s = self.state()
+        if s.state != OPEN:
+            return 0.0
+        return max(0.0, (s.opened_at or 0) + self.cooldown - self._clock())
+
     def before_request(self) -> None:
         """Raise CircuitOpen while open; let exactly one probe through once the cool-down ends."""
         with self._lock:

@@ -26,12 +26,6 @@ def previous_month(year: int, month: int) -> tuple[int, int]:
     return (year - 1, 12) if month == 1 else (year, month - 1)
 
 
-def unavailable_is_final(as_of: dt.date, today: dt.date) -> bool:
-    """Whether "no data for as_of" may be final by now: its month and closing window are over
-    (evidence still needed: `unavailable_on_evidence`)."""
-    return today > month_closed_at(as_of)
-
-
 def month_closed_at(as_of: dt.date) -> dt.date:
     """The last day on which the dashboard may still publish data for `as_of`'s month: its month
     end plus the longest closing window seen (31 days)."""

@@ -158,5 +158,6 @@ class AbsurdNumber(PermanentError):
         self.value = value
 
 
-class SuspiciousSummary(PermanentError):
-    """A summary listing far fewer districts than the dashboard ever has: not a success."""
+class SuspiciousSummary(RetryableError):
+    """A summary listing far fewer districts than the dashboard ever has: not a success, and most
+    likely a broken answer the next attempt does not repeat (attempts are bounded by the caller)."""

@@ -1,11 +1,11 @@
-"""Sensors: district discovery, the refresh chain, and run-failure alerts."""
+"""Sensors: district discovery, the refresh chain, healing the gaps, and run-failure alerts."""
 
 import datetime as dt
 import json
 
 import dagster as dg
 
-from ..dashboard.breaker import OPEN, CircuitBreaker
+from ..dashboard.breaker import CircuitBreaker
 from ..names import (
     BACKFILL_TAG,
     DISTRICT_ASSET,
@@ -154,21 +154,20 @@ def build_heal_sensor(
     )
     def heal_gaps(context: dg.SensorEvaluationContext, store: SnapshotStore):
         """Launch runs for the cells that heal themselves (see backfill_pipeline.planning.healing)."""
-        breaker = CircuitBreaker(store.root).state()
+        wait = CircuitBreaker(store.root, cooldown=breaker_cooldown).retry_in()
+        if wait > 0:
+            return dg.SkipReason(f"the dashboard is failing (breaker open, {wait:.0f} s more): healing waits")
         now = dt.datetime.now(dt.UTC)
-        if breaker.state == OPEN and (breaker.opened_at or 0) + breaker_cooldown > now.timestamp():
-            return dg.SkipReason("the dashboard is failing (breaker open): healing waits for it")
         window_start = now.date() - dt.timedelta(days=LAG_WINDOW_DAYS + 1)
         snapshots = store.open()
         cells = automatic_heal_cells(
             snapshots, now=now, refresh_window_start=window_start, retry_delay=retry_delay
         )
         # Failures the store could not record (its disk was full): Dagster's own record of them.
+        # They never overlap the store's cells: a recorded failure is left to the store's path.
         failed = transient_failures(context.instance, now - FAILED_RUNS_WINDOW)
-        known = {c.key for c in cells} | {c.as_of.isoformat() for c in cells}
         for asset, district_keys in ((SUMMARY_ASSET, False), (DISTRICT_ASSET, True)):
-            extra = unrecorded_failures(snapshots, failed[asset], district_keys=district_keys)
-            cells += [c for c in extra if (c.key if district_keys else c.as_of.isoformat()) not in known]
+            cells += unrecorded_failures(snapshots, failed[asset], district_keys=district_keys)
         if not cells:
             return dg.SkipReason("nothing to heal")
         order = list(context.instance.get_dynamic_partitions(DISTRICTS_PARTITION))

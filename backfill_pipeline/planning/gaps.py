@@ -7,12 +7,13 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from ..district_ids import normalise_district_id, sort_district_ids
 from ..names import district_key
 from ..scope import DistrictConfig
 from ..snapshots.models import (
+    AttemptError,
     DistrictError,
     Manifest,
     ManifestEntry,
@@ -31,15 +32,7 @@ CellState = Literal[
     "failed-permanent",
     "missing",
 ]
-STATES: tuple[CellState, ...] = (
-    "detailed",
-    "summary",
-    "unavailable-final",
-    "unavailable-pending",
-    "failed-transient",
-    "failed-permanent",
-    "missing",
-)
+STATES: tuple[CellState, ...] = get_args(CellState)
 
 # A cell that failed this many times for transient reasons is not re-executed automatically any
 # more: a report that is always an HTML page must end failed, not be asked for ever.
@@ -54,7 +47,7 @@ class Cell:
     district: str
     state: CellState
     attempts: int = 0
-    last_error: DistrictError | SummaryError | None = None
+    last_error: AttemptError | None = None
     # A detail attempt that failed on a cell whose summary-level data was kept.
     detail_wanted: bool = False
     # The detail of the cell's file, when it has one.

@@ -86,6 +86,7 @@ def unrecorded_failures(
             manifest = store.read_manifest(as_of)
             if manifest is not None and (manifest.summary_errors or manifest.status != "failed"):
                 continue
+            # A summary key is a date, not a cell: no district, collected from the date's summary.
             cells.append(Cell(as_of, "", "failed-transient", failures))
     return cells
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import ClassVar, Literal, Self
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -51,20 +51,17 @@ def check_span(start: dt.date, end: dt.date, *, what: str = "a backfill") -> Non
         raise ValueError(f"endDate: {what} spans at most {MAX_DAYS} days; launch one per program year")
 
 
-class BackfillRequest(CamelModel):
-    """A backfill request; unknown fields are rejected and every error names its field."""
+class RangeRequest(CamelModel):
+    """What every request over a date range shares: the range, the districts, the pace, the dry run
+    and the plan hash to confirm. Unknown fields are rejected; every error names its field."""
 
     model_config = ConfigDict(frozen=True)
+    # How the span rule names this kind of request.
+    WHAT: ClassVar[str] = "a backfill"
 
     start_date: dt.date
     end_date: dt.date | None = None
     target_districts: list[str] | None = Field(default=None, max_length=MAX_TARGETS)
-    collection_type: CollectionType = "auto"
-    skip_existing: bool = True
-    retry_failures: bool = True
-    # Ask again where "not published" is final on evidence too (the run tag RECHECK_TAG): with it,
-    # skipExisting skips no unavailable cell, and the cost counts their requests.
-    recheck_unavailable: bool = False
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
     rate: float = Field(default=2.0, gt=0, le=MAX_RATE)
     dry_run: bool = False
@@ -81,8 +78,8 @@ class BackfillRequest(CamelModel):
         return normalised_targets(value)
 
     @model_validator(mode="after")
-    def _dates(self) -> BackfillRequest:
-        check_span(self.start_date, self.end_date or self.start_date)
+    def _dates(self) -> Self:
+        check_span(self.start_date, self.last_date, what=self.WHAT)
         return self
 
     @property
@@ -96,45 +93,25 @@ class BackfillRequest(CamelModel):
         return [self.start_date + dt.timedelta(days=i) for i in range(n)]
 
 
-class HealRequest(CamelModel):
+class BackfillRequest(RangeRequest):
+    """A backfill request: the range's partitions, collected system-wide or per district."""
+
+    collection_type: CollectionType = "auto"
+    skip_existing: bool = True
+    retry_failures: bool = True
+    # Ask again where "not published" is final on evidence too (the run tag RECHECK_TAG): with it,
+    # skipExisting skips no unavailable cell, and the cost counts their requests.
+    recheck_unavailable: bool = False
+
+
+class HealRequest(RangeRequest):
     """A heal: collect again exactly the cells of a date range that may give more than they hold
-    (planning/gaps.py), as one backfill. Unknown fields are rejected; every error names its field."""
+    (planning/gaps.py), as one backfill."""
 
-    model_config = ConfigDict(frozen=True)
+    WHAT: ClassVar[str] = "a heal"
 
-    start_date: dt.date
     end_date: dt.date
-    target_districts: list[str] | None = Field(default=None, max_length=MAX_TARGETS)
     include_missing: bool = True
-    concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
-    rate: float = Field(default=2.0, gt=0, le=MAX_RATE)
-    dry_run: bool = False
-    plan_hash: str | None = Field(default=None, pattern=PLAN_HASH_PATTERN)
-
-    @field_validator("start_date", "end_date", mode="before")
-    @classmethod
-    def _iso_only(cls, value):
-        return iso_date_text(value)
-
-    @field_validator("target_districts")
-    @classmethod
-    def _districts(cls, value: list[str] | None) -> list[str] | None:
-        return normalised_targets(value)
-
-    @model_validator(mode="after")
-    def _dates(self) -> HealRequest:
-        check_span(self.start_date, self.end_date, what="a heal")
-        return self
-
-    @property
-    def last_date(self) -> dt.date:
-        """endDate."""
-        return self.end_date
-
-    def dates(self) -> list[dt.date]:
-        """Every as-of date of the range."""
-        n = (self.end_date - self.start_date).days + 1
-        return [self.start_date + dt.timedelta(days=i) for i in range(n)]
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -187,11 +188,9 @@ class RawRows(CamelModel):
     club_performance: list[dict[str, str]] = Field(default_factory=list)
 
 
-class DistrictError(CamelModel):
-    """One failed attempt at a district, with the context an operator needs."""
+class AttemptError(CamelModel):
+    """One failed attempt at something the dashboard was asked for, with the context an operator needs."""
 
-    district: DistrictId
-    report: str | None = None
     error_class: str
     retryable: bool
     message: str
@@ -207,24 +206,37 @@ class DistrictError(CamelModel):
         cls,
         exc: BaseException,
         *,
-        district: str,
-        report: str | None = None,
         retryable: bool | None = None,
         attempt: int = 1,
         run_id: str | None = None,
         backfill_id: str | None = None,
-    ) -> DistrictError:
+        **fields: Any,
+    ) -> Self:
         """From an exception; `retryable` defaults to the exception's own `retryable` flag."""
         if retryable is None:
             retryable = bool(getattr(exc, "retryable", False))
         return cls(
             **error_fields(exc, retryable=retryable),
-            district=district,
-            report=getattr(report, "value", report),
             attempt=attempt,
             run_id=run_id,
             backfill_id=backfill_id,
+            **fields,
         )
+
+
+class SummaryError(AttemptError):
+    """One failed attempt at a date's all-districts summary."""
+
+
+def _report_name(value: Any) -> Any:
+    return getattr(value, "value", value)  # a Report, or its name
+
+
+class DistrictError(AttemptError):
+    """One failed attempt at a district (`report`: the report that failed)."""
+
+    district: DistrictId
+    report: Annotated[str | None, BeforeValidator(_report_name)] = None
 
 
 def error_fields(exc: BaseException, *, retryable: bool) -> dict[str, Any]:
@@ -251,39 +263,9 @@ MAX_ERRORS_KEPT = 20
 NOT_AN_ATTEMPT = frozenset({"CircuitOpen"})
 
 
-def counted_attempts(errors: Any) -> int:
+def counted_attempts(errors: Iterable[AttemptError]) -> int:
     """Failed attempts that asked the dashboard (fast failures of an open breaker do not count)."""
     return sum(1 for e in errors if e.error_class not in NOT_AN_ATTEMPT)
-
-
-class SummaryError(CamelModel):
-    """One failed attempt at a date's all-districts summary."""
-
-    error_class: str
-    retryable: bool
-    message: str
-    attempt: int = 1
-    timestamp: dt.datetime = Field(default_factory=utc_now)
-    run_id: str | None = None
-    backfill_id: str | None = None
-    retry_not_before: dt.datetime | None = None
-
-    @classmethod
-    def from_exception(
-        cls,
-        exc: BaseException,
-        *,
-        attempt: int = 1,
-        run_id: str | None = None,
-        backfill_id: str | None = None,
-    ) -> SummaryError:
-        """From an exception; retryable as the exception says."""
-        return cls(
-            **error_fields(exc, retryable=bool(getattr(exc, "retryable", False))),
-            attempt=attempt,
-            run_id=run_id,
-            backfill_id=backfill_id,
-        )
 
 
 class CollectionInfo(CamelModel):
