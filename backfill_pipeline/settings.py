@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .dashboard.calendar import EARLIEST_AS_OF, iso_date_text
 from .dashboard.client import ClientSettings
@@ -27,6 +27,9 @@ ENV_PREFIX = "BACKFILL_"
 # pages answer in 0.05 s and a one-year backfill launches in ~3.5 s. A configured subset of ~10
 # districts can start at 2008-07-01 (67k partitions, pages 0.2 s, a year launches in ~1.1 s).
 DEFAULT_START_DATE = dt.date(2024, 7, 1)
+MIN_TOKEN_LENGTH = 16
+# Settings whose value an error message never shows.
+SECRET_FIELDS = {"api_token"}
 
 
 class SettingsError(ValueError):
@@ -54,6 +57,34 @@ def _not_before_first_export(value: dt.date) -> dt.date:
     return value
 
 
+def _token(value: SecretStr | None) -> SecretStr | None:
+    if value is None:
+        return None
+    text = value.get_secret_value()
+    if (
+        len(text) < MIN_TOKEN_LENGTH
+        or not text.isascii()
+        or not all(c.isprintable() and not c.isspace() for c in text)
+    ):
+        # The value itself is never echoed: the message shows SecretStr's '**********'.
+        raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} printable ASCII characters without spaces")
+    return value
+
+
+def _host_list(value: object) -> tuple[str, ...]:
+    """`a.example, b.example` (the variable) or a list (an explicit value) -> lower-case names."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a comma-separated list of host names")
+    hosts = []
+    for item in items:
+        host = str(item).strip().lower()
+        if not host or not host.isascii() or any(c.isspace() or c in "/@?#" for c in host):
+            raise ValueError(f"{item!r} is not a host name (or an address)")
+        hosts.append(host)
+    return tuple(hosts)
+
+
 Positive = Annotated[float, AfterValidator(_positive)]
 StartDate = Annotated[dt.date, BeforeValidator(iso_date_text), AfterValidator(_not_before_first_export)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
@@ -72,7 +103,25 @@ class Settings(BaseSettings):
     dashboard_url: HttpUrl = Field(
         "https://dashboards.toastmasters.org", description="the dashboard (or the sandbox)"
     )
-    rate: Positive = Field(2.0, description="dashboard requests per second per run")
+    rate: Positive = Field(
+        2.0,
+        description="the deployment's budget at the dashboard: requests per second, every process "
+        "together (backfills take a share of it, the refresh goes first)",
+    )
+    budget_store: str | None = Field(
+        None,
+        description="where the shared budget is kept: a SQLite file path (default "
+        "<root>/state/budget.sqlite) or a postgresql:// URL when runs span machines",
+    )
+    api_token: Annotated[SecretStr | None, AfterValidator(_token)] = Field(
+        None,
+        description="the REST API's bearer token (default: generated once into <root>/state/api-token)",
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_host_list)] = Field(
+        (),
+        description="extra Host names the REST API answers to, comma-separated (the loopback names "
+        "and the bound address always)",
+    )
     start_date: StartDate = Field(DEFAULT_START_DATE, description="first daily partition, YYYY-MM-DD")
     dagster_url: HttpUrl = Field(
         "http://127.0.0.1:3000", description="where the API and CLI reach Dagster's webserver"
@@ -152,5 +201,6 @@ def describe(exc: ValidationError, given: dict[str, Any], options: dict[str, str
         field = str(error["loc"][0]) if error["loc"] else ""
         name = options.get(field, variable(field)) if field in given else variable(field)
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{name}={error.get('input')!r}: {message}")
+        shown = "'**********'" if field in SECRET_FIELDS else repr(error.get("input"))
+        problems.append(f"{name}={shown}: {message}")
     return "invalid settings: " + "; ".join(problems)
