@@ -73,6 +73,8 @@ def _token(value: SecretStr | None) -> SecretStr | None:
 
 def _host_list(value: object) -> tuple[str, ...]:
     """`a.example, b.example` (the variable) or a list (an explicit value) -> lower-case names."""
+    if isinstance(value, str) and not value.strip():
+        return ()
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise ValueError("must be a comma-separated list of host names")
@@ -83,6 +85,10 @@ def _host_list(value: object) -> tuple[str, ...]:
             raise ValueError(f"{item!r} is not a host name (or an address)")
         hosts.append(host)
     return tuple(hosts)
+
+
+def _none_if_blank(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 Positive = Annotated[float, AfterValidator(_positive)]
@@ -108,12 +114,12 @@ class Settings(BaseSettings):
         description="the deployment's budget at the dashboard: requests per second, every process "
         "together (backfills take a share of it, the refresh goes first)",
     )
-    budget_store: str | None = Field(
+    budget_store: Annotated[str | None, BeforeValidator(_none_if_blank)] = Field(
         None,
         description="where the shared budget is kept: a SQLite file path (default "
         "<root>/state/budget.sqlite) or a postgresql:// URL when runs span machines",
     )
-    api_token: Annotated[SecretStr | None, AfterValidator(_token)] = Field(
+    api_token: Annotated[SecretStr | None, BeforeValidator(_none_if_blank), AfterValidator(_token)] = Field(
         None,
         description="the REST API's bearer token (default: generated once into <root>/state/api-token)",
     )
