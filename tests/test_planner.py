@@ -344,3 +344,20 @@ def test_bad_heal_requests_name_their_field(body, field):
     with pytest.raises(ValidationError) as info:
         HealRequest.model_validate(body)
     assert field in [e["field"].split(".")[0] for e in field_errors(info.value)]
+
+
+def test_a_backfills_rate_is_a_share_of_the_budget_never_above_it(tmp_path):
+    whole = make_plan(req(concurrency=1), world(budget=3.0), RawCache(tmp_path))
+    assert whole.rate_per_run == 3.0  # no rate asked: the whole budget
+    assert make_plan(req(rate=1.5, concurrency=1), world(budget=3.0), RawCache(tmp_path)).rate_per_run == 1.5
+    with pytest.raises(PlanError) as info:
+        make_plan(req(rate=4), world(budget=3.0), RawCache(tmp_path))
+    assert info.value.field == "rate" and "budget of 3" in str(info.value)
+
+
+@pytest.mark.parametrize("rate", ["inf", "nan", 0, -1])
+def test_rates_that_are_not_finite_positive_numbers_are_refused(rate):
+    with pytest.raises(ValidationError):
+        BackfillRequest.model_validate(
+            {"startDate": "2025-04-14", "rate": float(rate) if rate in ("inf", "nan") else rate}
+        )

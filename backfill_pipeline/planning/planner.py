@@ -48,6 +48,9 @@ class World:
     failed: dict[str, set[str]]
     batch_size: int
     pool_limit: int = 2
+    # The deployment's budget at the dashboard (BACKFILL_RATE), requests/s; a backfill's rate is
+    # a share of it.
+    budget: float = 2.0
     # Keys of `materialized` whose cell the store holds as "not published" (final on evidence:
     # the caller leaves pending ones out of `materialized`); a recheck plans them again.
     unavailable: dict[str, set[str]] = field(default_factory=dict)
@@ -196,9 +199,24 @@ def _check_dates(request: BackfillRequest | HealRequest, world: World) -> None:
         )
 
 
+def share_of_budget(request: BackfillRequest | HealRequest, world: World) -> float:
+    """The backfill's pace: its `rate` as a share of the budget (the whole budget when not given);
+    a rate above the budget is refused, since it could never be reached."""
+    if request.rate is None:
+        return world.budget
+    if request.rate > world.budget:
+        raise PlanError(
+            "rate",
+            f"{request.rate:g} requests/s is above the deployment's budget of {world.budget:g} "
+            "(BACKFILL_RATE), which every backfill and the refresh share; ask for at most that",
+        )
+    return request.rate
+
+
 def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) -> Plan:
     """Plan a request against what the deployment, the store and the raw cache already hold."""
     _check_dates(request, world)
+    share = share_of_budget(request, world)
     strategy, rationale = choose_strategy(request)
     scope = resolve_scope(request.target_districts, world.configured, world.available)
     out_of_scope = [o.to_dict() for o in scope.out_of_scope]
@@ -258,10 +276,10 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
         skipped=skipped,
         cost=cost,
         force=force,
-        rate_per_run=round(request.rate / min(request.concurrency, world.pool_limit), 3),
+        rate_per_run=round(share / min(request.concurrency, world.pool_limit), 3),
         recheck_unavailable=recheck,
     )
-    plan.plan_hash = plan_hash(plan, request)
+    plan.plan_hash = plan_hash(plan, request, share_of_budget(request, world))
     return plan
 
 
@@ -301,9 +319,9 @@ def make_heal_plan(
         skipped={state: left[state] for state in STATES if left[state]},
         cost=_cost(request, world, cache, parts.summary, parts.districts, recheck=False),
         force=False,
-        rate_per_run=round(request.rate / min(request.concurrency, world.pool_limit), 3),
+        rate_per_run=round(share_of_budget(request, world) / min(request.concurrency, world.pool_limit), 3),
     )
-    plan.plan_hash = plan_hash(plan, request)
+    plan.plan_hash = plan_hash(plan, request, share_of_budget(request, world))
     return plan
 
 
@@ -371,7 +389,7 @@ def _cost(request, world, cache, summary_keys, district_keys, *, recheck: bool =
         lower=exact - maybe_saved,
         upper=exact + uncertain_summary + open_years,
         runs=runs,
-        seconds=round(exact / request.rate, 1),
+        seconds=round(exact / share_of_budget(request, world), 1),
         cached=cached,
         by_report=by_report,
         notes=notes,
@@ -393,14 +411,14 @@ def _open_year_runs(summary_keys, district_keys, world) -> int:
     )
 
 
-def plan_hash(plan: Plan, request: BackfillRequest | HealRequest) -> str:
+def plan_hash(plan: Plan, request: BackfillRequest | HealRequest, share: float) -> str:
     """A digest of what would be launched; it changes when the store or Dagster state changes."""
     body = {
         "strategy": plan.strategy,
         "summary": plan.summary_partitions,
         "districts": plan.district_partitions,
         "force": plan.force,
-        "rate": request.rate,
+        "rate": share,
         "concurrency": request.concurrency,
         "cost": asdict(plan.cost)["requests"],
         "recheck": plan.recheck_unavailable,

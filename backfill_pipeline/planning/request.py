@@ -63,7 +63,8 @@ class RangeRequest(CamelModel):
     end_date: dt.date | None = None
     target_districts: list[str] | None = Field(default=None, max_length=MAX_TARGETS)
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
-    rate: float = Field(default=2.0, gt=0, le=MAX_RATE)
+    # A share of the deployment's budget (BACKFILL_RATE); none means the whole budget.
+    rate: float | None = Field(default=None, gt=0, le=MAX_RATE, allow_inf_nan=False)
     dry_run: bool = False
     plan_hash: str | None = Field(default=None, pattern=PLAN_HASH_PATTERN)
 
