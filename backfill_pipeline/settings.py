@@ -177,6 +177,7 @@ class Settings(BaseSettings):
             "breaker_threshold": self.breaker_threshold,
             "breaker_cooldown": self.breaker_cooldown,
             "use_cache": self.cache,
+            "budget_store": self.budget_store,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return ClientSettings(**values)

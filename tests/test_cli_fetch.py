@@ -32,6 +32,12 @@ def fetch(*args: str, env: dict | None = None):
     return CliRunner().invoke(main, ["fetch", *args], env=env)
 
 
+@pytest.fixture(autouse=True)
+def budget(monkeypatch):
+    """A budget the tests' `--rate 50` is a share of (the CLI and its subprocesses read it)."""
+    monkeypatch.setenv("BACKFILL_RATE", "100")
+
+
 def requests_made(server) -> int:
     return server.stats()["exportRequests"]
 
@@ -103,6 +109,9 @@ def test_fetch_prints_tables_with_whole_values(fresh_sandbox, tmp_path):
         (["--as-of", "2025-09-08", "--rate", "0"], "--rate=0.0"),
         (["--as-of", "2025-09-08", "--rate", "nan"], "--rate=nan"),
         (["--as-of", "2025-09-08", "--rate", "fast"], "'--rate'"),
+        (["--as-of", "2025-09-08", "--rate", "inf"], "--rate=inf"),
+        (["--as-of", "2025-09-08", "--rate", "-1"], "--rate=-1.0"),
+        (["--as-of", "2025-09-08", "--rate", "101"], "above the deployment's budget of 100"),
         (["--district", "61"], "'--as-of'"),
     ],
 )

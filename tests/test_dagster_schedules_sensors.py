@@ -242,7 +242,7 @@ def test_daily_refresh_asks_again_for_recent_dates_not_complete(repo, tmp_path):
 
 
 def test_the_refresh_resource_checks_its_configuration_as_the_settings_do(tmp_path):
-    from backfill_pipeline.defs.resources import RefreshService, _positive_float
+    from backfill_pipeline.defs.resources import RefreshService, run_share
 
     good = RefreshService.from_settings(settings(data_root=tmp_path, rate=3))
     assert good.settings() == settings(data_root=tmp_path, rate=3).client()
@@ -252,5 +252,8 @@ def test_the_refresh_resource_checks_its_configuration_as_the_settings_do(tmp_pa
     with pytest.raises(SettingsError, match="resource refresh.base_url='ftp://x'"):
         good.model_copy(update={"base_url": "ftp://x"}).settings()
     # A run's rate tag: only a finite positive rate replaces the deployment's.
-    assert _positive_float("0.5") == 0.5
-    assert [_positive_float(t) for t in ("inf", "nan", "0", "-1", "fast", "", None)] == [None] * 7
+    # A run's rate tag is a share of the budget, never above it; anything else fails the run.
+    assert run_share("0.5", 3.0) == 0.5 and run_share("30", 3.0) == 3.0 and run_share(None, 3.0) is None
+    for tag in ("inf", "nan", "0", "-1", "fast", "", "1e999"):
+        with pytest.raises(dg.Failure, match="run tag backfill_pipeline/rate"):
+            run_share(tag, 3.0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import click
 
+from ..dashboard.budget import Lane, check_rate
 from ..dashboard.calendar import parse_as_of
 from ..dashboard.client import DashboardClient, FetchResult
 from ..dashboard.errors import DashboardError
@@ -80,12 +81,31 @@ class Outcome:
         return f"{type(self.error).__name__} ({kind}): {self.error}"
 
 
+def fetch_share(rate: float | None, budget: float) -> float | None:
+    """`--rate` as a share of the deployment's budget; CliError (exit 2) when it cannot be one."""
+    if rate is None:
+        return None
+    try:
+        check_rate(rate)
+    except ValueError:
+        raise CliError(f"--rate={rate!r}: must be a finite number above 0", ExitCode.BAD_INPUT) from None
+    if rate > budget:
+        raise CliError(
+            f"--rate={rate:g} is above the deployment's budget of {budget:g} requests/s "
+            "(BACKFILL_RATE), which every process shares",
+            ExitCode.BAD_INPUT,
+        )
+    return rate
+
+
 @click.command("fetch")
 @click.option("--as-of", required=True, help="as-of date, YYYY-MM-DD")
 @click.option("--district", help="also fetch this district's three reports (e.g. 61, F)")
 @click.option("--base-url", help="dashboard base URL (default $BACKFILL_DASHBOARD_URL or the real one)")
 @root_option
-@click.option("--rate", type=float, help="requests per second (default $BACKFILL_RATE or 2)")
+@click.option(
+    "--rate", type=float, help="requests per second, a share of the budget (default: all of $BACKFILL_RATE)"
+)
 @click.option("--force", is_flag=True, help="ignore the raw cache and ask the dashboard")
 @json_option
 def fetch(
@@ -107,12 +127,11 @@ def fetch(
     except (ValueError, InvalidDistrictId) as exc:
         raise CliError(str(exc), ExitCode.BAD_INPUT) from None
     settings = load(
-        {"dashboard_url": "--base-url", "rate": "--rate", "data_root": "--root"},
-        dashboard_url=base_url,
-        rate=rate,
-        data_root=root,
+        {"dashboard_url": "--base-url", "data_root": "--root"}, dashboard_url=base_url, data_root=root
     )
-    with DashboardClient(settings.client(), settings.root) as client:
+    share = fetch_share(rate, settings.rate)
+    # The deployment's one budget, in the lane ahead of backfills: someone waits at a terminal.
+    with DashboardClient(settings.client(share=share, lane=Lane.FETCH), settings.root) as client:
         outcomes = fetch_outcomes(client, day, district_id, force=force)
         stats = client.stats()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..dataroot import DataRoot
 from ..district_ids import normalise_district_id
 from .breaker import CircuitBreaker
+from .budget import CappedBudget, Lane, Limiter, SharedBudget, open_store
 from .cache import CachedAnswer, RawCache
 from .calendar import (
     EARLIEST_AS_OF,
@@ -34,7 +35,12 @@ class ClientSettings:
     """
 
     base_url: str
+    # The deployment's budget (requests/s, every process together) ...
     rate: float
+    # ... this client's share of it (None: the whole budget), its lane, and where it is kept.
+    share: float | None = None
+    lane: Lane = Lane.BACKFILL
+    budget_store: str | None = None
     connect_timeout: float
     read_timeout: float
     max_attempts: int
@@ -128,8 +134,11 @@ class DashboardClient:
             failure_threshold=settings.breaker_threshold,
             cooldown=settings.breaker_cooldown,
         )
+        self._budget_store = None
+        if http is None:
+            self._budget_store = open_store(settings.budget_store, self.root, settings.rate)
         self.http = http or DashboardHttp(
-            limiter=TokenBucket(settings.rate),
+            limiter=self._limiter(),
             breaker=self.breaker,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
@@ -144,9 +153,20 @@ class DashboardClient:
         # "Not published" answers this client already got: one run asks each fetch once.
         self._unavailable_now: dict[tuple[str, str | None, dt.date], FetchResult] = {}
 
+    def _limiter(self) -> Limiter:
+        """The deployment's budget in this client's lane, capped at its share when it has one."""
+        assert self._budget_store is not None
+        budget = SharedBudget(self._budget_store, self.settings.lane)
+        share = self.settings.share
+        if share is not None and share < self.settings.rate:
+            return CappedBudget(TokenBucket(share), budget)
+        return budget
+
     def close(self) -> None:
-        """Release the HTTP session."""
+        """Release the HTTP session and the budget's store."""
         self.http.close()
+        if self._budget_store is not None:
+            self._budget_store.close()
 
     def __enter__(self) -> DashboardClient:
         return self

@@ -20,6 +20,7 @@ import requests
 import urllib3.exceptions
 
 from .breaker import CircuitBreaker
+from .budget import Limiter
 from .csvparse import looks_like_html
 from .errors import (
     BodyTooLarge,
@@ -39,7 +40,6 @@ from .errors import (
     UnexpectedStatus,
     quoted,
 )
-from .ratelimit import TokenBucket
 
 USER_AGENT = "backfill_pipeline/0.1 (Toastmasters district statistics collector; polite: about 2 requests/s)"
 
@@ -124,7 +124,7 @@ class DashboardHttp:
     def __init__(
         self,
         *,
-        limiter: TokenBucket,
+        limiter: Limiter,
         breaker: CircuitBreaker | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,

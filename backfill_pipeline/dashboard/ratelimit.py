@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from .budget import check_rate
+
 
 class TokenBucket:
     """Allows `rate` acquisitions per second on average, with bursts of at most `burst`."""
@@ -18,8 +20,8 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
+        # nan <= 0 is False: the rate is checked as finite and above 0, not merely "not <= 0".
+        check_rate(rate)
         if burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst}")
         self.rate = float(rate)

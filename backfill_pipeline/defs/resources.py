@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from pydantic import PrivateAttr
 from ..collecting.batch import RunInfo, earlier_permanent_failure
 from ..collecting.collect import DistrictOutcome, SummaryOutcome, collect_district, collect_summary
 from ..collecting.run_stats import record_run_stats
+from ..dashboard.budget import Lane, check_rate
 from ..dashboard.client import ClientSettings, DashboardClient
 from ..dataroot import DataRoot
 from ..names import BACKFILL_TAG, RATE_TAG, RECHECK_TAG
@@ -33,6 +33,7 @@ CLIENT_FIELDS = {
     "max_attempts": "max_attempts",
     "breaker_threshold": "breaker_threshold",
     "breaker_cooldown": "breaker_cooldown_seconds",
+    "budget_store": "budget_store",
 }
 
 
@@ -52,6 +53,7 @@ class RefreshService(dg.ConfigurableResource):
     max_attempts: int
     breaker_threshold: int
     breaker_cooldown_seconds: float
+    budget_store: str | None
 
     _client: DashboardClient | None = PrivateAttr(default=None)
 
@@ -74,9 +76,10 @@ class RefreshService(dg.ConfigurableResource):
         # One client per run: with the in-process executor its limiter, cache and breaker
         # serve every partition of the run. A backfill may ask for a slower pace per run.
         settings = self.settings()
-        run_rate = _positive_float(context.run.tags.get(RATE_TAG) if context.run else None)
-        if run_rate is not None:
-            settings = replace(settings, rate=run_rate)
+        tags = context.run.tags if context.run else {}
+        # The deployment's one budget: a backfill's runs draw their share of it, behind the refresh.
+        lane = Lane.BACKFILL if BACKFILL_TAG in tags else Lane.REFRESH
+        settings = replace(settings, share=run_share(tags.get(RATE_TAG), settings.rate), lane=lane)
         recheck = (
             (context.run.tags.get(RECHECK_TAG) or "").lower() in ("1", "true", "yes")
             if context.run
@@ -139,13 +142,18 @@ class RefreshService(dg.ConfigurableResource):
         return self.client.stats()
 
 
-def _positive_float(value: str | None) -> float | None:
-    try:
-        rate = float(value) if value else None
-    except ValueError:
+def run_share(tag: str | None, budget: float) -> float | None:
+    """The run's share of the budget from its rate tag (None: no tag, the whole budget).
+
+    Anyone with the Dagster UI may set the tag: a value that is not a finite rate above 0 fails
+    the run before any request (naming the tag); one above the budget is the budget."""
+    if tag is None:
         return None
-    # A tag anyone may set: anything but a finite positive rate leaves the deployment's rate.
-    return rate if rate is not None and math.isfinite(rate) and rate > 0 else None
+    try:
+        rate = check_rate(tag, f"run tag {RATE_TAG}")
+    except ValueError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+    return min(rate, budget)
 
 
 class SnapshotStore(dg.ConfigurableResource):

@@ -1,0 +1,237 @@
+"""The deployment's one budget at the dashboard: every request of every process draws from it.
+
+The pacing is pyrate-limiter's sliding-window log kept in a store every process shares (a SQLite
+file under the data root on one machine, PostgreSQL across machines). pyrate-limiter has no
+notion of precedence, so lanes are ours: a caller of a more urgent lane (the daily refresh) that
+is waiting announces itself in a small table beside the bucket, and callers of later lanes
+(backfills) let it go first.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Protocol
+
+from pyrate_limiter import Rate, RateItem, SQLiteBucket
+
+from ..dataroot import DataRoot
+
+# Requests are spaced 1/rate apart plus this margin: a request granted at t reaches the dashboard
+# a few milliseconds later, and that delay varies, so a spacing of exactly 1/rate lets two
+# requests land in a window that should hold one. 5% keeps the dashboard's 1-second windows at
+# the budget (measured: tests/test_e2e_budget.py) for 5% of throughput.
+GUARD = 0.05
+# A waiting caller of an urgent lane renews its announcement this often; one not renewed for
+# STALE_AFTER seconds (its process died) no longer holds the others back.
+POLL_SECONDS = 0.05
+STALE_AFTER = 2.0
+# Old grants are removed from the bucket every this many acquisitions.
+LEAK_EVERY = 64
+
+
+class Lane(IntEnum):
+    """Who goes first when several wait for the budget: lower values first."""
+
+    REFRESH = 0  # the daily refresh: the site shows today's numbers
+    FETCH = 1  # an operator's one-off `fetch`: someone is waiting at a terminal
+    BACKFILL = 2  # backfills and heals: history can wait a second
+
+
+class Limiter(Protocol):
+    """What the HTTP layer needs of a limiter."""
+
+    @property
+    def waited_seconds(self) -> float:
+        """Seconds waited so far."""
+        ...
+
+    def acquire(self) -> float:
+        """Wait for permission to send one request; the seconds waited."""
+        ...
+
+
+def check_rate(rate: float | str, what: str = "rate") -> float:
+    """`rate` when it is a finite number above 0; ValueError naming `what` otherwise."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number of requests per second, got {rate!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a finite number of requests per second above 0, got {rate!r}")
+    return value
+
+
+def spacing_ms(rate: float) -> int:
+    """Milliseconds between two requests at `rate`, with the guard."""
+    return max(1, math.ceil(1000.0 / check_rate(rate) * (1 + GUARD)))
+
+
+def budget_file(root: DataRoot) -> Path:
+    """The SQLite file of the budget under the data root."""
+    return root.path / "state" / "budget.sqlite"
+
+
+class BudgetStore(Protocol):
+    """Where the budget's grants and the urgent lanes' announcements live."""
+
+    def try_grant(self, now_ms: int) -> int:
+        """Take the next slot if it is free: 0; else the milliseconds until it may be."""
+        ...
+
+    def announce(self, waiter: str, lane: Lane) -> None:
+        """Say that `waiter` of `lane` is waiting (renewed while it waits)."""
+        ...
+
+    def withdraw(self, waiter: str) -> None:
+        """`waiter` no longer waits."""
+        ...
+
+    def more_urgent_waiting(self, lane: Lane) -> bool:
+        """True when a caller of an earlier lane is waiting now."""
+        ...
+
+    def now_ms(self) -> int:
+        """The store's clock, milliseconds."""
+        ...
+
+
+class SqliteBudgetStore:
+    """The budget in one SQLite file (WAL, a file lock around each grant): one machine."""
+
+    def __init__(self, path: Path, rate: float, *, clock: Callable[[], float] = time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.rate = Rate(1, spacing_ms(rate))
+        self._clock = clock
+        self._bucket = SQLiteBucket.init_from_file(
+            [self.rate], table="budget_grants", db_path=str(path), use_file_lock=True
+        )
+        self._lanes = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._lanes.execute(
+            "CREATE TABLE IF NOT EXISTS budget_waiters (waiter TEXT PRIMARY KEY, lane INTEGER, seen REAL)"
+        )
+        self._lock = threading.Lock()
+        self._grants = 0
+
+    def now_ms(self) -> int:
+        """Wall-clock milliseconds: every process on the machine shares it."""
+        return int(self._clock() * 1000)
+
+    def try_grant(self, now_ms: int) -> int:
+        """Take the next slot if it is free: 0; else the milliseconds until it may be."""
+        item = RateItem("dashboard", now_ms)
+        with self._lock:
+            if self._bucket.put(item):
+                self._grants += 1
+                if self._grants % LEAK_EVERY == 0:
+                    self._bucket.leak(now_ms)
+                return 0
+            waiting = self._bucket.waiting(item)
+            assert isinstance(waiting, int)  # the SQLite bucket is synchronous
+            return max(1, waiting)
+
+    def announce(self, waiter: str, lane: Lane) -> None:
+        """Say that `waiter` of `lane` is waiting (renewed while it waits)."""
+        with self._lock:
+            self._lanes.execute(
+                "INSERT INTO budget_waiters VALUES (?, ?, ?) "
+                "ON CONFLICT(waiter) DO UPDATE SET seen = excluded.seen",
+                (waiter, int(lane), self._clock()),
+            )
+
+    def withdraw(self, waiter: str) -> None:
+        """`waiter` no longer waits (and announcements nobody renewed are forgotten)."""
+        with self._lock:
+            self._lanes.execute(
+                "DELETE FROM budget_waiters WHERE waiter = ? OR seen < ?",
+                (waiter, self._clock() - STALE_AFTER),
+            )
+
+    def more_urgent_waiting(self, lane: Lane) -> bool:
+        """True when a caller of an earlier lane is waiting now."""
+        with self._lock:
+            row = self._lanes.execute(
+                "SELECT 1 FROM budget_waiters WHERE lane < ? AND seen >= ? LIMIT 1",
+                (int(lane), self._clock() - STALE_AFTER),
+            ).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._bucket.close()
+        self._lanes.close()
+
+
+class SharedBudget:
+    """One caller's door to the deployment's budget, in its lane."""
+
+    def __init__(
+        self,
+        store: BudgetStore,
+        lane: Lane,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.lane = lane
+        self._sleep = sleep
+        self._clock = clock
+        self._waiter = uuid.uuid4().hex
+        self.waited_seconds = 0.0
+
+    def acquire(self) -> float:
+        """Wait until the budget has a slot and no more urgent lane waits; the seconds waited."""
+        started = self._clock()
+        announced = False
+        while True:
+            if self.lane > Lane.REFRESH and self.store.more_urgent_waiting(self.lane):
+                wait_ms = int(POLL_SECONDS * 1000)
+            else:
+                wait_ms = self.store.try_grant(self.store.now_ms())
+                if wait_ms == 0:
+                    break
+            if self.lane < Lane.BACKFILL:
+                # Renewed on every turn, so the later lanes keep yielding while this one waits.
+                self.store.announce(self._waiter, self.lane)
+                announced = True
+                wait_ms = min(wait_ms, int(POLL_SECONDS * 1000) * 4)
+            self._sleep(wait_ms / 1000)
+        if announced:
+            self.store.withdraw(self._waiter)
+        waited = self._clock() - started
+        self.waited_seconds += waited
+        return waited
+
+
+class CappedBudget:
+    """A share inside the budget: at most `share` requests/s for this caller, then the budget."""
+
+    def __init__(self, share: Limiter, budget: Limiter) -> None:
+        self.share = share
+        self.budget = budget
+
+    @property
+    def waited_seconds(self) -> float:
+        """Seconds waited on the share and on the budget."""
+        return self.share.waited_seconds + self.budget.waited_seconds
+
+    def acquire(self) -> float:
+        """Wait for the share, then for the budget."""
+        return self.share.acquire() + self.budget.acquire()
+
+
+def open_store(where: str | None, root: DataRoot, rate: float) -> SqliteBudgetStore:
+    """The budget's store: `where` is a SQLite file path, or None for the data root's own."""
+    if where is None:
+        return SqliteBudgetStore(budget_file(root), rate)
+    if "://" in where:
+        raise ValueError(f"budget store {where!r}: only a SQLite file path is supported here")
+    return SqliteBudgetStore(Path(where), rate)

@@ -1,0 +1,162 @@
+"""The deployment's one budget: shared by processes through its SQLite file, with lanes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from backfill_pipeline.dashboard.budget import (
+    STALE_AFTER,
+    CappedBudget,
+    Lane,
+    SharedBudget,
+    SqliteBudgetStore,
+    check_rate,
+    open_store,
+)
+from backfill_pipeline.dashboard.ratelimit import TokenBucket
+from backfill_pipeline.dataroot import DataRoot
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    """The most grants in any half-open window [t, t + window)."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def _draw(path: str, rate: float, lane: int, until: float, out) -> None:
+    store = SqliteBudgetStore(Path(path), rate)
+    budget = SharedBudget(store, Lane(lane))
+    grants, waits = [], []
+    while time.time() < until:
+        waits.append(budget.acquire())
+        grants.append(time.time())
+    store.close()
+    out.put((lane, grants, waits))
+
+
+def draw_in_processes(path: Path, rate: float, lanes: list[Lane], seconds: float):
+    """Each lane's process draws from the budget as fast as it lets it, for `seconds`."""
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    until = time.time() + seconds
+    procs = [ctx.Process(target=_draw, args=(str(path), rate, int(lane), until, out)) for lane in lanes]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=seconds + 30) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+    return results
+
+
+def test_processes_sharing_the_file_stay_within_the_budget_and_use_it(tmp_path):
+    rate, seconds = 20.0, 4.0
+    results = draw_in_processes(tmp_path / "budget.sqlite", rate, [Lane.BACKFILL] * 4, seconds)
+    grants = [t for _, times, _ in results for t in times]
+    assert max_in_window(grants) <= rate, "more grants in one second than the budget"
+    span = max(grants) - min(grants)
+    # Four processes that each want everything share one budget: it is used, not exceeded.
+    assert len(grants) / span >= 0.8 * rate, (len(grants), span)
+    assert all(len(times) >= 5 for _, times, _ in results), "a process was starved"
+
+
+def test_the_refresh_lane_waits_less_than_the_backfills(tmp_path):
+    rate, seconds = 10.0, 4.0
+    lanes = [Lane.REFRESH, Lane.BACKFILL, Lane.BACKFILL, Lane.BACKFILL]
+    results = draw_in_processes(tmp_path / "budget.sqlite", rate, lanes, seconds)
+    by_lane: dict[int, list[float]] = {}
+    counts: dict[int, int] = {}
+    for lane, times, waits in results:
+        by_lane.setdefault(lane, []).extend(waits)
+        counts[lane] = counts.get(lane, 0) + len(times)
+    refresh_wait = statistics.mean(by_lane[Lane.REFRESH])
+    backfill_wait = statistics.mean(by_lane[Lane.BACKFILL])
+    # The refresh, always asking, gets most of the budget; the backfills still get some.
+    assert refresh_wait < backfill_wait / 3, (refresh_wait, backfill_wait)
+    assert counts[Lane.REFRESH] > counts[Lane.BACKFILL]
+    grants = [t for _, times, _ in results for t in times]
+    assert max_in_window(grants) <= rate
+
+
+def test_a_fetch_goes_before_backfills_and_after_the_refresh(tmp_path):
+    store = SqliteBudgetStore(tmp_path / "budget.sqlite", 5.0)
+    store.announce("refresh-waiter", Lane.REFRESH)
+    assert store.more_urgent_waiting(Lane.FETCH) and store.more_urgent_waiting(Lane.BACKFILL)
+    store.withdraw("refresh-waiter")
+    store.announce("fetch-waiter", Lane.FETCH)
+    assert store.more_urgent_waiting(Lane.BACKFILL) and not store.more_urgent_waiting(Lane.FETCH)
+    store.close()
+
+
+def test_a_waiter_that_died_holds_nobody_back_for_long(tmp_path):
+    clock = [1000.0]
+    store = SqliteBudgetStore(tmp_path / "budget.sqlite", 5.0, clock=lambda: clock[0])
+    store.announce("killed-refresh", Lane.REFRESH)  # its process died without withdrawing
+    assert store.more_urgent_waiting(Lane.BACKFILL)
+    clock[0] += STALE_AFTER + 0.1
+    assert not store.more_urgent_waiting(Lane.BACKFILL)
+    store.close()
+
+
+def test_a_share_caps_one_caller_inside_the_budget(tmp_path):
+    store = SqliteBudgetStore(tmp_path / "budget.sqlite", 50.0)
+    capped = CappedBudget(TokenBucket(5.0), SharedBudget(store, Lane.BACKFILL))
+    grants = []
+    until = time.time() + 2.0
+    while time.time() < until:
+        capped.acquire()
+        grants.append(time.time())
+    store.close()
+    assert max_in_window(grants) <= 6  # the share's burst of one plus five a second
+    assert 9 <= len(grants) <= 12
+    assert capped.waited_seconds > 1.0
+
+
+def test_threads_of_one_process_share_the_budget_too(tmp_path):
+    store = SqliteBudgetStore(tmp_path / "budget.sqlite", 20.0)
+    grants: list[float] = []
+    until = time.time() + 2.0
+
+    def draw() -> None:
+        budget = SharedBudget(store, Lane.BACKFILL)
+        while time.time() < until:
+            budget.acquire()
+            grants.append(time.time())
+
+    threads = [threading.Thread(target=draw) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    assert max_in_window(grants) <= 20 and len(grants) >= 0.8 * 20 * 2
+
+
+@pytest.mark.parametrize("rate", [float("inf"), float("nan"), 0, -1, "fast", "", None])
+def test_rates_that_cannot_be_a_budget_are_refused(rate):
+    with pytest.raises(ValueError, match="rate"):
+        check_rate(rate)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        TokenBucket(rate)  # type: ignore[arg-type]
+
+
+def test_the_store_is_the_data_roots_file_unless_told_otherwise(tmp_path):
+    root = DataRoot(tmp_path / "root")
+    store = open_store(None, root, 2.0)
+    assert store.path == root.path / "state" / "budget.sqlite" and store.path.exists()
+    store.close()
+    other = open_store(str(tmp_path / "shared.sqlite"), root, 2.0)
+    assert other.path == tmp_path / "shared.sqlite"
+    other.close()
+    with pytest.raises(ValueError, match="budget store"):
+        open_store("redis://somewhere", root, 2.0)
