@@ -8,6 +8,8 @@ joins them.
                index/<report>/<district|_all>/<date>.json  answers remembered per fetch
   snapshots/   <YYYY-MM-DD>/ ..., latest-successful.json, .locks/
   state/       breaker.json, runs/<run id>.json            shared breaker, per-run statistics
+               api-token                                   the REST API's generated token (0600)
+               idempotency/<sha256>.json (+ .lock)         launches asked with an Idempotency-Key
   backfills/   <backfill id>.json                          what each API or CLI backfill asked
   alerts/      run-failures.jsonl                          one line per failed run
 ```
@@ -140,6 +142,23 @@ class DataRoot:
     def breaker_lock(self) -> Path:
         """The lock around the breaker's state file."""
         return self.path / "state" / "breaker.json.lock"
+
+    @property
+    def api_token(self) -> Path:
+        """`state/api-token`: the REST API's bearer token when BACKFILL_API_TOKEN is not set
+        (generated on the API's first start, readable by its owner only)."""
+        return self.path / "state" / "api-token"
+
+    def idempotency_record(self, digest: str) -> Path:
+        """`state/idempotency/<sha256>.json`: a launch asked with an Idempotency-Key, named by
+        the key's digest (the key itself never becomes a path)."""
+        if not _SHA256.fullmatch(digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        return self.path / "state" / "idempotency" / f"{digest}.json"
+
+    def idempotency_lock(self, digest: str) -> Path:
+        """The lock that serialises the launches of one Idempotency-Key."""
+        return self.idempotency_record(digest).with_suffix(".lock")
 
     def run_stats(self, run_id: str) -> Path:
         """`state/runs/<run id>.json`: what one Dagster run asked of the dashboard."""

@@ -2,7 +2,8 @@
 
 - `Contract` checks answers against the OpenAPI document.
 - The fast lane: `FakeDagster` stands in for Dagster's GraphQL API behind the real BackfillService,
-  planner and app; the `api` fixture serves them through Starlette's TestClient.
+  planner and app; the `api` fixture serves them through Starlette's TestClient, which sends the
+  test token (TOKEN) and a loopback Host with every request.
 - The e2e lane: the sandbox and `dagster dev` run as real processes (as in test_e2e_dagster.py),
   the API is served by uvicorn in a thread of the test process; one stack per session, stopped
   after the last test that uses it.
@@ -31,6 +32,7 @@ from backfill_pipeline.api import openapi
 from backfill_pipeline.api.app import create_app
 from backfill_pipeline.api.graphql import BackfillNotFound, DagsterGraphQL, PartitionStatuses
 from backfill_pipeline.api.models import FINAL_STATES
+from backfill_pipeline.api.security import Security
 from backfill_pipeline.api.service import BackfillService
 from backfill_pipeline.devstack import Service, free_port, start_configured_stack
 from backfill_pipeline.names import DISTRICT_ASSET, KEY_SEPARATOR, PARENT_BACKFILL_TAG, SUMMARY_ASSET
@@ -39,6 +41,12 @@ from backfill_pipeline.scope import DistrictConfig
 DISTRICTS = ["42", "61", "109"]
 BATCH_SIZE = 10
 START_DATE = dt.date(2025, 1, 1)
+# The API's token in the tests, the header that carries it, and the security of a loopback API.
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+LOOPBACK = Security.for_server(TOKEN, "127.0.0.1")
+# The API's security when it listens on every address (reads need the token too).
+EXPOSED = Security.for_server(TOKEN, "0.0.0.0", extra_hosts=["api.example.org"])
 
 
 # -- the contract ------------------------------------------------------------------------------------
@@ -135,6 +143,9 @@ class FakeDagster(DagsterGraphQL):
         self.backfills_by_id: dict[str, dict] = {}
         self.error: Exception | None = None
         self.ping_seconds = 0.0
+        # Raised once by the next launch or re-execution *after* Dagster made the backfill: its
+        # answer lost (a timeout, a dropped connection).
+        self.lose_next_answer: Exception | None = None
         self._ids = itertools.count(1)
 
     def _answer(self) -> None:
@@ -171,7 +182,13 @@ class FakeDagster(DagsterGraphQL):
             p["assetKey"]["path"][0]: self.keys(p["partitions"]["ranges"]) for p in partitions_by_assets
         }
         self.launches.append({"partitionsByAssets": partitions_by_assets, "tags": dict(tags or {})})
-        return self._new(targeted, dict(tags or {}), title)
+        return self._answered(self._new(targeted, dict(tags or {}), title))
+
+    def _answered(self, backfill_id: str) -> str:
+        lost, self.lose_next_answer = self.lose_next_answer, None
+        if lost is not None:
+            raise lost
+        return backfill_id
 
     def keys(self, ranges: list[dict]) -> list[str]:
         """The partition keys of LaunchBackfillParams ranges (date x district ranges as rectangles)."""
@@ -191,7 +208,7 @@ class FakeDagster(DagsterGraphQL):
             "status": "REQUESTED",
             "tags": tags,
             "title": title,
-            "timestamp": 1767225600.0 + len(self.backfills_by_id),
+            "timestamp": time.time(),
             "endTimestamp": None,
             "targeted": targeted,
             "failedKeys": set(),
@@ -247,6 +264,11 @@ class FakeDagster(DagsterGraphQL):
         self._answer()
         return [self.backfill(i) for i in reversed(self.backfills_by_id)][:limit]
 
+    def backfills_since(self, created_after: float, *, page: int = 100, most: int = 2000) -> list[dict]:
+        self._answer()
+        listed = [self.backfill(i) for i in reversed(self.backfills_by_id)]
+        return [b for b in listed if b["timestamp"] > created_after][:most]
+
     def cancel_backfill(self, backfill_id: str) -> None:
         self._answer()
         b = self.backfills_by_id[backfill_id]
@@ -260,14 +282,31 @@ class FakeDagster(DagsterGraphQL):
         }
         # Dagster copies the parent's tags to a re-executed backfill.
         tags = {**parent["tags"], PARENT_BACKFILL_TAG: backfill_id}
-        return self._new({a: keys for a, keys in targeted.items() if keys}, tags, parent["title"])
+        self.launches.append({"reexecutionOf": backfill_id, "tags": tags})
+        return self._answered(
+            self._new({a: keys for a, keys in targeted.items() if keys}, tags, parent["title"])
+        )
 
 
-def fake_service(root: Path, dagster: DagsterGraphQL) -> BackfillService:
+def fake_service(root: Path, dagster: DagsterGraphQL, **values) -> BackfillService:
     """The real BackfillService over data root `root`, talking to `dagster`, today fixed."""
-    service = BackfillService(settings(data_root=root, batch_size=BATCH_SIZE), today=lambda: TODAY)
+    deployment = settings(data_root=root, batch_size=BATCH_SIZE, **values)
+    service = BackfillService(deployment, today=lambda: TODAY)
     service.graphql = dagster
     return service
+
+
+def api_client(
+    app, *, host: str = "127.0.0.1", headers: dict | None = None, raise_server_exceptions: bool = True
+) -> TestClient:
+    """Starlette's TestClient on `app`, with Host `host` and the test token (unless `headers`
+    says otherwise)."""
+    return TestClient(
+        app,
+        base_url=f"http://{host}",
+        headers=AUTH if headers is None else headers,
+        raise_server_exceptions=raise_server_exceptions,
+    )
 
 
 @dataclass
@@ -283,6 +322,12 @@ class FakeApi:
         r = self.client.post("/api/backfills", json=body, headers={"X-Requested-By": requester})
         return CONTRACT.check(r, "POST", "/api/backfills", 202)["backfillId"]
 
+    def client_with(self, security: Security, **client) -> TestClient:
+        """Another app over the same fake Dagster and data root, guarded by `security`."""
+        return api_client(
+            create_app(lambda: fake_service(self.root, self.dagster), security=security), **client
+        )
+
 
 @pytest.fixture
 def api(tmp_path) -> Iterator[FakeApi]:
@@ -290,7 +335,7 @@ def api(tmp_path) -> Iterator[FakeApi]:
     root = tmp_path / "data"
     DistrictConfig(root).set(DISTRICTS)
     dagster = FakeDagster()
-    with TestClient(create_app(lambda: fake_service(root, dagster))) as client:
+    with api_client(create_app(lambda: fake_service(root, dagster), security=LOOPBACK)) as client:
         yield FakeApi(client=client, dagster=dagster, root=root)
 
 
@@ -330,10 +375,12 @@ class ApiServer:
         self.stop()
 
 
-def api_for(dagster_url: str, root: Path) -> ApiServer:
-    """An API server talking to Dagster at `dagster_url` over data root `root`, today fixed."""
-    deployment = settings(dagster_url=dagster_url, data_root=root, batch_size=BATCH_SIZE)
-    return ApiServer(create_app(lambda: BackfillService(deployment, today=lambda: TODAY)))
+def api_for(dagster_url: str, root: Path, **values) -> ApiServer:
+    """An API server talking to Dagster at `dagster_url` over data root `root`, today fixed,
+    guarded by the test token."""
+    deployment = settings(dagster_url=dagster_url, data_root=root, batch_size=BATCH_SIZE, **values)
+    app = create_app(lambda: BackfillService(deployment, today=lambda: TODAY), security=LOOPBACK)
+    return ApiServer(app)
 
 
 # -- the e2e lane: real Dagster ---------------------------------------------------------------------------
@@ -368,8 +415,10 @@ class ApiStack:
         return r.json()
 
     def post(self, body, *, headers: dict | None = None) -> requests.Response:
-        """POST /api/backfills with a JSON body."""
-        return requests.post(f"{self.url}/api/backfills", json=body, headers=headers, timeout=60)
+        """POST /api/backfills with a JSON body and the test token."""
+        return requests.post(
+            f"{self.url}/api/backfills", json=body, headers={**AUTH, **(headers or {})}, timeout=60
+        )
 
     def status(self, backfill_id: str) -> dict:
         """GET /api/backfills/{id}, checked against the document."""
@@ -401,7 +450,8 @@ def start_stack(base: Path) -> ApiStack:
         },
     )
     try:
-        api = api_for(dagster.url, root).start()
+        # The same budget as the stack's Dagster (BACKFILL_RATE above).
+        api = api_for(dagster.url, root, rate=20).start()
     except BaseException:
         dagster.stop()
         sandbox.stop()

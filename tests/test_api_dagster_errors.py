@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from api_stack import CONTRACT, ApiServer, FakeDagster, fake_service
+from api_stack import CONTRACT, LOOPBACK, ApiServer, FakeDagster, api_client, fake_service
 from conftest import TODAY, settings
 from starlette.testclient import TestClient
 
@@ -39,7 +39,7 @@ CALLS = [
 def client_for(dagster_url: str, root) -> TestClient:
     """The app over the real service and GraphQL client, Dagster at `dagster_url`."""
     deployment = settings(dagster_url=dagster_url, data_root=root)
-    return TestClient(create_app(lambda: BackfillService(deployment, today=lambda: TODAY)))
+    return api_client(create_app(lambda: BackfillService(deployment, today=lambda: TODAY), security=LOOPBACK))
 
 
 class _GraphQLError(http.server.BaseHTTPRequestHandler):
@@ -88,7 +88,7 @@ def test_dagster_error_answers_502(tmp_path, broken_dagster, method, template, p
 def test_calls_to_dagster_do_not_block_the_event_loop(tmp_path):
     dagster = FakeDagster()
     dagster.ping_seconds = 1.0
-    with ApiServer(create_app(lambda: fake_service(tmp_path, dagster))) as server:
+    with ApiServer(create_app(lambda: fake_service(tmp_path, dagster), security=LOOPBACK)) as server:
         answers: list[int] = []
 
         def health():

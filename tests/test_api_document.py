@@ -8,7 +8,7 @@ from typing import get_args
 
 import jsonschema
 import pytest
-from api_stack import CONTRACT, FakeApi
+from api_stack import CONTRACT, EXPOSED, FakeApi
 
 from backfill_pipeline.api import openapi
 from backfill_pipeline.api.app import create_app
@@ -43,9 +43,53 @@ def _ended(api: FakeApi, *failed: str) -> str:
     return backfill_id
 
 
+def _retried_twice(api: FakeApi):
+    """One key for retries of two different backfills."""
+    key = {"Idempotency-Key": "document-retry-key"}
+    first, second = _ended(api, FAILED_KEY), _ended(api, FAILED_KEY)
+    assert api.client.post(f"/api/backfills/{first}/retry", headers=key).status_code == 202
+    return api.client.post(f"/api/backfills/{second}/retry", headers=key)
+
+
 def _listed(api: FakeApi):
     api.launch(REQUEST)
     return api.client.get(LIST)
+
+
+JSON = {"Content-Type": "application/json"}
+TEXT = {"Content-Type": "text/plain"}
+NO_TOKEN: dict[str, str] = {}
+WRONG_TOKEN = {"Authorization": "Bearer not-the-token-of-this-api"}
+
+
+def _as(headers: dict, method: str, path: str, body: dict | None = None):
+    """The call with `headers` instead of the test token (none: no Authorization at all)."""
+
+    def scenario(api: FakeApi):
+        client = api.client_with(api.client.app.state.security, headers=headers)
+        return client.request(method, path, json=body)
+
+    return scenario
+
+
+def _exposed(method: str, path: str):
+    """A read of an API that listens on every address, without the token."""
+
+    def scenario(api: FakeApi):
+        return api.client_with(EXPOSED, headers=NO_TOKEN).request(method, path)
+
+    return scenario
+
+
+def _reused(path: str, first: dict | None, second: dict | None):
+    """The same Idempotency-Key for two different requests."""
+
+    def scenario(api: FakeApi):
+        key = {"Idempotency-Key": "document-reused-key"}
+        assert api.client.post(path, json=first, headers=key).status_code == 202
+        return api.client.post(path, json=second, headers=key)
+
+    return scenario
 
 
 def _failing(error: Exception, method: str, path: str, body: dict | None = None):
@@ -66,22 +110,47 @@ SCENARIOS: dict[tuple[str, str, str], Callable[[FakeApi], object]] = {
     ("POST", LIST, "202"): lambda api: api.client.post(LIST, json=REQUEST),
     ("POST", LIST, "400"): lambda api: api.client.post(LIST, json={"startDate": "yesterday"}),
     ("POST", LIST, "409"): lambda api: api.client.post(LIST, json={**REQUEST, "planHash": "0" * 16}),
-    ("POST", LIST, "413"): lambda api: api.client.post(LIST, content=b" " * (MAX_BODY + 1)),
+    ("POST", LIST, "413"): lambda api: api.client.post(LIST, content=b" " * (MAX_BODY + 1), headers=JSON),
+    ("POST", LIST, "401"): _as(NO_TOKEN, "POST", LIST, REQUEST),
+    ("POST", LIST, "415"): lambda api: api.client.post(LIST, content=b"startDate=2025-04-14", headers=TEXT),
+    ("POST", LIST, "422"): _reused(LIST, REQUEST, {**REQUEST, "endDate": "2025-04-15"}),
+    ("GET", LIST, "401"): _exposed("GET", LIST),
     ("GET", ONE, "200"): lambda api: api.client.get(f"/api/backfills/{api.launch(REQUEST)}"),
     ("GET", ONE, "404"): lambda api: api.client.get("/api/backfills/nosuchbackfill"),
+    ("GET", ONE, "401"): _exposed("GET", "/api/backfills/abc123"),
+    ("DELETE", ONE, "401"): _as(WRONG_TOKEN, "DELETE", "/api/backfills/abc123"),
+    ("DELETE", ONE, "415"): lambda api: api.client.request(
+        "DELETE", "/api/backfills/abc123", content=b"please", headers=TEXT
+    ),
     ("DELETE", ONE, "200"): lambda api: api.client.delete(f"/api/backfills/{api.launch(REQUEST)}"),
     ("DELETE", ONE, "404"): lambda api: api.client.delete("/api/backfills/nosuchbackfill"),
     ("DELETE", ONE, "409"): lambda api: api.client.delete(f"/api/backfills/{_ended(api)}"),
     ("POST", RETRY, "202"): lambda api: api.client.post(f"/api/backfills/{_ended(api, FAILED_KEY)}/retry"),
     ("POST", RETRY, "404"): lambda api: api.client.post("/api/backfills/nosuchbackfill/retry"),
     ("POST", RETRY, "409"): lambda api: api.client.post(f"/api/backfills/{_ended(api)}/retry"),
+    ("POST", RETRY, "400"): lambda api: api.client.post(
+        "/api/backfills/abc123/retry", headers={"Idempotency-Key": "x" * 201}
+    ),
+    ("POST", RETRY, "401"): _as(NO_TOKEN, "POST", "/api/backfills/abc123/retry"),
+    ("POST", RETRY, "415"): lambda api: api.client.post(
+        "/api/backfills/abc123/retry", content=b"<retry/>", headers={"Content-Type": "application/xml"}
+    ),
+    ("POST", RETRY, "422"): lambda api: _retried_twice(api),
     ("GET", COVERAGE, "200"): lambda api: api.client.get(f"{COVERAGE}?start=2025-04-14&end=2025-04-15"),
     ("GET", COVERAGE, "400"): lambda api: api.client.get(f"{COVERAGE}?start=yesterday"),
     ("POST", HEAL, "200"): lambda api: api.client.post(HEAL, json={**HEAL_REQUEST, "dryRun": True}),
     ("POST", HEAL, "202"): lambda api: api.client.post(HEAL, json=HEAL_REQUEST),
     ("POST", HEAL, "400"): lambda api: api.client.post(HEAL, json={"startDate": "2025-04-14"}),
     ("POST", HEAL, "409"): lambda api: api.client.post(HEAL, json={**HEAL_REQUEST, "planHash": "0" * 16}),
-    ("POST", HEAL, "413"): lambda api: api.client.post(HEAL, content=b" " * (MAX_BODY + 1)),
+    ("POST", HEAL, "413"): lambda api: api.client.post(HEAL, content=b" " * (MAX_BODY + 1), headers=JSON),
+    ("POST", HEAL, "401"): _as(WRONG_TOKEN, "POST", HEAL, HEAL_REQUEST),
+    ("POST", HEAL, "415"): lambda api: api.client.post(
+        HEAL,
+        content=b'{"startDate": "2025-04-14"}',
+        headers={"Content-Type": "application/json; charset=latin-1"},
+    ),
+    ("POST", HEAL, "422"): _reused(HEAL, HEAL_REQUEST, {**HEAL_REQUEST, "includeMissing": False}),
+    ("GET", COVERAGE, "401"): _exposed("GET", f"{COVERAGE}?start=2025-04-14&end=2025-04-15"),
 }
 for _method, _template, _path, _body in [
     ("GET", HEALTH, HEALTH, None),

@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 import requests
-from api_stack import CONTRACT, ApiServer, FakeDagster, fake_service, validate
+from api_stack import AUTH, CONTRACT, LOOPBACK, ApiServer, FakeDagster, fake_service, validate
 from conftest import TODAY
 
 from backfill_pipeline.api.app import create_app
@@ -125,9 +125,9 @@ def test_body_over_256_kb_answers_413(api):
 def test_body_over_256_kb_answers_413_over_a_real_connection(tmp_path):
     # Over a socket the unread rest of the body must not reset the connection before the answer.
     dagster = FakeDagster()
-    with ApiServer(create_app(lambda: fake_service(tmp_path, dagster))) as server:
+    with ApiServer(create_app(lambda: fake_service(tmp_path, dagster), security=LOOPBACK)) as server:
         for data in (TOO_LARGE, iter(_chunks(TOO_LARGE))):
-            r = requests.post(f"{server.url}{LIST}", data=data, headers=BAD_INPUT, timeout=30)
+            r = requests.post(f"{server.url}{LIST}", data=data, headers={**AUTH, **BAD_INPUT}, timeout=30)
             assert CONTRACT.check(r, "POST", LIST, 413)["error"]["code"] == "too-large"
     assert dagster.launches == []
 

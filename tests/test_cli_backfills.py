@@ -19,11 +19,13 @@ from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 
 from backfill_pipeline.api.graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
+from backfill_pipeline.api.models import PlanBody
 from backfill_pipeline.api.service import (
     Launched,
     NotCancellable,
     NothingToRetry,
     PlanConflict,
+    Retried,
     StillRunning,
 )
 from backfill_pipeline.cli import backfills, main, render
@@ -109,6 +111,7 @@ class Script:
     models: bool = False
     settings: list = field(default_factory=list)
     launched: list = field(default_factory=list)
+    keys: list = field(default_factory=list)
 
     def answer(self, value: Any) -> Any:
         if self.error is not None:
@@ -121,10 +124,13 @@ class ScriptedService:
         self.script = script
         script.settings.append(settings)
 
-    def launch(self, request: BackfillRequest, *, requester: str) -> Launched:
+    def launch(
+        self, request: BackfillRequest, *, requester: str, idempotency_key: str | None = None
+    ) -> Launched:
         self.script.answer(None)
-        plan = a_plan()
+        plan = PlanBody.from_plan(a_plan())
         self.script.launched.append((request, requester))
+        self.script.keys.append(idempotency_key)
         return Launched(plan=plan, backfill_id=None if request.dry_run else "abc123", request_id="r1")
 
     def status(self, backfill_id: str) -> Any:
@@ -134,8 +140,9 @@ class ScriptedService:
     def cancel(self, backfill_id: str) -> Any:
         return self.script.answer(a_status("canceling", backfill_id=backfill_id))
 
-    def retry(self, backfill_id: str, *, requester: str) -> str:
-        return self.script.answer("new456")
+    def retry(self, backfill_id: str, *, requester: str, idempotency_key: str | None = None) -> Retried:
+        self.script.keys.append(idempotency_key)
+        return Retried(self.script.answer("new456"))
 
     def list(self, limit: int = 50) -> Any:
         rows = [

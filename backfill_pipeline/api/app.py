@@ -1,5 +1,6 @@
 """The REST API over BackfillService (Starlette): launch, list, watch, cancel and retry backfills;
-the store's coverage (its gaps) and healing them."""
+the store's coverage (its gaps) and healing them. Every request passes the Guard first (Host,
+bearer token, JSON bodies: security.py); launches honour an Idempotency-Key (idempotency.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,11 +30,11 @@ from .models import (
     LaunchedBody,
     Links,
     NothingToRun,
-    PlanBody,
     Retried,
     RetryLinks,
     backfill_link,
 )
+from .security import Guard, Security
 from .service import BackfillService
 
 NOTHING_TO_RUN = (
@@ -57,19 +59,25 @@ async def _service(request: Request) -> BackfillService:
     return state.service
 
 
-def _created(body: LaunchedBody | Retried) -> JSONResponse:
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+def _created(body: LaunchedBody | Retried, *, replayed: bool = False) -> JSONResponse:
     headers = {"Location": backfill_link(body.backfill_id), "X-Backfill-ID": body.backfill_id}
-    return answer(body, 202, headers)
+    return answer(body, 202, {**headers, **(REPLAYED if replayed else {})})
 
 
 # -- endpoints -------------------------------------------------------------------------------------
 
 
 async def health(request: Request) -> Response:
-    """200 with Dagster's version; 503 when Dagster does not answer."""
+    """200 with Dagster's version; 503 when Dagster does not answer. Off loopback, a caller
+    without the token learns only that it answers (no version to look up weaknesses by)."""
     service = await _service(request)
     version = await run_in_threadpool(service.graphql.ping)
-    return answer(Health(dagster=DagsterVersion(version=version)))
+    security: Security = request.app.state.security
+    shown = not security.reads_need_token or request.state.authenticated
+    return answer(Health(dagster=DagsterVersion(version=version) if shown else None))
 
 
 async def openapi_document(request: Request) -> Response:
@@ -95,24 +103,32 @@ async def list_backfills(request: Request) -> Response:
 
 
 def _launched(launched: Launched, *, dry_run: bool, nothing: str) -> Response:
-    """202 for a launched backfill; 200 with the plan for a dry run or a plan with nothing to run."""
-    plan = PlanBody.from_plan(launched.plan)
+    """202 for a launched backfill; 200 with the plan for a dry run or a plan with nothing to run;
+    the same again, marked Idempotent-Replayed, for a key that already has its answer."""
+    plan = launched.plan
     if dry_run:
         return answer(DryRun(request_id=launched.request_id, plan=plan))
     if launched.backfill_id is None:
-        return answer(NothingToRun(request_id=launched.request_id, plan=plan, message=nothing))
+        body = NothingToRun(request_id=launched.request_id, plan=plan, message=nothing)
+        return answer(body, headers=REPLAYED if launched.replayed else None)
     links = Links(self_=backfill_link(launched.backfill_id))
     return _created(
-        LaunchedBody(backfill_id=launched.backfill_id, request_id=launched.request_id, plan=plan, links=links)
+        LaunchedBody(
+            backfill_id=launched.backfill_id, request_id=launched.request_id, plan=plan, links=links
+        ),
+        replayed=launched.replayed,
     )
 
 
 async def create_backfill(request: Request) -> Response:
     """Validate, plan and launch (202); a dry run or a plan with nothing to run answers 200."""
+    key = inputs.idempotency_key(request)
     body = await inputs.json_object(request)
     backfill_request = inputs.backfill_request(body)
     service = await _service(request)
-    launched = await run_in_threadpool(service.launch, backfill_request, requester=inputs.requester(request))
+    launched = await run_in_threadpool(
+        service.launch, backfill_request, requester=inputs.requester(request), idempotency_key=key
+    )
     return _launched(launched, dry_run=backfill_request.dry_run, nothing=NOTHING_TO_RUN)
 
 
@@ -131,10 +147,13 @@ async def coverage(request: Request) -> Response:
 async def heal(request: Request) -> Response:
     """Plan and launch one backfill of exactly the healable cells (202); a dry run or nothing to
     heal answers 200."""
+    key = inputs.idempotency_key(request)
     body = await inputs.json_object(request)
     heal_request = inputs.heal_request(body)
     service = await _service(request)
-    launched = await run_in_threadpool(service.heal, heal_request, requester=inputs.requester(request))
+    launched = await run_in_threadpool(
+        service.heal, heal_request, requester=inputs.requester(request), idempotency_key=key
+    )
     return _launched(launched, dry_run=heal_request.dry_run, nothing=NOTHING_TO_HEAL)
 
 
@@ -153,10 +172,14 @@ async def cancel_backfill(request: Request) -> Response:
 async def retry_backfill(request: Request) -> Response:
     """Re-execute what failed as a new backfill (202 with its Location)."""
     backfill_id = request.path_params["backfillId"]
+    key = inputs.idempotency_key(request)
     service = await _service(request)
-    new_id = await run_in_threadpool(service.retry, backfill_id, requester=inputs.requester(request))
+    retried = await run_in_threadpool(
+        service.retry, backfill_id, requester=inputs.requester(request), idempotency_key=key
+    )
+    new_id = retried.backfill_id
     links = RetryLinks(self_=backfill_link(new_id), retry_of=backfill_link(backfill_id))
-    return _created(Retried(backfill_id=new_id, retry_of=backfill_id, links=links))
+    return _created(Retried(backfill_id=new_id, retry_of=backfill_id, links=links), replayed=retried.replayed)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -183,16 +206,27 @@ ROUTES = [
 ]
 
 
-def create_app(service_factory: ServiceFactory | None = None) -> Starlette:
-    """The API app; `service_factory` (default: BackfillService() from the environment) runs at startup."""
+def create_app(
+    service_factory: ServiceFactory | None = None, *, security: Security | None = None
+) -> Starlette:
+    """The API app; `service_factory` (default: BackfillService() from the environment) runs at
+    startup. `security` (default: a token nobody knows, loopback names only, so nothing can be
+    changed) is what every request must pass."""
     factory = service_factory or BackfillService
+    security = security or Security.locked()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         app.state.service = await run_in_threadpool(factory)
         yield
 
-    app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+        middleware=[Middleware(Guard, security=security)],
+    )
+    app.state.security = security
     app.state.service_factory = factory
     app.state.service = None
     app.state.service_lock = asyncio.Lock()

@@ -12,11 +12,14 @@ from starlette.responses import JSONResponse, Response
 
 from ..planning.planner import PlanError
 from .graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
+from .idempotency import IdempotencyConflict, LaunchPending
 from .launching import NothingToRetry, PlanConflict, StillRunning
 from .models import ErrorBody, ErrorDetail, FieldError, PlanBody
 from .status import NotCancellable
 
 RETRY_AFTER_SECONDS = 30
+# When to send again a request whose key another request holds, or whose launch is unresolved.
+PENDING_RETRY_AFTER_SECONDS = 10
 
 
 class ApiError(Exception):
@@ -77,12 +80,19 @@ _REFUSALS: dict[type[Exception], tuple[int, str]] = {
     NotCancellable: (409, "not-cancellable"),
     StillRunning: (409, "still-running"),
     NothingToRetry: (409, "nothing-to-retry"),
+    IdempotencyConflict: (422, "idempotency-key-reused"),
 }
 
 
 def _refused(request: Request, exc: Exception) -> Response:
     status, code = next(refusal for cls, refusal in _REFUSALS.items() if isinstance(exc, cls))
     return error_response(status, code, str(exc))
+
+
+def _pending(request: Request, exc: LaunchPending) -> Response:
+    return error_response(
+        409, "launch-pending", str(exc), headers={"Retry-After": str(PENDING_RETRY_AFTER_SECONDS)}
+    )
 
 
 def _unreachable(request: Request, exc: DagsterUnreachable) -> Response:
@@ -116,6 +126,7 @@ EXCEPTION_HANDLERS: Mapping[Any, Callable[..., Response]] = {
     PlanError: _plan_error,
     PlanConflict: _plan_conflict,
     **dict.fromkeys(_REFUSALS, _refused),
+    LaunchPending: _pending,
     DagsterUnreachable: _unreachable,
     DagsterGraphQLError: _dagster_error,
     HTTPException: _http,

@@ -76,6 +76,15 @@ query Backfills($limit: Int, $cursor: String) {
   }
 }"""
 
+BACKFILLS_SINCE = """
+query BackfillsSince($limit: Int, $cursor: String, $after: Float) {
+  partitionBackfillsOrError(limit: $limit, cursor: $cursor, filters: {createdAfter: $after}) {
+    __typename
+    ... on PartitionBackfills { results { id timestamp tags { key value } } }
+    ... on Error { message }
+  }
+}"""
+
 CANCEL = """
 mutation Cancel($id: String!) {
   cancelPartitionBackfill(backfillId: $id) {
@@ -255,6 +264,20 @@ class DagsterGraphQL:
         """The latest backfills, newest first."""
         data = self.execute(BACKFILLS, {"limit": limit, "cursor": cursor})
         return self._result(data, "partitionBackfillsOrError", "PartitionBackfills")["results"]
+
+    def backfills_since(self, created_after: float, *, page: int = 100, most: int = 2000) -> list[dict]:
+        """The backfills created after a POSIX time (id, timestamp, tags), newest first; at most
+        `most` of them."""
+        out: list[dict] = []
+        cursor = None
+        while len(out) < most:
+            data = self.execute(BACKFILLS_SINCE, {"limit": page, "cursor": cursor, "after": created_after})
+            results = self._result(data, "partitionBackfillsOrError", "PartitionBackfills")["results"]
+            out += results
+            if len(results) < page:
+                break
+            cursor = results[-1]["id"]
+        return out[:most]
 
     def cancel_backfill(self, backfill_id: str) -> None:
         """Ask Dagster to cancel a backfill (its queued runs are canceled, running ones terminated)."""

@@ -1,5 +1,5 @@
 """Reading a request: its JSON body (bounded), the backfill or heal request in it, the coverage
-query, who asks."""
+query, who asks, its Idempotency-Key."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from ..planning.request import BackfillRequest, HealRequest, field_errors
 from .errors import ApiError
+from .idempotency import checked_key
 from .models import MAX_BODY, MAX_REQUESTER, CoverageQuery, FieldError
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -113,3 +114,26 @@ def requester(request: Request) -> str:
     raw = request.headers.get("x-requested-by", "")
     cleaned = " ".join(_REQUESTER_DROP.sub("", raw).split())[:MAX_REQUESTER].strip()
     return cleaned or "api"
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header (None when absent); ApiError 400 naming it when it is given
+    more than once, empty, longer than 200 characters or not printable ASCII."""
+    values = request.headers.getlist(IDEMPOTENCY_HEADER.lower())
+    if not values:
+        return None
+    try:
+        if len(values) > 1:
+            raise ValueError("given more than once")
+        return checked_key(values[0])
+    except ValueError as exc:
+        message = str(exc)
+    raise ApiError(
+        400,
+        "invalid-request",
+        f"{IDEMPOTENCY_HEADER}: {message}",
+        fields=[FieldError(field=IDEMPOTENCY_HEADER, message=message)],
+    )

@@ -334,10 +334,11 @@ class DagsterVersion(ApiModel):
 
 
 class Health(ApiModel):
-    """Dagster answers."""
+    """Dagster answers; its version is shown to callers allowed to read (off loopback: with the
+    token), null to others."""
 
     status: Literal["ok"] = "ok"
-    dagster: DagsterVersion
+    dagster: DagsterVersion | None
 
 
 # -- coverage: the gaps of a range of dates x districts -----------------------------------------------

@@ -11,6 +11,8 @@ from pydantic.json_schema import models_json_schema
 
 from ..dashboard.calendar import EARLIEST_AS_OF
 from ..planning.request import MAX_DAYS, BackfillRequest, HealRequest
+from .idempotency import MAX_KEY
+from .inputs import IDEMPOTENCY_HEADER
 from .models import (
     BACKFILL_ID_PATTERN,
     DEFAULT_COVERAGE_DAYS,
@@ -194,13 +196,87 @@ _DAGSTER_ERRORS = {
     ),
 }
 _NOT_FOUND = _error("No backfill with that id (`not-found`); ids are letters and digits.")
-_DEFAULT = _error("Any other error: `not-found` (no such route), `method-not-allowed`, `internal-error`.")
+_DEFAULT = _error(
+    "Any other error: `not-found` (no such route), `method-not-allowed`, `bad-host` (400: no "
+    "usable Host header), `misdirected-request` (421: a Host name not on the allow-list: the "
+    "loopback names, the bound address and BACKFILL_ALLOWED_HOSTS), `internal-error`."
+)
+
+# Who may call: `bearerAuth` is BACKFILL_API_TOKEN, or the token generated into the data root
+# (`backfill-pipeline api-token` prints it).
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The API's token: BACKFILL_API_TOKEN, or on a loopback API without it the "
+        "token generated on first start into <data root>/state/api-token (`backfill-pipeline "
+        "api-token` prints it). Every call that changes something needs it; reads need it when "
+        "the API listens on anything but loopback.",
+    }
+}
+_WRITE: list[dict] = [{"bearerAuth": []}]
+# Reads: the token off loopback, nothing on loopback.
+_READ: list[dict] = [{"bearerAuth": []}, {}]
+_OPEN: list[dict] = []
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": '`Bearer realm="backfill_pipeline"`, with `error="invalid_token"` when a '
+        "token was sent.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^Bearer realm="},
+    }
+}
+_UNAUTHORIZED = _error(
+    "No bearer token (`unauthorized`) or not this API's (`invalid-token`); nothing is done.", _CHALLENGE
+)
+_READ_UNAUTHORIZED = _error(
+    "Off loopback only: no bearer token (`unauthorized`) or not this API's (`invalid-token`).", _CHALLENGE
+)
+_UNSUPPORTED = _error(
+    "A body not declared `application/json` (optionally with `charset=utf-8`): "
+    "`unsupported-media-type`; nothing is done."
+)
+_REUSED = _error(
+    f"The {IDEMPOTENCY_HEADER} was used before for another request (`idempotency-key-reused`); "
+    "nothing is launched."
+)
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string"},
+    }
+}
+_PENDING = (
+    f"; or another request with the same {IDEMPOTENCY_HEADER} is launching, or a launch with it "
+    "has no known outcome yet (`launch-pending`, with Retry-After)"
+)
+_IDEMPOTENCY_KEY = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": f"At most one launch per key (1 to {MAX_KEY} printable ASCII characters): the "
+    "same key with the same request answers the original backfill again (marked "
+    "`Idempotent-Replayed: true`), with another request 422. A dry run ignores it.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY, "pattern": "^[ -~]+$"},
+}
+_REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": f"`true` when this is the earlier answer to the same {IDEMPOTENCY_HEADER}.",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
-def _operation(operation_id: str, summary: str, responses: dict, **more: Any) -> dict:
+def _operation(operation_id: str, summary: str, responses: dict, *, security: list, **more: Any) -> dict:
+    if security is _WRITE:
+        responses = {**responses, "401": _UNAUTHORIZED}
+    elif security is _READ:
+        responses = {**responses, "401": _READ_UNAUTHORIZED}
     return {
         "operationId": operation_id,
         "summary": summary,
+        "security": security,
         **more,
         "responses": {**responses, "default": _DEFAULT},
     }
@@ -217,17 +293,22 @@ def _body(model) -> dict:
 def _launch_answers(nothing: str, launched: str) -> dict:
     """The answers of a route that plans and launches one backfill (launch, heal)."""
     return {
-        "200": _json({"oneOf": [_ref(DryRun), _ref(NothingToRun)]}, nothing),
-        "202": _json(_ref(LaunchedBody), launched, _CREATED),
+        "200": _json({"oneOf": [_ref(DryRun), _ref(NothingToRun)]}, nothing, _REPLAYED),
+        "202": _json(_ref(LaunchedBody), launched, {**_CREATED, **_REPLAYED}),
         "400": _error(
-            "Not a JSON object (`invalid-json`) or an invalid request (`invalid-request`, with "
-            "`fields`); nothing is launched."
+            "Not a JSON object (`invalid-json`), an invalid request (`invalid-request`, with "
+            f"`fields`: a district neither configured nor listed by a collected summary names the "
+            f"nearest known ones) or {IDEMPOTENCY_HEADER}; nothing is launched."
         ),
         "409": _error(
-            "The planHash sent no longer matches (`plan-changed`, with the current `plan`); "
-            "nothing is launched."
+            "The planHash sent no longer matches (`plan-changed`, with the current `plan`)"
+            + _PENDING
+            + "; nothing is launched.",
+            _RETRY_AFTER,
         ),
         "413": _error(f"The body is larger than {MAX_BODY // 1024} KB (`too-large`)."),
+        "415": _UNSUPPORTED,
+        "422": _REUSED,
     }
 
 
@@ -249,10 +330,19 @@ def _paths() -> dict:
             "get": _operation(
                 "health",
                 "Is Dagster reachable?",
-                {"200": _json(_ref(Health), "Dagster answers; its version."), **_DAGSTER_ERRORS},
+                {
+                    "200": _json(
+                        _ref(Health),
+                        "Dagster answers; its version (null off loopback without the token).",
+                    ),
+                    **_DAGSTER_ERRORS,
+                },
+                security=_OPEN,
             )
         },
-        "/api/openapi.json": {"get": _operation("openapi", "This document.", {"200": openapi_json})},
+        "/api/openapi.json": {
+            "get": _operation("openapi", "This document.", {"200": openapi_json}, security=_OPEN)
+        },
         "/api/backfills": {
             "get": _operation(
                 "listBackfills",
@@ -263,13 +353,15 @@ def _paths() -> dict:
                     **_DAGSTER_ERRORS,
                 },
                 parameters=[_LIMIT],
+                security=_READ,
             ),
             "post": _operation(
                 "createBackfill",
                 "Plan and launch a backfill (or only plan it: dryRun).",
                 {**created, **_DAGSTER_ERRORS},
-                parameters=[_REQUESTED_BY],
+                parameters=[_REQUESTED_BY, _IDEMPOTENCY_KEY],
                 requestBody=request_body,
+                security=_WRITE,
             ),
         },
         "/api/backfills/{backfillId}": {
@@ -278,6 +370,7 @@ def _paths() -> dict:
                 "getBackfill",
                 "A backfill's state, counts, progress and cost.",
                 {"200": _json(_ref(BackfillStatus), "The backfill."), "404": _NOT_FOUND, **_DAGSTER_ERRORS},
+                security=_READ,
             ),
             "delete": _operation(
                 "cancelBackfill",
@@ -286,8 +379,10 @@ def _paths() -> dict:
                     "200": _json(_ref(BackfillStatus), "Cancel requested; the status after it."),
                     "404": _NOT_FOUND,
                     "409": _error("The backfill has ended (`not-cancellable`)."),
+                    "415": _UNSUPPORTED,
                     **_DAGSTER_ERRORS,
                 },
+                security=_WRITE,
             ),
         },
         "/api/backfills/{backfillId}/retry": {
@@ -296,15 +391,22 @@ def _paths() -> dict:
                 "retryBackfill",
                 "Re-execute only what failed, as a new backfill.",
                 {
-                    "202": _json(_ref(Retried), "The new backfill; follow Location.", _CREATED),
+                    "202": _json(
+                        _ref(Retried), "The new backfill; follow Location.", {**_CREATED, **_REPLAYED}
+                    ),
+                    "400": _error(f"A bad {IDEMPOTENCY_HEADER} (`invalid-request`); nothing is launched."),
                     "404": _NOT_FOUND,
                     "409": _error(
                         "Nothing failed (`nothing-to-retry`) or the backfill is still running "
-                        "(`still-running`)."
+                        "(`still-running`)" + _PENDING + ".",
+                        _RETRY_AFTER,
                     ),
+                    "415": _UNSUPPORTED,
+                    "422": _REUSED,
                     **_DAGSTER_ERRORS,
                 },
-                parameters=[_REQUESTED_BY],
+                parameters=[_REQUESTED_BY, _IDEMPOTENCY_KEY],
+                security=_WRITE,
             ),
         },
         "/api/coverage": {
@@ -321,6 +423,7 @@ def _paths() -> dict:
                     ),
                 },
                 parameters=_query_parameters(CoverageQuery),
+                security=_READ,
             )
         },
         "/api/heal": {
@@ -330,8 +433,9 @@ def _paths() -> dict:
                 "(failed for transient reasons, not published yet, never collected), as one "
                 "backfill; or only plan it (dryRun).",
                 {**healed, **_DAGSTER_ERRORS},
-                parameters=[_REQUESTED_BY],
+                parameters=[_REQUESTED_BY, _IDEMPOTENCY_KEY],
                 requestBody=heal_body,
+                security=_WRITE,
             )
         },
     }
@@ -347,11 +451,13 @@ def _document() -> str:
                 "version": VERSION,
                 "description": "Launch, watch, cancel and retry backfills of Toastmasters district "
                 "statistics; Dagster runs them. See the store's gaps and heal them. Every error body "
-                'is `{"error": {"code", "message"}}`.',
+                'is `{"error": {"code", "message"}}`. Calls that change something need '
+                "`Authorization: Bearer <token>` (reads too off loopback); bodies are "
+                "`application/json`.",
             },
             "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
             "paths": _paths(),
-            "components": {"schemas": _schemas()},
+            "components": {"schemas": _schemas(), "securitySchemes": SECURITY_SCHEMES},
         }
     )
 

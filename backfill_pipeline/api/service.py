@@ -18,7 +18,8 @@ from ..planning.request import BackfillRequest, HealRequest
 from ..settings import Settings, load_settings
 from ..snapshots.store import PerDistrictFileSnapshotStore
 from .graphql import BackfillNotFound, DagsterGraphQL, DagsterGraphQLError, DagsterUnreachable
-from .launching import Launched, Launcher, NothingToRetry, PlanConflict, StillRunning
+from .idempotency import SETTLE_SECONDS, Idempotency, IdempotencyConflict, LaunchPending
+from .launching import Launched, Launcher, NothingToRetry, PlanConflict, Retried, StillRunning
 from .models import BackfillStatus, BackfillSummary, CoverageQuery
 from .status import NotCancellable, StatusReader
 
@@ -27,10 +28,13 @@ __all__ = [
     "BackfillService",
     "DagsterGraphQLError",
     "DagsterUnreachable",
+    "IdempotencyConflict",
+    "LaunchPending",
     "Launched",
     "NotCancellable",
     "NothingToRetry",
     "PlanConflict",
+    "Retried",
     "StillRunning",
 ]
 
@@ -43,11 +47,22 @@ class BackfillService:
         self.graphql = DagsterGraphQL(settings.dagster_url)
         self.root = settings.root
         self.batch_size = settings.batch_size
+        # The deployment's budget at the dashboard: a backfill's rate is a share of it.
+        self.budget = settings.rate
         self.today = today
+        # How long a launch record left `launching` waits before it may be launched again.
+        self.settle = SETTLE_SECONDS
 
     # Built per call from the current `graphql`, so replacing it (tests do) takes effect everywhere.
     def _launcher(self) -> Launcher:
-        return Launcher(self.graphql, self.root, batch_size=self.batch_size, today=self.today)
+        return Launcher(
+            self.graphql,
+            self.root,
+            batch_size=self.batch_size,
+            today=self.today,
+            budget=self.budget,
+            idempotency=Idempotency(self.root, self.graphql, settle=self.settle),
+        )
 
     def _reader(self) -> StatusReader:
         return StatusReader(self.graphql, self.root)
@@ -64,14 +79,19 @@ class BackfillService:
         """The plan and its exact cost; launches nothing."""
         return self._launcher().plan(request)
 
-    def launch(self, request: BackfillRequest, *, requester: str = "api") -> Launched:
-        """Plan, then (unless a dry run) launch the plan as one Dagster asset backfill."""
-        return self._launcher().launch(request, requester=requester)
+    def launch(
+        self, request: BackfillRequest, *, requester: str = "api", idempotency_key: str | None = None
+    ) -> Launched:
+        """Plan, then (unless a dry run) launch the plan as one Dagster asset backfill; with an
+        idempotency key, at most once for that key (the same key answers the same backfill)."""
+        return self._launcher().launch(request, requester=requester, idempotency_key=idempotency_key)
 
-    def heal(self, request: HealRequest, *, requester: str = "api") -> Launched:
+    def heal(
+        self, request: HealRequest, *, requester: str = "api", idempotency_key: str | None = None
+    ) -> Launched:
         """Plan the heal of a range's healable cells, then (unless a dry run or nothing can be
-        healed) launch exactly those as one Dagster asset backfill."""
-        return self._launcher().heal(request, requester=requester)
+        healed) launch exactly those as one Dagster asset backfill; with a key, at most once."""
+        return self._launcher().heal(request, requester=requester, idempotency_key=idempotency_key)
 
     def gaps(self, query: CoverageQuery) -> Gaps:
         """Every cell of the query's range (defaults applied against today) with its state, from
@@ -79,9 +99,12 @@ class BackfillService:
         start, end = query.span(self.today())
         return find_gaps(PerDistrictFileSnapshotStore(self.root), start, end, query.districts)
 
-    def retry(self, backfill_id: str, *, requester: str = "api") -> str:
-        """Re-execute only the failed partitions (FROM_FAILURE); returns the new backfill id."""
-        return self._launcher().retry(backfill_id, requester=requester)
+    def retry(
+        self, backfill_id: str, *, requester: str = "api", idempotency_key: str | None = None
+    ) -> Retried:
+        """Re-execute only the failed partitions (FROM_FAILURE) as a new backfill; with a key, at
+        most once (the same key answers the same new backfill, `replayed`)."""
+        return self._launcher().retry(backfill_id, requester=requester, idempotency_key=idempotency_key)
 
     def status(self, backfill_id: str) -> BackfillStatus:
         """State, counts, per-district progress, errors and performance; never blocks a run."""

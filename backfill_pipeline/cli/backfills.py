@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,8 +12,15 @@ import click
 from pydantic import ValidationError
 
 from ..api.graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
+from ..api.idempotency import IdempotencyConflict, LaunchPending, checked_key
 from ..api.models import PlanBody
-from ..api.service import BackfillService, NotCancellable, NothingToRetry, PlanConflict, StillRunning
+from ..api.service import (
+    BackfillService,
+    NotCancellable,
+    NothingToRetry,
+    PlanConflict,
+    StillRunning,
+)
 from ..planning.planner import Plan, PlanError
 from ..planning.request import BackfillRequest, field_errors
 from .common import CliError, finish, json_option, load, print_json, root_option, show, to_json
@@ -37,24 +45,51 @@ def service_for(dagster_url: str | None, root: str | None) -> BackfillService:
 
 
 @contextmanager
-def service_errors() -> Iterator[None]:
-    """The service's errors as messages and their exit codes."""
+def service_errors(idempotency_key: str | None = None) -> Iterator[None]:
+    """The service's errors as messages and their exit codes; with the key of a launch, Dagster
+    unreachable says how to finish that launch without launching twice."""
     try:
         yield
     except DagsterUnreachable as exc:
         message = f"{exc} (is `dagster dev` running? set --dagster-url)"
+        if idempotency_key is not None:
+            message += (
+                "; if the launch reached Dagster, the same command with "
+                f"--idempotency-key {idempotency_key} shows it instead of launching again"
+            )
         raise CliError(message, ExitCode.DAGSTER_UNREACHABLE) from None
     except BackfillNotFound as exc:
         raise CliError(str(exc), ExitCode.NOT_FOUND) from None
-    except (NotCancellable, NothingToRetry, StillRunning) as exc:
+    except (NotCancellable, NothingToRetry, StillRunning, LaunchPending) as exc:
         raise CliError(str(exc), ExitCode.WRONG_STATE) from None
+    except IdempotencyConflict as exc:
+        raise CliError(f"--idempotency-key: {exc}", ExitCode.BAD_INPUT) from None
     except DagsterGraphQLError as exc:
         raise CliError(f"Dagster refused: {exc}", ExitCode.FAILED) from None
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Plan | PlanBody) -> dict[str, Any]:
     """The plan as the REST API shows it."""
-    return to_json(PlanBody.from_plan(plan))
+    return to_json(plan if isinstance(plan, PlanBody) else PlanBody.from_plan(plan))
+
+
+def idempotency_key(given: str | None) -> str:
+    """The key of this invocation's launch: `--idempotency-key`, else a new one; exit 2 naming
+    the option for a key that cannot be one."""
+    if given is None:
+        return uuid.uuid4().hex
+    try:
+        return checked_key(given)
+    except ValueError as exc:
+        raise CliError(f"--idempotency-key: {exc}", ExitCode.BAD_INPUT) from None
+
+
+idempotency_option = click.option(
+    "--idempotency-key",
+    "key",
+    help="launch at most once for this key: the same command again shows the backfill it launched "
+    "(default: a new key each time)",
+)
 
 
 def follow(service: BackfillService, backfill_id: str, *, quiet: bool) -> dict[str, Any]:
@@ -97,6 +132,7 @@ def outcome(status: dict[str, Any]) -> ExitCode:
 @click.option("--dry-run", is_flag=True, help="print the plan and cost only")
 @click.option("--plan-hash", help="launch only if the plan still has this hash")
 @click.option("--no-follow", is_flag=True, help="return once launched")
+@idempotency_option
 @dagster_options
 def backfill(
     start: str,
@@ -111,11 +147,13 @@ def backfill(
     dry_run: bool,
     plan_hash: str | None,
     no_follow: bool,
+    key: str | None,
     dagster_url: str | None,
     root: str | None,
     as_json: bool,
 ) -> None:
     """Plan, launch and follow a backfill."""
+    key = idempotency_key(key)
     body = {
         "startDate": start,
         "endDate": end,
@@ -138,13 +176,14 @@ def backfill(
     service = service_for(dagster_url, root)
     launch_and_report(
         service,
-        lambda: service.launch(request, requester=f"cli:{getpass.getuser()}"),
+        lambda: service.launch(request, requester=f"cli:{getpass.getuser()}", idempotency_key=key),
         plan_error=lambda exc: CliError(f"{exc.field}: {exc.message}", ExitCode.BAD_INPUT),
         label="backfill",
         nothing="nothing left to collect",
         dry_run=dry_run,
         follow_it=not no_follow,
         as_json=as_json,
+        idempotency_key=None if dry_run else key,
     )
 
 
@@ -158,10 +197,12 @@ def launch_and_report(
     dry_run: bool,
     follow_it: bool,
     as_json: bool,
+    idempotency_key: str | None = None,
 ) -> None:
     """Launch (a backfill, a heal), show its plan and id, then follow it to its end when asked;
-    a plan that changed since its hash is shown and exits 6."""
-    with service_errors():
+    a plan that changed since its hash is shown and exits 6. A launch with a key that already
+    has its backfill shows (and follows) that one."""
+    with service_errors(idempotency_key):
         try:
             launched = launch()
         except PlanError as exc:
@@ -170,10 +211,14 @@ def launch_and_report(
             print_plan(plan_json(exc.plan))
             raise CliError(str(exc), ExitCode.PLAN_CHANGED) from None
         answer: dict[str, Any] = {"backfillId": launched.backfill_id, "plan": plan_json(launched.plan)}
+        if idempotency_key is not None:
+            answer |= {"idempotencyKey": idempotency_key, "replayed": launched.replayed}
         if not as_json:
             print_plan(answer["plan"])
             if launched.backfill_id is None:
                 click.echo("\nnothing launched" + (" (dry run)" if dry_run else f": {nothing}"))
+            elif launched.replayed:
+                click.echo(f"\nalready launched with this --idempotency-key: {label} {launched.backfill_id}")
             else:
                 click.echo(f"\nlaunched {label} {launched.backfill_id}")
         if launched.backfill_id is None or not follow_it:
@@ -217,16 +262,25 @@ def cancel(backfill_id: str, dagster_url: str | None, root: str | None, as_json:
 @click.command("retry")
 @click.argument("backfill_id")
 @click.option("--follow", "follow_it", is_flag=True, help="follow progress until the end")
+@idempotency_option
 @dagster_options
 def retry(
-    backfill_id: str, follow_it: bool, dagster_url: str | None, root: str | None, as_json: bool
+    backfill_id: str,
+    follow_it: bool,
+    key: str | None,
+    dagster_url: str | None,
+    root: str | None,
+    as_json: bool,
 ) -> None:
     """Re-execute only what failed, as a new backfill."""
+    key = idempotency_key(key)
     service = service_for(dagster_url, root)
-    with service_errors():
-        new_id = service.retry(backfill_id, requester=f"cli:{getpass.getuser()}")
+    with service_errors(key):
+        retried = service.retry(backfill_id, requester=f"cli:{getpass.getuser()}", idempotency_key=key)
+        new_id = retried.backfill_id
         if not as_json:
-            click.echo(f"launched backfill {new_id}")
+            again = "already launched with this --idempotency-key: " if retried.replayed else "launched "
+            click.echo(f"{again}backfill {new_id}")
         if not follow_it:
             if as_json:
                 print_json({"backfillId": new_id})
