@@ -29,7 +29,7 @@ ENV_PREFIX = "BACKFILL_"
 DEFAULT_START_DATE = dt.date(2024, 7, 1)
 MIN_TOKEN_LENGTH = 16
 # Settings whose value an error message never shows.
-SECRET_FIELDS = {"api_token"}
+SECRET_FIELDS = {"api_token", "budget_store"}  # a postgresql:// URL may carry a password
 
 
 class SettingsError(ValueError):
@@ -87,6 +87,16 @@ def _host_list(value: object) -> tuple[str, ...]:
     return tuple(hosts)
 
 
+def _budget_store(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if "://" in value and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a SQLite file path or a postgresql:// URL")
+    if not value.isprintable():
+        raise ValueError("must be a SQLite file path or a postgresql:// URL")
+    return value
+
+
 def _none_if_blank(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -114,10 +124,12 @@ class Settings(BaseSettings):
         description="the deployment's budget at the dashboard: requests per second, every process "
         "together (backfills take a share of it, the refresh goes first)",
     )
-    budget_store: Annotated[str | None, BeforeValidator(_none_if_blank)] = Field(
-        None,
-        description="where the shared budget is kept: a SQLite file path (default "
-        "<root>/state/budget.sqlite) or a postgresql:// URL when runs span machines",
+    budget_store: Annotated[str | None, BeforeValidator(_none_if_blank), AfterValidator(_budget_store)] = (
+        Field(
+            None,
+            description="where the shared budget is kept: a SQLite file path (default "
+            "<root>/state/budget.sqlite) or a postgresql:// URL when runs span machines",
+        )
     )
     api_token: Annotated[SecretStr | None, BeforeValidator(_none_if_blank), AfterValidator(_token)] = Field(
         None,

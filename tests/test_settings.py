@@ -61,6 +61,11 @@ def test_the_environment_is_read_and_explicit_values_win(monkeypatch, tmp_path):
         ("BACKFILL_DASHBOARD_URL", "dashboards.toastmasters.org"),
         ("BACKFILL_DASHBOARD_URL", "file:///etc/passwd"),
         ("BACKFILL_DAGSTER_URL", "http://"),
+        ("BACKFILL_RATE", "²"),
+        ("BACKFILL_RATE", "1e999"),
+        ("BACKFILL_BATCH_SIZE", "٣"),
+        ("BACKFILL_ALLOWED_HOSTS", "a host"),
+        ("BACKFILL_ALLOWED_HOSTS", "evil.example/path"),
     ],
 )
 def test_a_bad_variable_is_refused_naming_it_and_its_value(monkeypatch, name, value):
@@ -95,3 +100,28 @@ def test_the_readme_lists_every_variable_with_its_default():
 
 def test_the_start_date_is_a_date():
     assert load_settings(start_date="2008-07-01").start_date == dt.date(2008, 7, 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BACKFILL_API_TOKEN", "short-secret"),
+        ("BACKFILL_API_TOKEN", "sixteen chars with spaces"),
+        ("BACKFILL_API_TOKEN", "é" * 20),
+        ("BACKFILL_BUDGET_STORE", "redis://user:secret@host/0"),
+    ],
+)
+def test_a_bad_secret_is_refused_naming_the_variable_but_never_echoing_it(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert f"{name}='**********'" in str(caught.value) and value not in str(caught.value)
+
+
+def test_host_names_and_stores_are_read_as_given(monkeypatch, tmp_path):
+    monkeypatch.setenv("BACKFILL_ALLOWED_HOSTS", " Stats.Example.org ,10.0.0.5:8080")
+    monkeypatch.setenv("BACKFILL_BUDGET_STORE", str(tmp_path / "budget.sqlite"))
+    s = load_settings()
+    assert s.allowed_hosts == ("stats.example.org", "10.0.0.5:8080")
+    assert s.client().budget_store == str(tmp_path / "budget.sqlite")
+    assert load_settings(budget_store="postgresql://u@db/x").budget_store == "postgresql://u@db/x"

@@ -301,10 +301,91 @@ class CappedBudget:
         return self.share.acquire() + self.budget.acquire()
 
 
-def open_store(where: str | None, root: DataRoot, rate: float) -> SqliteBudgetStore:
-    """The budget's store: `where` is a SQLite file path, or None for the data root's own."""
+class PostgresBudgetStore:
+    """The budget in PostgreSQL (pyrate-limiter's Postgres bucket, the database's clock): every
+    machine whose runs reach the same database shares it."""
+
+    def __init__(self, url: str, rate: float, *, table: str = "budget") -> None:
+        # Imported here: only a deployment on PostgreSQL needs the driver loaded.
+        from psycopg_pool import ConnectionPool
+        from pyrate_limiter import PostgresBucket
+
+        self.rate = Rate(1, spacing_ms(rate))
+        self._pool = ConnectionPool(url, min_size=1, max_size=4, open=True, kwargs={"autocommit": False})
+        self._bucket = PostgresBucket(self._pool, table, [self.rate])
+        self._lock = threading.Lock()
+        self._grants = 0
+        with self._pool.connection() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS budget_waiters "
+                "(waiter TEXT PRIMARY KEY, lane INTEGER NOT NULL, seen TIMESTAMPTZ NOT NULL)"
+            )
+
+    @property
+    def spacing_ms(self) -> int:
+        """Milliseconds between two grants."""
+        return self.rate.interval
+
+    def now_ms(self) -> int:
+        """The database's clock, milliseconds: one clock for every machine."""
+        now = self._bucket.now()
+        assert isinstance(now, int)
+        return now
+
+    def try_grant(self, now_ms: int) -> int:
+        """Take the next slot if it is free: 0; else the milliseconds until it may be."""
+        item = RateItem("dashboard", now_ms)
+        with self._lock:
+            if self._bucket.put(item):
+                self._grants += 1
+                if self._grants % LEAK_EVERY == 0:
+                    self._bucket.leak(now_ms)
+                return 0
+            waiting = self._bucket.waiting(item)
+            assert isinstance(waiting, int)
+            # The bucket was locked by another machine's grant (NOWAIT): look again at once.
+            return max(1, waiting)
+
+    def announce(self, waiter: str, lane: Lane) -> None:
+        """Say that `waiter` of `lane` is waiting (renewed while it waits)."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO budget_waiters VALUES (%s, %s, clock_timestamp()) "
+                "ON CONFLICT (waiter) DO UPDATE SET seen = excluded.seen",
+                (waiter, int(lane)),
+            )
+
+    def withdraw(self, waiter: str) -> None:
+        """`waiter` no longer waits (and announcements nobody renewed are forgotten)."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                "DELETE FROM budget_waiters WHERE waiter = %s "
+                "OR seen < clock_timestamp() - make_interval(secs => %s)",
+                (waiter, STALE_AFTER),
+            )
+
+    def more_urgent_waiting(self, lane: Lane) -> bool:
+        """True when a caller of an earlier lane is waiting now."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM budget_waiters WHERE lane < %s "
+                "AND seen >= clock_timestamp() - make_interval(secs => %s) LIMIT 1",
+                (int(lane), STALE_AFTER),
+            ).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._pool.close()
+
+
+def open_store(where: str | None, root: DataRoot, rate: float) -> SqliteBudgetStore | PostgresBudgetStore:
+    """The budget's store: a `postgresql://` URL, a SQLite file path, or None for the data root's
+    own SQLite file."""
     if where is None:
         return SqliteBudgetStore(budget_file(root), rate)
+    if where.startswith(("postgresql://", "postgres://")):
+        return PostgresBudgetStore(where, rate)
     if "://" in where:
-        raise ValueError(f"budget store {where!r}: only a SQLite file path is supported here")
+        raise ValueError(f"budget store {where!r}: give a SQLite file path or a postgresql:// URL")
     return SqliteBudgetStore(Path(where), rate)

@@ -1,0 +1,72 @@
+"""The budget on PostgreSQL: processes with their own data roots (as on separate machines) share one
+budget through the database, lanes included. A real server, started for the test."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import time
+
+import pytest
+from pg_server import postgres_server
+from test_dashboard_budget import max_in_window
+
+from backfill_pipeline.dashboard.budget import Lane, PostgresBudgetStore, SharedBudget, open_store
+from backfill_pipeline.dataroot import DataRoot
+
+
+@pytest.fixture(scope="module")
+def database():
+    with postgres_server() as url:
+        yield url
+
+
+def _draw(url: str, rate: float, lane: int, seconds: float, ready, out) -> None:
+    store = PostgresBudgetStore(url, rate)
+    budget = SharedBudget(store, Lane(lane))
+    grants, waits = [], []
+    ready.wait(timeout=60)
+    until = time.time() + seconds
+    while time.time() < until:
+        waits.append(budget.acquire())
+        grants.append(store.now_ms() / 1000)
+    store.close()
+    out.put((lane, grants, waits))
+
+
+def draw(url: str, rate: float, lanes: list[Lane], seconds: float):
+    # Fresh interpreters (not forks of this one, whose connection pools ran threads), which start
+    # drawing together once all are connected.
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    ready = ctx.Barrier(len(lanes))
+    procs = [ctx.Process(target=_draw, args=(url, rate, int(lane), seconds, ready, out)) for lane in lanes]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=seconds + 60) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+    return results
+
+
+def test_processes_on_one_database_share_one_budget_and_the_refresh_goes_first(database):
+    rate = 10.0
+    results = draw(database, rate, [Lane.REFRESH, Lane.BACKFILL, Lane.BACKFILL], 4.0)
+    grants = sorted(t for _, times, _ in results for t in times)
+    assert max_in_window(grants) <= rate
+    busy = [t for t in grants if t >= grants[-1] - 3.0]
+    assert len(busy) >= 0.8 * rate * 3.0, len(busy)
+    refresh = statistics.mean(w for lane, _, waits in results if lane == Lane.REFRESH for w in waits)
+    backfill = statistics.mean(w for lane, _, waits in results if lane == Lane.BACKFILL for w in waits)
+    assert refresh < backfill, (refresh, backfill)
+
+
+def test_a_postgres_url_selects_the_database(database, tmp_path):
+    store = open_store(database, DataRoot(tmp_path), 5.0)
+    try:
+        assert isinstance(store, PostgresBudgetStore)
+        assert store.try_grant(store.now_ms()) == 0
+        assert store.try_grant(store.now_ms()) > 0  # the next slot is 210 ms away
+    finally:
+        store.close()
+    assert not (tmp_path / "state" / "budget.sqlite").exists()
