@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,7 @@ class RefreshService(dg.ConfigurableResource):
         settings = self.settings()
         tags = context.run.tags if context.run else {}
         # The deployment's one budget: a backfill's runs draw their share of it, behind the refresh.
-        lane = Lane.BACKFILL if BACKFILL_TAG in tags else Lane.REFRESH
-        settings = replace(settings, share=run_share(tags.get(RATE_TAG), settings.rate), lane=lane)
+        settings = replace(settings, share=run_share(tags.get(RATE_TAG), settings.rate), lane=lane_of(tags))
         recheck = (
             (context.run.tags.get(RECHECK_TAG) or "").lower() in ("1", "true", "yes")
             if context.run
@@ -140,6 +140,11 @@ class RefreshService(dg.ConfigurableResource):
     def stats(self) -> dict:
         """Requests made, cache hits, retries and rate-limiter waiting so far in this run."""
         return self.client.stats()
+
+
+def lane_of(tags: Mapping[str, str]) -> Lane:
+    """A backfill's runs (heals included) wait behind every other run: the refresh's."""
+    return Lane.BACKFILL if BACKFILL_TAG in tags else Lane.REFRESH
 
 
 def run_share(tag: str | None, budget: float) -> float | None:
