@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gaps": ("backfill_pipeline.cli.coverage", "gaps"),
     "heal": ("backfill_pipeline.cli.coverage", "heal"),
     "api": ("backfill_pipeline.cli.serve", "api"),
+    "api-token": ("backfill_pipeline.cli.token", "api_token"),
     "demo": ("backfill_pipeline.cli.demo", "demo"),
 }
 
