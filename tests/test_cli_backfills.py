@@ -422,3 +422,86 @@ def test_in_a_subprocess_dagster_unreachable_exits_3_and_an_unknown_id_4(tmp_pat
     assert missing.returncode == 4 and "no backfill 'not-an-id'" in missing.stderr
     bad = run_process("backfill", "--start", "2025-04-14", "--end", "2025-04-01", "--root", str(tmp_path))
     assert bad.returncode == 2 and "endDate" in bad.stderr
+
+
+# -- idempotency keys ------------------------------------------------------------------------------------
+
+
+def test_each_invocation_launches_with_a_key_of_its_own(script):
+    assert cli("backfill", "--start", "2025-04-14", "--no-follow").exit_code == 0
+    assert cli("backfill", "--start", "2025-04-14", "--no-follow").exit_code == 0
+    assert cli("retry", "abc123").exit_code == 0
+    first, second, third = script.keys
+    assert len({first, second, third}) == 3 and all(len(k) == 32 for k in script.keys)
+    given = cli("backfill", "--start", "2025-04-14", "--no-follow", "--idempotency-key", "nightly-2025-04-14")
+    assert given.exit_code == 0 and script.keys[-1] == "nightly-2025-04-14"
+    assert cli("retry", "abc123", "--idempotency-key", "retry-of-abc123").exit_code == 0
+    assert script.keys[-1] == "retry-of-abc123"
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201, "caf\u00e9", "tab\there", " padded "])
+def test_a_bad_idempotency_key_exits_2_naming_the_option(script, key):
+    for argv in (["backfill", "--start", "2025-04-14"], ["retry", "abc123"]):
+        result = cli(*argv, "--idempotency-key", key)
+        assert result.exit_code == 2 and "--idempotency-key: " in result.stderr, result.output
+    assert script.launched == [] and script.keys == []
+
+
+def test_a_lost_launch_tells_how_to_finish_it_without_launching_twice(script):
+    script.error = DagsterUnreachable("Dagster at x is unreachable: read timed out")
+    result = cli("backfill", "--start", "2025-04-14", "--idempotency-key", "k-1")
+    assert result.exit_code == 3
+    assert "the same command with --idempotency-key k-1 shows it instead of launching again" in result.stderr
+
+
+@pytest.fixture
+def faked(tmp_path, monkeypatch):
+    """The real service over `tmp_path` (42, 61, 109 configured), Dagster faked."""
+    from api_stack import DISTRICTS, FakeDagster, fake_service
+
+    from backfill_pipeline.scope import DistrictConfig
+
+    fake = FakeDagster()
+    DistrictConfig(tmp_path).set(DISTRICTS)
+    monkeypatch.setattr(backfills, "BackfillService", lambda settings: fake_service(settings.data_root, fake))
+    return fake
+
+
+def test_the_same_key_again_shows_the_backfill_it_launched(faked, tmp_path):
+    argv = ["backfill", "--start", "2025-04-14", "--districts", "42", "--no-follow", "--root", str(tmp_path)]
+    first = cli(*argv, "--idempotency-key", "once", "--json")
+    body = json.loads(first.stdout)
+    assert first.exit_code == 0 and body["replayed"] is False and body["idempotencyKey"] == "once"
+    again = cli(*argv, "--idempotency-key", "once")
+    assert again.exit_code == 0
+    assert f"already launched with this --idempotency-key: backfill {body['backfillId']}" in again.stdout
+    assert len(faked.backfills_by_id) == 1
+    # The same key for another request is refused, nothing launched.
+    other = cli(
+        *argv[:-3], "--districts", "61", "--no-follow", "--root", str(tmp_path), "--idempotency-key", "once"
+    )
+    assert other.exit_code == 2 and "--idempotency-key: this Idempotency-Key was used" in other.stderr
+    assert len(faked.backfills_by_id) == 1
+    # Without --idempotency-key each invocation is its own launch.
+    faked.finish(body["backfillId"], ["2025-04-14|42"])
+    assert cli(*argv).exit_code == 0 and len(faked.backfills_by_id) == 2
+
+
+def test_a_cli_launch_whose_answer_was_lost_is_found_by_its_key(faked, tmp_path):
+    faked.lose_next_answer = DagsterUnreachable("read timed out")
+    argv = [
+        "backfill",
+        "--start",
+        "2025-04-14",
+        "--districts",
+        "42",
+        "--no-follow",
+        "--json",
+        "--root",
+        str(tmp_path),
+    ]
+    result = cli(*argv)
+    assert result.exit_code == 0, result.output
+    assert (
+        json.loads(result.stdout)["backfillId"] in faked.backfills_by_id and len(faked.backfills_by_id) == 1
+    )
