@@ -102,7 +102,34 @@ class IsoDate(click.ParamType):
             self.fail(f"expected YYYY-MM-DD, got {value!r}", param, ctx)
 
 
-PORT = click.IntRange(0, 65535)
+class AsciiInt(click.IntRange):
+    """An integer in ASCII digits, optionally in a range: Python's int() also reads `０` and `٣`
+    (and click with it), which a typo or a pasted value should not turn into a number."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not (value.isascii() and value.strip().lstrip("+-").isdigit()):
+            self.fail(f"{value!r} is not a whole number written in ASCII digits", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class AsciiFloat(click.ParamType):
+    """A number in ASCII characters (float() also reads `１.５`); nan and inf are left to the
+    check of what the number is for, which names them."""
+
+    name = "FLOAT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        if not (isinstance(value, str) and value.isascii()):
+            self.fail(f"{value!r} is not a number written in ASCII", param, ctx)
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+
+
+PORT = AsciiInt(0, 65535)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
 root_option = click.option("--root", help="data root (default $BACKFILL_DATA_ROOT or ./data)")

@@ -10,13 +10,14 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from ..api.models import DEFAULT_COVERAGE_DAYS, CoverageQuery, coverage_dict
+from ..district_ids import InvalidDistrictId
 from ..planning.gaps import STATES, Cell, Gaps
 from ..planning.planner import PlanError
 from ..planning.request import HealRequest, field_errors
 from .backfills import dagster_options, launch_and_report, service_for
-from .common import CliError, console, finish, json_option, root_option, show, table
+from .common import AsciiFloat, AsciiInt, CliError, console, finish, json_option, root_option, show, table
 from .exit_codes import ExitCode
-from .store import split_ids
+from .store import given_ids, split_ids
 
 # The command-line option of each field of the coverage query and the heal request.
 OPTIONS = {
@@ -55,12 +56,16 @@ def _plan_error(exc: PlanError) -> CliError:
 def _query(
     start: str | None, end: str | None, districts: str | None, states: tuple[str, ...]
 ) -> CoverageQuery:
+    try:
+        ids = given_ids((districts,)) if districts is not None else None
+    except InvalidDistrictId as exc:
+        raise CliError(f"--districts: {exc}", ExitCode.BAD_INPUT) from None
     return _validated(
         CoverageQuery,
         {
             "start": start,
             "end": end,
-            "districts": (split_ids([districts]) or None) if districts is not None else None,
+            "districts": ids or None,
             "state": split_ids(states) or None,
         },
     )
@@ -97,7 +102,7 @@ def with_dates(command: Any) -> Any:
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=AsciiInt(min=0),
     default=DEFAULT_LIMIT,
     show_default=True,
     help="cells shown in the table at most (0: all); --json lists every one",
@@ -172,8 +177,12 @@ def _print_gaps(found: Gaps, listed: list[Cell], limit: int) -> None:
     show_default=True,
     help="also collect the cells never collected",
 )
-@click.option("--rate", type=float, help="dashboard requests per second, whole heal (default 2)")
-@click.option("--concurrency", type=int, help="runs at once for the heal, 1 or 2 (default 2)")
+@click.option(
+    "--rate",
+    type=AsciiFloat(),
+    help="dashboard requests per second, a share of the budget (default: all of it)",
+)
+@click.option("--concurrency", type=AsciiInt(), help="runs at once for the heal, 1 or 2 (default 2)")
 @click.option("--dry-run", is_flag=True, help="print the plan and cost only")
 @click.option("--plan-hash", help="launch only if the plan still has this hash")
 @click.option("--follow", "follow_it", is_flag=True, help="follow progress until the end")

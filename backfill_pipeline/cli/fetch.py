@@ -20,7 +20,7 @@ from ..dashboard.client import DashboardClient, FetchResult
 from ..dashboard.errors import DashboardError
 from ..dashboard.reports import DISTRICT_REPORTS, Report
 from ..district_ids import InvalidDistrictId, normalise_district_id
-from .common import CliError, console, json_option, load, print_json, root_option, table
+from .common import AsciiFloat, CliError, console, json_option, load, print_json, root_option, table
 from .exit_codes import ExitCode
 
 COLUMNS = ("report", "outcome", "available", "asOf", "dataMonth", "closingPeriod", "rows", "cacheHit")
@@ -104,7 +104,9 @@ def fetch_share(rate: float | None, budget: float) -> float | None:
 @click.option("--base-url", help="dashboard base URL (default $BACKFILL_DASHBOARD_URL or the real one)")
 @root_option
 @click.option(
-    "--rate", type=float, help="requests per second, a share of the budget (default: all of $BACKFILL_RATE)"
+    "--rate",
+    type=AsciiFloat(),
+    help="requests per second, a share of the budget (default: all of $BACKFILL_RATE)",
 )
 @click.option("--force", is_flag=True, help="ignore the raw cache and ask the dashboard")
 @json_option
