@@ -15,9 +15,11 @@ import sys
 
 import pytest
 import requests
-from api_stack import CONTRACT, DISTRICTS
+from api_stack import AUTH, CONTRACT, DISTRICTS
 from conftest import TODAY, published_dates
 
+from backfill_pipeline.api.idempotency import IDEMPOTENCY_TAG, IdempotencyRecord, key_digest
+from backfill_pipeline.dataroot import DataRoot
 from backfill_pipeline.devstack import Service, free_port
 
 pytest_plugins = ["api_stack"]
@@ -34,6 +36,10 @@ SLOW_DATES = [d.isoformat() for d in published_dates(dt.date(2025, 5, 12), 2, cl
 OK_REQUEST = {"startDate": OK_DATE, "targetDistricts": ["District 42"], "collectionType": "per-district"}
 FAIL_REQUEST = {"startDate": FAIL_DATE, "targetDistricts": ["61"]}
 SLOW_REQUEST = {"startDate": SLOW_DATES[0], "endDate": SLOW_DATES[1], "targetDistricts": ["109"]}
+
+
+OK_KEY = {"Idempotency-Key": "contract-ok"}
+RETRY_KEY = {"Idempotency-Key": "contract-retry"}
 
 
 def url(stack, path: str) -> str:
@@ -55,13 +61,13 @@ def launched(api_stack):
     dry = s.post({**OK_REQUEST, "dryRun": True})
     ok = s.post(
         {**OK_REQUEST, "planHash": dry.json()["plan"]["planHash"]},
-        headers={"X-Requested-By": "Contract Tester <ct@example.org>;\t DROP TABLE"},
+        headers={"X-Requested-By": "Contract Tester <ct@example.org>;\t DROP TABLE", **OK_KEY},
     )
     fail = s.post(FAIL_REQUEST, headers={"X-Requested-By": "contract"})
     slow = s.post(SLOW_REQUEST)
     ids = {name: r.headers.get("X-Backfill-ID") for name, r in {"ok": ok, "fail": fail, "slow": slow}.items()}
     # Cancel at once: it cannot end before the daemon's next tick, and the latency fault slows it.
-    cancel = requests.delete(url(s, f"/api/backfills/{ids['slow']}"), timeout=60)
+    cancel = requests.delete(url(s, f"/api/backfills/{ids['slow']}"), headers=AUTH, timeout=60)
     yield {"dry": dry, "ok": ok, "fail": fail, "slow": slow, "cancel": cancel, "ids": ids}
     s.faults([])
     for backfill_id in ids.values():
@@ -76,10 +82,12 @@ def retried(api_stack, launched):
     failed = s.wait_terminal(fail_id)
     s.faults([])
     r = requests.post(
-        url(s, f"/api/backfills/{fail_id}/retry"), timeout=60, headers={"X-Requested-By": "retrier"}
+        url(s, f"/api/backfills/{fail_id}/retry"),
+        timeout=60,
+        headers={**AUTH, "X-Requested-By": "retrier", **RETRY_KEY},
     )
     new_id = r.headers.get("X-Backfill-ID")
-    again = requests.post(url(s, f"/api/backfills/{new_id}/retry"), timeout=60)
+    again = requests.post(url(s, f"/api/backfills/{new_id}/retry"), headers=AUTH, timeout=60)
     yield {"failed": failed, "retry": r, "again": again, "id": new_id}
     if new_id:
         s.wait_terminal(new_id)
@@ -155,9 +163,9 @@ def test_succeeded_backfill_cannot_be_cancelled_or_retried(api_stack, launched):
     assert status["districts"]["42"]["done"] == 1 and status["endedAt"]
     assert status["runs"]["total"] >= 2
 
-    r = requests.delete(url(api_stack, f"/api/backfills/{ok_id}"), timeout=60)
+    r = requests.delete(url(api_stack, f"/api/backfills/{ok_id}"), headers=AUTH, timeout=60)
     assert CONTRACT.check(r, "DELETE", ONE, 409)["error"]["code"] == "not-cancellable"
-    r = requests.post(url(api_stack, f"/api/backfills/{ok_id}/retry"), timeout=60)
+    r = requests.post(url(api_stack, f"/api/backfills/{ok_id}/retry"), headers=AUTH, timeout=60)
     assert CONTRACT.check(r, "POST", RETRY, 409)["error"]["code"] == "nothing-to-retry"
 
     # Asked again, everything is already materialized: 200, nothing launched.
@@ -173,7 +181,7 @@ def test_cancelled_backfill_ends_canceled(api_stack, launched):
     status = api_stack.wait_terminal(slow_id)
     assert status["state"] == "canceled", status
     assert status["counts"]["materialized"] == 0
-    r = requests.delete(url(api_stack, f"/api/backfills/{slow_id}"), timeout=60)
+    r = requests.delete(url(api_stack, f"/api/backfills/{slow_id}"), headers=AUTH, timeout=60)
     assert CONTRACT.check(r, "DELETE", ONE, 409)["error"]["code"] == "not-cancellable"
 
 
@@ -228,3 +236,35 @@ def test_api_command_serves_the_api(api_stack, tmp_path):
         served = CONTRACT.check(r, "GET", LIST, 200)["backfills"]
     in_process = requests.get(url(api_stack, "/api/backfills?limit=5"), timeout=30).json()["backfills"]
     assert [b["id"] for b in served] == [b["id"] for b in in_process]
+
+
+def _interrupted(root, key: str) -> None:
+    """Put a completed key's record back to `launching`, as a process killed between Dagster's
+    answer and the record's completion leaves it."""
+    path = DataRoot(root).idempotency_record(key_digest(key))
+    record = IdempotencyRecord.model_validate_json(path.read_bytes())
+    path.write_text(record.model_copy(update={"state": "launching", "backfill_id": None}).model_dump_json())
+
+
+def test_an_interrupted_launch_is_found_in_real_dagster_by_its_key(api_stack, launched):
+    ok_id = launched["ids"]["ok"]
+    before = {b["id"] for b in api_stack.graphql.backfills(limit=200)}
+    _interrupted(api_stack.root, OK_KEY["Idempotency-Key"])
+    body = {**OK_REQUEST, "planHash": launched["dry"].json()["plan"]["planHash"]}
+    r = api_stack.post(body, headers=OK_KEY)
+    answer = CONTRACT.check(r, "POST", LIST, 202)
+    assert answer["backfillId"] == ok_id and r.headers["Idempotent-Replayed"] == "true"
+    assert {b["id"] for b in api_stack.graphql.backfills(limit=200)} == before
+    tagged = [b for b in api_stack.graphql.backfills_since(0) if b["id"] == ok_id]
+    assert {"key": IDEMPOTENCY_TAG, "value": key_digest(OK_KEY["Idempotency-Key"])[:32]} in tagged[0]["tags"]
+
+
+def test_an_interrupted_retry_is_found_in_real_dagster_by_its_parent(api_stack, retried):
+    fail_id = retried["failed"]["id"]
+    before = {b["id"] for b in api_stack.graphql.backfills(limit=200)}
+    _interrupted(api_stack.root, RETRY_KEY["Idempotency-Key"])
+    r = requests.post(
+        url(api_stack, f"/api/backfills/{fail_id}/retry"), headers={**AUTH, **RETRY_KEY}, timeout=60
+    )
+    assert CONTRACT.check(r, "POST", RETRY, 202)["backfillId"] == retried["id"]
+    assert {b["id"] for b in api_stack.graphql.backfills(limit=200)} == before

@@ -158,10 +158,27 @@ def test_other_names_answer_421_and_nothing_is_done(api, host):
 
 
 def test_the_allowed_hosts_and_the_bound_address_are_answered(api):
-    secured = Security.for_server(TOKEN, "192.0.2.7", extra_hosts=["API.Example.org"])
-    assert secured.hosts == {"localhost", "127.0.0.1", "::1", "192.0.2.7", "api.example.org"}
+    secured = Security.for_server(
+        TOKEN, "192.0.2.7", extra_hosts=["API.Example.org", "b.example:8443", "[fd00::5]"]
+    )
+    assert secured.hosts == {
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "192.0.2.7",
+        "api.example.org",
+        "b.example",
+        "fd00::5",
+    }
     assert secured.reads_need_token
-    for host in ("api.example.org", "api.example.org:443", "192.0.2.7:8080", "localhost"):
+    for host in (
+        "api.example.org",
+        "api.example.org:443",
+        "b.example",
+        "[fd00::5]:80",
+        "192.0.2.7:8080",
+        "localhost",
+    ):
         assert api.client_with(secured, host=host).get(LIST).status_code == 200, host
     # 0.0.0.0 is where it listens, never a name a client uses.
     assert "0.0.0.0" not in EXPOSED.hosts

@@ -47,8 +47,8 @@ class Security:
     ) -> Security:
         """The loopback names, the bound address (unless it is 0.0.0.0 or ::) and `extra_hosts`;
         reads need the token off loopback, or when asked."""
-        bound = host.strip().strip("[]").lower()
-        hosts = set(LOOPBACK_HOSTS) | {h.strip().strip("[]").lower() for h in extra_hosts}
+        bound = _name(host)
+        hosts = set(LOOPBACK_HOSTS) | {_name(h) for h in extra_hosts}
         if bound not in ("0.0.0.0", "::", ""):
             hosts.add(bound)
         return cls(token, frozenset(hosts), reads_need_token or not is_loopback(host))
@@ -79,6 +79,12 @@ def host_name(value: str) -> str | None:
     if not name or not name.isascii() or any(c.isspace() or c in "/@?#\\[]" for c in name):
         return None
     return name
+
+
+def _name(entry: str) -> str:
+    """A host of the allow-list as host_name() gives it: lower-case, without brackets or port
+    (`API.example.org:443` -> `api.example.org`, `[::1]` and `::1` -> `::1`)."""
+    return host_name(entry) or entry.strip().strip("[]").lower()
 
 
 def _unauthorized(given: bool) -> tuple[int, str, str, dict[str, str]]:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from ..api.graphql import BackfillNotFound, DagsterGraphQLError, DagsterUnreachable
 from ..api.idempotency import IdempotencyConflict, LaunchPending, checked_key
-from ..api.models import PlanBody
+from ..api.models import MAX_LIST, PlanBody
 from ..api.service import (
     BackfillService,
     NotCancellable,
@@ -23,7 +23,18 @@ from ..api.service import (
 )
 from ..planning.planner import Plan, PlanError
 from ..planning.request import BackfillRequest, field_errors
-from .common import CliError, finish, json_option, load, print_json, root_option, show, to_json
+from .common import (
+    AsciiFloat,
+    AsciiInt,
+    CliError,
+    finish,
+    json_option,
+    load,
+    print_json,
+    root_option,
+    show,
+    to_json,
+)
 from .exit_codes import ExitCode
 from .render import print_list, print_plan, print_status, watch
 
@@ -119,9 +130,14 @@ def outcome(status: dict[str, Any]) -> ExitCode:
     type=click.Choice(["auto", "system-wide", "per-district"]),
     help="auto: system-wide without --districts, per-district with them",
 )
-# No defaults here: the request model's are the ones (rate 2, concurrency 2).
-@click.option("--rate", type=float, help="dashboard requests per second, whole backfill (default 2)")
-@click.option("--concurrency", type=int, help="runs at once for this backfill, 1 or 2 (default 2)")
+# No defaults here: the request model's are the ones (the whole budget, concurrency 2).
+@click.option(
+    "--rate",
+    type=AsciiFloat(),
+    help="dashboard requests per second for the whole backfill, a share of the budget BACKFILL_RATE "
+    "(default: all of it)",
+)
+@click.option("--concurrency", type=AsciiInt(), help="runs at once for this backfill, 1 or 2 (default 2)")
 @click.option("--no-skip-existing", is_flag=True, help="re-collect what exists")
 @click.option("--no-retry-failures", is_flag=True, help="leave failed partitions out")
 @click.option(
@@ -291,7 +307,13 @@ def retry(
 
 
 @click.command("list")
-@click.option("--limit", type=int, default=20, show_default=True, help="how many, newest first")
+@click.option(
+    "--limit",
+    type=AsciiInt(1, MAX_LIST),
+    default=20,
+    show_default=True,
+    help=f"how many, newest first (1 to {MAX_LIST})",
+)
 @dagster_options
 def list_backfills(limit: int, dagster_url: str | None, root: str | None, as_json: bool) -> None:
     """List the latest backfills."""
