@@ -160,3 +160,14 @@ def test_the_store_is_the_data_roots_file_unless_told_otherwise(tmp_path):
     other.close()
     with pytest.raises(ValueError, match="budget store"):
         open_store("redis://somewhere", root, 2.0)
+
+
+def test_a_store_that_cannot_be_used_stops_requests_with_a_transient_error(tmp_path):
+    from backfill_pipeline.collecting.collect import is_transient
+    from backfill_pipeline.dashboard.budget import BudgetUnavailable
+
+    store = SqliteBudgetStore(tmp_path / "budget.sqlite", 5.0)
+    store._bucket.conn.close()  # as a full disk or a lost database would leave it: unusable
+    with pytest.raises(BudgetUnavailable, match="budget's store cannot be used") as caught:
+        SharedBudget(store, Lane.BACKFILL).acquire()
+    assert is_transient(caught.value)

@@ -39,6 +39,11 @@ LEAK_EVERY = 64
 GRANTS = "budget_grants"
 
 
+class BudgetUnavailable(OSError):
+    """The budget's store cannot be used (a full disk, a lost database): no request goes out
+    without the budget, and the attempt is transient (an OSError, as our other I/O trouble)."""
+
+
 class Lane(IntEnum):
     """Who goes first when several wait for the budget: lower values first."""
 
@@ -260,7 +265,17 @@ class SharedBudget:
         self.waited_seconds = 0.0
 
     def acquire(self) -> float:
-        """Wait until the budget has a slot and no more urgent lane waits; the seconds waited."""
+        """Wait until the budget has a slot and no more urgent lane waits; the seconds waited.
+        BudgetUnavailable when its store cannot be used."""
+        try:
+            return self._acquire()
+        except BudgetUnavailable:
+            raise
+        except Exception as exc:
+            # sqlite3 and psycopg errors alike ("database or disk is full", a lost connection).
+            raise BudgetUnavailable(f"the dashboard budget's store cannot be used: {exc}") from exc
+
+    def _acquire(self) -> float:
         started = self._clock()
         announced = False
         while True:
