@@ -161,6 +161,17 @@ def test_heal_launches_exactly_the_healable_cells(tmp_path, dagster):
     assert launch["tags"][HEAL_TAG] == "true" and launch["tags"][STRATEGY_TAG] == "heal"
 
 
+def test_a_heal_given_the_same_key_again_launches_once(tmp_path, dagster):
+    argv = ["heal", *RANGE, "--no-missing", "--idempotency-key", "heal-2025-q1", "--json"]
+    first = json.loads(cli(tmp_path, *argv).stdout)
+    again = cli(tmp_path, *argv)
+    assert again.exit_code == 0, again.output
+    replay = json.loads(again.stdout)
+    assert replay["backfillId"] == first["backfillId"] and replay["replayed"] is True
+    assert len(dagster.launches) == 1
+    assert first["idempotencyKey"] == "heal-2025-q1"
+
+
 def test_heal_follows_when_asked(tmp_path, dagster, monkeypatch):
     monkeypatch.setattr(backfills, "FOLLOW_INTERVAL", 0)
     original = dagster.backfill

@@ -13,6 +13,7 @@ from backfill_pipeline.cli import ExitCode, exit_codes, main
 
 COMMANDS = [
     "api",
+    "api-token",
     "backfill",
     "cancel",
     "demo",

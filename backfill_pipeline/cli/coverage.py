@@ -14,7 +14,7 @@ from ..district_ids import InvalidDistrictId
 from ..planning.gaps import STATES, Cell, Gaps
 from ..planning.planner import PlanError
 from ..planning.request import HealRequest, field_errors
-from .backfills import dagster_options, launch_and_report, service_for
+from .backfills import dagster_options, idempotency_key, idempotency_option, launch_and_report, service_for
 from .common import AsciiFloat, AsciiInt, CliError, console, finish, json_option, root_option, show, table
 from .exit_codes import ExitCode
 from .store import given_ids, split_ids
@@ -186,6 +186,7 @@ def _print_gaps(found: Gaps, listed: list[Cell], limit: int) -> None:
 @click.option("--dry-run", is_flag=True, help="print the plan and cost only")
 @click.option("--plan-hash", help="launch only if the plan still has this hash")
 @click.option("--follow", "follow_it", is_flag=True, help="follow progress until the end")
+@idempotency_option
 @dagster_options
 def heal(
     start: str | None,
@@ -197,11 +198,14 @@ def heal(
     dry_run: bool,
     plan_hash: str | None,
     follow_it: bool,
+    key: str | None,
     dagster_url: str | None,
     root: str | None,
     as_json: bool,
 ) -> None:
     """Collect again, as one backfill, exactly the cells that may give more (see `gaps`)."""
+    # A key of its own per invocation: a retried launch after a lost answer launches once.
+    key = idempotency_key(key)
     query = _query(start, end, districts, ())
     service = service_for(dagster_url, root)
     try:
@@ -223,11 +227,12 @@ def heal(
     )
     launch_and_report(
         service,
-        lambda: service.heal(request, requester=f"cli:{getpass.getuser()}"),
+        lambda: service.heal(request, requester=f"cli:{getpass.getuser()}", idempotency_key=key),
         plan_error=_plan_error,
         label="heal backfill",
         nothing="nothing to heal",
         dry_run=dry_run,
         follow_it=follow_it,
         as_json=as_json,
+        idempotency_key=None if dry_run else key,
     )
