@@ -4,6 +4,7 @@ and the refresh served first."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -54,6 +55,11 @@ def export_times(sandbox_url: str) -> list[dict]:
 def test_two_backfills_the_refresh_and_a_fetch_share_one_budget(tmp_path):
     env = {"BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": str(BUDGET), "BACKFILL_BATCH_SIZE": "25"}
     sandbox, dagster = start_configured_stack(tmp_path, today=TODAY.isoformat(), districts=DISTRICTS, env=env)
+    # The sandbox stands in for the dashboard, which runs on its own machine: its clock stamps
+    # arrivals, and on these 2 shared cores it would otherwise add its own scheduling delays
+    # (tens of ms under the whole suite) to what it measures. The clients keep their priority.
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, sandbox.process.pid, -10)
     root = tmp_path / "data"
     cli_env = {**env, "BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url}
     cli_env["BACKFILL_DAGSTER_URL"] = dagster.url
@@ -112,8 +118,14 @@ def test_two_backfills_the_refresh_and_a_fetch_share_one_budget(tmp_path):
     span = times[-1] - times[0]
     assert span >= MEASURED, f"only {span:.0f}s of shared traffic"
     busiest = max_in_window(times)
+    # The tightest the budget's own spacing let any budget + 1 consecutive requests arrive.
+    n = int(BUDGET)
+    tightest = min(times[i + n] - times[i] for i in range(len(times) - n))
     # Never above the budget by more than 10% in any 1-second window (2.2 at 2/s: at most 2).
-    assert busiest <= BUDGET * 1.1, f"{busiest} requests in one second against a budget of {BUDGET}/s"
+    assert busiest <= BUDGET * 1.1, (
+        f"{busiest} requests in one second against a budget of {BUDGET}/s "
+        f"({n + 1} in a row within {tightest:.3f}s)"
+    )
     # Used while work waits: both backfills still had dates to ask for through the first minute.
     first_minute = [t for t in times if t < times[0] + MEASURED]
     utilisation = len(first_minute) / (BUDGET * MEASURED)
