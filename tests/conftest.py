@@ -270,3 +270,22 @@ def small_store(tmp_path) -> PerDistrictFileSnapshotStore:
     store.write_district(a_failure("09"), context=BACKFILL)
     store.write_district(a_detailed("42", dt.date(2025, 9, 9)), context=BACKFILL)
     return store
+
+
+# The e2e groups, longest first: `--dist loadgroup` hands work out in collection order, so these
+# start at once, each on its own worker, and the fast tests fill in around them.
+GROUP_ORDER = ["faults-outage", "faults", "dagster", "api-stack", "budget"]
+
+
+def _group(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("xdist_group")
+    if marker is None:
+        return None
+    return marker.args[0] if marker.args else marker.kwargs.get("name")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the long e2e groups first (a stable sort: each file keeps its random order)."""
+    rank = {name: i for i, name in enumerate(GROUP_ORDER)}
+    items.sort(key=lambda item: rank.get(_group(item) or "", len(GROUP_ORDER)))

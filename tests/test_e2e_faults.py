@@ -135,6 +135,9 @@ def outage(stack, rules, seconds: float, dates: list[str]) -> float:
     return healed_after
 
 
+# Its own group (and so its own stack, on another worker): the five minutes are waited through
+# while the other faults run.
+@pytest.mark.xdist_group("faults-outage")
 @pytest.mark.timeout(900)
 def test_a_five_minute_outage_mid_backfill_heals_without_a_human(stack):
     dates = [d.isoformat() for d in published_dates(dt.date(2025, 5, 12), 8)]
