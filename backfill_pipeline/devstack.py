@@ -1,4 +1,11 @@
-"""Start the local stack as real processes: the sandbox dashboard and `dagster dev` (demo and tests)."""
+"""Start the local stack as real processes: the sandbox dashboard and `dagster dev` (demo and tests).
+
+Every process starts in its own session (a Ctrl-C at the terminal reaches only the command that
+started it), and is stopped with its whole process group: `dagster dev` spawns a webserver, a
+daemon, a code server and run workers, all in its group. A command that starts processes runs
+inside `StopSignals()`, so SIGTERM and SIGHUP stop them exactly as Ctrl-C does (Python's default
+for those two ends the process on the spot and leaves every child running).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import ClassVar
 
 import requests
 
@@ -52,8 +63,118 @@ def wait_for(url: str, timeout: float, process: subprocess.Popen | None = None) 
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s ({last})")
 
 
+# The signals that stop a command that started processes: Ctrl-C, `kill`, a closing terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived: unwinds like KeyboardInterrupt, so every `finally` that stops a
+    child process runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports it: 130 SIGINT, 129 SIGHUP, 143 SIGTERM."""
+        return 128 + self.signum
+
+
+class StopSignals:
+    """`with StopSignals():` SIGINT, SIGTERM and SIGHUP raise Interrupted in the main thread.
+
+    Only the first one raises; a later one (Ctrl-C pressed again, a closing terminal's SIGHUP
+    then SIGTERM) is remembered and the stopping goes on. Inside `held()` the exception waits
+    until the section ends, so a child just started is recorded before anything unwinds, and a
+    stop is never cut short. The previous handlers are back when the block ends, unless a stop
+    signal came: then the process is on its way out, and later ones are only noted.
+    """
+
+    active: ClassVar[StopSignals | None] = None
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._raised = False
+        self._held = 0
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        StopSignals.active = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        StopSignals.active = None
+        if self.received is not None:
+            return  # stopping: a later signal must not end the process before its exit status
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        if not self._held and not self._raised:
+            self._raised = True
+            raise Interrupted(signum)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Delay Interrupted until the section ends (then raise it, if the section did not fail)."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+        if not self._held and self.received is not None and not self._raised:
+            self._raised = True
+            raise Interrupted(self.received)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """`StopSignals.hold()` of the active StopSignals; nothing when none is active."""
+    if StopSignals.active is None:
+        yield
+    else:
+        with StopSignals.active.hold():
+            yield
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of the group is running (zombies waiting for their parent excluded)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: any member, zombie or not
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def stop_all(services: Iterable[Service]) -> None:
+    """Stop every service, the last started first; a stop signal waits until all are stopped."""
+    with held():
+        for service in reversed(list(services)):
+            service.stop()
+
+
 class Service:
-    """A child process in its own process group, stopped with everything it started."""
+    """A child process in its own session and process group, stopped with everything it started."""
 
     def __init__(
         self,
@@ -72,10 +193,26 @@ class Service:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> Service:
-        """Start the process and wait until its health URL answers."""
+        """Start the process and wait until its health URL answers; stopped again if that fails
+        or a stop signal arrives meanwhile."""
+        try:
+            with held():  # a signal cannot land between the fork and self.process
+                process = self.process = self._spawn()
+            if self.health is not None:
+                wait_for(self.url + self.health, timeout, process)
+            else:  # no health endpoint (the daemon): alive after a few seconds is started
+                time.sleep(3)
+                if process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {process.returncode} at start")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self) -> subprocess.Popen:
         log = open(self.log_path, "ab") if self.log_path else None
         try:
-            self.process = subprocess.Popen(
+            return subprocess.Popen(
                 self.argv,
                 env=self.env,
                 stdout=log or subprocess.DEVNULL,
@@ -86,17 +223,6 @@ class Service:
         finally:
             if log is not None:
                 log.close()  # the child holds its own copy
-        try:
-            if self.health is not None:
-                wait_for(self.url + self.health, timeout, self.process)
-            else:  # no health endpoint (the daemon): alive after a few seconds is started
-                time.sleep(3)
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.process.returncode} at start")
-        except Exception:
-            self.stop()
-            raise
-        return self
 
     def kill(self) -> None:
         """SIGKILL the main process only (what it started lives on, as after a real crash)."""
@@ -105,23 +231,41 @@ class Service:
             self.process.wait(5)
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM the process group, then SIGKILL what is left."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM the process group and wait for all of it (not only the process started),
+        then SIGKILL what is left; a stop signal waits until it is done."""
+        if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-        except ProcessLookupError:
-            pass
+        pgid = self.process.pid  # the session's leader: its pid is the group's id
+        if self.process.poll() is not None and not group_alive(pgid):
+            return  # stopped already, or ended with everything it started
+        with held():
+            deadline = time.monotonic() + timeout
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            while group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if group_alive(pgid) or self.process.poll() is None:
+                _signal_group(pgid, signal.SIGKILL)
+                try:
+                    self.process.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
 
     def __enter__(self) -> Service:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass  # nothing of the group is left
 
 
 def sandbox_service(port: int, *, today: str | None = None, log_path: Path | None = None) -> Service:
@@ -196,19 +340,18 @@ def start_split_stack(
 
     root = base / "data"
     DistrictConfig(root).set(districts)
-    sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log").start()
+    sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log")
     settings_env = {"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url, **env}
     home = base / "dagster_home"
     webserver = webserver_service(free_port(), home=home, env=settings_env, log_path=base / "webserver.log")
     daemon = daemon_service(home=home, env=settings_env, log_path=base / "daemon.log")
     try:
+        sandbox.start()
         webserver.start(timeout=180)
         daemon.start()
         wait_for_districts(webserver.url, districts)
     except BaseException:
-        daemon.stop()
-        webserver.stop()
-        sandbox.stop()
+        stop_all([sandbox, webserver, daemon])
         raise
     return sandbox, webserver, daemon
 
@@ -222,7 +365,7 @@ def start_configured_stack(
 
     root = base / "data"
     DistrictConfig(root).set(districts)
-    sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log").start()
+    sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log")
     dagster = dagster_service(
         free_port(),
         home=base / "dagster_home",
@@ -230,10 +373,10 @@ def start_configured_stack(
         env={"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url, **env},
     )
     try:
+        sandbox.start()
         dagster.start(timeout=180)
         wait_for_districts(dagster.url, districts)
     except BaseException:
-        dagster.stop()
-        sandbox.stop()
+        stop_all([sandbox, dagster])
         raise
     return sandbox, dagster

@@ -28,6 +28,7 @@ def test_demo_dates_are_published_consecutive_and_a_week_old():
         ([], {"BACKFILL_MAX_ATTEMPTS": "0"}, "BACKFILL_MAX_ATTEMPTS='0'"),
         (["--days", "0"], {}, "'--days'"),
         (["--api-port", "99999"], {}, "'--api-port'"),
+        (["--districts", "42,4x"], {}, "--districts: invalid district id(s) '4x'"),
     ],
 )
 def test_bad_input_exits_2_before_starting_anything(tmp_path, argv, env, named):

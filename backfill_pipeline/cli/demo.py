@@ -16,8 +16,18 @@ import requests
 
 from ..dashboard.calendar import utc_today
 from ..dataroot import DataRoot
-from ..devstack import Service, dagster_service, free_port, sandbox_service
+from ..devstack import (
+    Interrupted,
+    Service,
+    StopSignals,
+    dagster_service,
+    free_port,
+    sandbox_service,
+    stop_all,
+)
+from ..district_ids import InvalidDistrictId
 from ..sandbox import publication
+from ..scope import DistrictConfig, normalise_ids
 from ..settings import variable
 from .common import PORT, CliError, finish, json_option, load, print_json
 from .exit_codes import ExitCode
@@ -71,21 +81,26 @@ class DemoStack:
         load(**settings)
         return {variable(name): str(value) for name, value in settings.items()}
 
-    def start(self, say: Callable[[str], None], services: list[Service]) -> None:
-        """The sandbox, `dagster dev` and the API as processes, each appended once it answers."""
+    def start(self, say: Callable[[str], None], services: list[Service], districts: list[str]) -> None:
+        """The sandbox, `dagster dev` and the API as processes, each appended to `services` before
+        it starts (so whatever stops the demo stops it too), over a data root where `districts`
+        are the configured ones (only known districts become partitions)."""
         env = self.env()
         self.logs.mkdir(parents=True, exist_ok=True)
+        DistrictConfig(self.root).set(districts)
         say(f"[1/5] sandbox dashboard (logs in {self.logs})")
         port = int(self.sandbox_url.rsplit(":", 1)[1])
         sandbox = sandbox_service(port, today=self.today.isoformat(), log_path=self.logs / "sandbox.log")
-        services.append(sandbox.start())
+        services.append(sandbox)
+        sandbox.start()
         say(f"      {self.sandbox_url}")
         say("[2/5] Dagster (webserver + daemon), about 20 s")
         port = int(self.dagster_url.rsplit(":", 1)[1])
         dagster = dagster_service(
             port, home=self.base / "dagster_home", env=env, log_path=self.logs / "dagster.log"
         )
-        services.append(dagster.start(timeout=180))
+        services.append(dagster)
+        dagster.start(timeout=180)
         say(f"      {self.dagster_url}")
         say("[3/5] the backfill REST API")
         argv = [
@@ -105,8 +120,23 @@ class DemoStack:
             health="/api/health",
             log_path=self.logs / "api.log",
         )
-        services.append(api.start(timeout=60))
+        services.append(api)
+        api.start(timeout=60)
         say(f"      {self.api_url}/api/backfills  (OpenAPI: {self.api_url}/api/openapi.json)")
+
+    def headers(self) -> dict[str, str]:
+        """What every call to the demo's API sends: its bearer token (BACKFILL_API_TOKEN, else the
+        one the API generated under the demo's data root on its first start)."""
+        from ..api.auth import TokenError, client_token
+
+        try:
+            token = client_token(load(data_root=self.root.path))
+        except TokenError as exc:
+            raise CliError(str(exc), ExitCode.BAD_INPUT) from None
+        headers = {"X-Requested-By": "demo"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.value}"
+        return headers
 
     def launch(self, districts: list[str]) -> tuple[dict[str, Any], str]:
         """POST the backfill to the API; its answer and the URL of its status."""
@@ -118,7 +148,7 @@ class DemoStack:
             "concurrency": 2,
         }
         url = f"{self.api_url}/api/backfills"
-        r = requests.post(url, json=body, timeout=60, headers={"X-Requested-By": "demo"})
+        r = requests.post(url, json=body, timeout=60, headers=self.headers())
         if r.status_code != 202:
             raise CliError(f"the API answered {r.status_code}: {r.text}")
         return r.json(), f"{self.api_url}{r.headers['Location']}"
@@ -160,6 +190,10 @@ def demo(
     as_json: bool,
 ) -> None:
     """Run the whole thing offline: sandbox, Dagster, API, a backfill."""
+    try:
+        targets = normalise_ids(districts.split(","))
+    except InvalidDistrictId as exc:
+        raise CliError(f"--districts: {exc}", ExitCode.BAD_INPUT) from None
     today = utc_today()
     stack = DemoStack(
         base=Path(directory).resolve(),
@@ -173,17 +207,33 @@ def demo(
     def say(text: str) -> None:
         click.echo(text, err=as_json)  # with --json, stdout carries only the final status
 
+    # SIGTERM and SIGHUP stop every process of the demo as Ctrl-C does, and the demo exits 128 +
+    # the signal's number (130 on Ctrl-C, 143 on `kill`, 129 when its terminal closes).
+    with StopSignals():
+        try:
+            code = run(stack, say, targets, exit_when_done=exit_when_done, as_json=as_json)
+        except Interrupted as stop:
+            note(f"{stop}: the sandbox, Dagster and the API are stopped")
+            raise click.exceptions.Exit(stop.exit_code) from None
+    finish(code)
+
+
+def run(
+    stack: DemoStack, say: Callable[[str], None], districts: list[str], *, exit_when_done: bool, as_json: bool
+) -> ExitCode:
+    """Start the stack, run the backfill and show it; every process started is stopped on the way
+    out, however it goes (the end of the backfill with --exit-when-done, an error, a stop signal)."""
     services: list[Service] = []
-    code = ExitCode.OK
     try:
-        stack.start(say, services)
+        stack.start(say, services, districts)
         say(f"[4/5] POST {stack.api_url}/api/backfills")
-        answer, location = stack.launch(districts.split(","))
+        answer, location = stack.launch(districts)
         if not as_json:
             print_plan(answer["plan"])
         say(f"      202 Accepted, backfill {answer['backfillId']}: {location}")
+        headers = stack.headers()
         status = watch(
-            lambda: requests.get(location, timeout=30).json(),
+            lambda: requests.get(location, timeout=30, headers=headers).json(),
             lambda s: f"runs {s['runs']['byStatus']}",
             interval=FOLLOW_INTERVAL,
             indent="      ",
@@ -199,20 +249,23 @@ def demo(
         say(f"\nDagster UI: {dagster}/runs/b/{answer['backfillId']}   assets: {dagster}/assets")
         say(f"REST API:   {location}")
         if exit_when_done:
-            code = ExitCode.OK if status["state"] == "succeeded" else ExitCode.FAILED
-        else:
-            say("Everything keeps running; press Ctrl-C to stop.")
-            while all(s.process and s.process.poll() is None for s in services):
-                time.sleep(1)
-            raise CliError(f"a process of the demo stopped (logs in {stack.logs})")
-    except KeyboardInterrupt:
-        pass
+            return ExitCode.OK if status["state"] == "succeeded" else ExitCode.FAILED
+        say("Everything keeps running; press Ctrl-C to stop.")
+        while all(s.process and s.process.poll() is None for s in services):
+            time.sleep(1)
+        raise CliError(f"a process of the demo stopped (logs in {stack.logs})")
     except (OSError, RuntimeError, TimeoutError, requests.RequestException) as exc:
         raise CliError(f"{exc} (logs in {stack.logs})") from None
     finally:
-        for service in reversed(services):
-            service.stop()
-    finish(code)
+        stop_all(services)
+
+
+def note(text: str) -> None:
+    """A line on stderr, unless stderr is gone (the terminal that closed and sent SIGHUP)."""
+    try:
+        click.echo(text, err=True)
+    except OSError:
+        pass
 
 
 def print_tree(root: DataRoot, detailed: list[str]) -> None:
