@@ -88,7 +88,7 @@ class StopSignals:
     then SIGTERM) is remembered and the stopping goes on. Inside `held()` the exception waits
     until the section ends, so a child just started is recorded before anything unwinds, and a
     stop is never cut short. The previous handlers are back when the block ends, unless a stop
-    signal came: then the process is on its way out, and later ones are only noted.
+    signal came: then the process is on its way out, and later ones are ignored.
     """
 
     active: ClassVar[StopSignals | None] = None
@@ -107,7 +107,12 @@ class StopSignals:
     def __exit__(self, *exc: object) -> None:
         StopSignals.active = None
         if self.received is not None:
-            return  # stopping: a later signal must not end the process before its exit status
+            # On the way out: a later signal must not end the process before its exit status.
+            # Ignored rather than handled, as Python puts back the default of a signal it
+            # handles while it shuts down.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+            return
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
