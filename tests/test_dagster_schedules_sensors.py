@@ -108,7 +108,7 @@ def test_discovery_keeps_partitions_equal_to_the_configuration(tmp_path):
         assert kinds == {"AddDynamicPartitionsRequest": ["F"], "DeleteDynamicPartitionsRequest": ["42"]}
 
 
-def test_prune_deletes_finished_runs_older_than_retention():
+def test_prune_deletes_finished_runs_older_than_retention(tmp_path):
     @dg.op
     def noop():
         return 1
@@ -124,12 +124,17 @@ def test_prune_deletes_finished_runs_older_than_retention():
     with dg.instance_for_test() as instance:
         old = [tiny.execute_in_process(instance=instance).run_id for _ in range(3)]
         history = dg.materialize([thing], instance=instance).run_id
+        store = {"store": SnapshotStore(data_root=str(tmp_path))}  # our records: test_upkeep.py
         keep = prune_old_runs.execute_in_process(
-            instance=instance, run_config={"ops": {"delete_old_runs": {"config": {"retention_days": 30}}}}
+            instance=instance,
+            run_config={"ops": {"delete_old_runs": {"config": {"retention_days": 30}}}},
+            resources=store,
         )
         assert keep.output_for_node("delete_old_runs") == 0
         result = prune_old_runs.execute_in_process(
-            instance=instance, run_config={"ops": {"delete_old_runs": {"config": {"retention_days": 0}}}}
+            instance=instance,
+            run_config={"ops": {"delete_old_runs": {"config": {"retention_days": 0}}}},
+            resources=store,
         )
         assert result.output_for_node("delete_old_runs") >= 3
         remaining = {r.run_id for r in instance.get_runs()}

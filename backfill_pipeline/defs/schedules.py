@@ -127,5 +127,6 @@ prune_old_runs_schedule = dg.ScheduleDefinition(
     cron_schedule="30 3 * * 0",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Weekly: delete finished runs older than the retention period.",
+    description="Weekly: delete finished runs and backfills older than the retention period, and "
+    "our records of them, never those a backfill still running refers to.",
 )
