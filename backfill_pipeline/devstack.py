@@ -110,8 +110,8 @@ class StopSignals:
             # On the way out: a later signal must not end the process before its exit status.
             # Ignored rather than handled, as Python puts back the default of a signal it
             # handles while it shuts down.
-            for sig in STOP_SIGNALS:
-                signal.signal(sig, signal.SIG_IGN)
+            for stop in STOP_SIGNALS:
+                signal.signal(stop, signal.SIG_IGN)
             return
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
@@ -258,6 +258,9 @@ class Service:
                     self.process.wait(5)
                 except subprocess.TimeoutExpired:
                     pass
+                deadline = time.monotonic() + 5  # SIGKILL is delivered, not yet done
+                while group_alive(pgid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
 
     def __enter__(self) -> Service:
         return self.start()
