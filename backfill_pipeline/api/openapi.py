@@ -119,7 +119,8 @@ def _schemas() -> dict[str, Any]:
 
 def _query_parameters(model: type[BaseModel]) -> list[dict]:
     """The query parameters of a query model: each property's non-null schema; lists are
-    comma-separated (`style: form, explode: false`), which the API also takes repeated."""
+    comma-separated (`style: form, explode: false`), which the API also takes repeated; an empty
+    value is as if not given (inputs.coverage_query)."""
     schema = model.model_json_schema(by_alias=True, ref_template=REF + "{model}")
     out = []
     for name, prop in schema["properties"].items():
@@ -130,7 +131,9 @@ def _query_parameters(model: type[BaseModel]) -> list[dict]:
             "name": name,
             "in": "query",
             "required": False,
-            "description": _QUERY_DESCRIPTIONS[name],
+            "description": _QUERY_DESCRIPTIONS[name] + " An empty value counts as not given.",
+            # `?start=&end=` (an HTML form's empty fields) is read as absent, not refused.
+            "allowEmptyValue": True,
             "schema": value,
         }
         if value.get("type") == "array":
