@@ -149,26 +149,47 @@ class DataRoot:
         (generated on the API's first start, readable by its owner only)."""
         return self.path / "state" / "api-token"
 
+    @property
+    def idempotency_dir(self) -> Path:
+        """`state/idempotency/`: the records of launches asked with an Idempotency-Key."""
+        return self.path / "state" / "idempotency"
+
     def idempotency_record(self, digest: str) -> Path:
         """`state/idempotency/<sha256>.json`: a launch asked with an Idempotency-Key, named by
         the key's digest (the key itself never becomes a path)."""
         if not _SHA256.fullmatch(digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
-        return self.path / "state" / "idempotency" / f"{digest}.json"
+        return self.idempotency_dir / f"{digest}.json"
+
+    @property
+    def budget_file(self) -> Path:
+        """`state/budget.sqlite`: the deployment's budget at the dashboard, when kept on this
+        machine (its lock and its lanes' file beside it)."""
+        return self.path / "state" / "budget.sqlite"
 
     def idempotency_lock(self, digest: str) -> Path:
         """The lock that serialises the launches of one Idempotency-Key."""
         return self.idempotency_record(digest).with_suffix(".lock")
 
+    @property
+    def run_stats_dir(self) -> Path:
+        """`state/runs/`: the statistics of each run."""
+        return self.path / "state" / "runs"
+
     def run_stats(self, run_id: str) -> Path:
         """`state/runs/<run id>.json`: what one Dagster run asked of the dashboard."""
-        return self.path / "state" / "runs" / f"{_safe(run_id, 'run id')}.json"
+        return self.run_stats_dir / f"{_safe(run_id, 'run id')}.json"
 
     # -- backfills/ and alerts/ ---------------------------------------------------------------
 
+    @property
+    def backfills_dir(self) -> Path:
+        """`backfills/`: the record of each backfill launched through the API or CLI."""
+        return self.path / "backfills"
+
     def backfill_record(self, backfill_id: str) -> Path:
         """`backfills/<id>.json`: the request, plan and requester of one backfill."""
-        return self.path / "backfills" / f"{_safe(backfill_id, 'backfill id')}.json"
+        return self.backfills_dir / f"{_safe(backfill_id, 'backfill id')}.json"
 
     @property
     def run_failure_log(self) -> Path:

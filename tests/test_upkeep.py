@@ -14,9 +14,10 @@ from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
+from backfill_pipeline.api.idempotency import IdempotencyRecord
 from backfill_pipeline.api.records import BackfillRecord, BackfillRecords
 from backfill_pipeline.collecting.run_stats import record_run_stats
-from backfill_pipeline.collecting.upkeep import RUN_STATS, RecordKind, prune_records
+from backfill_pipeline.collecting.upkeep import prune_records
 from backfill_pipeline.dataroot import DataRoot
 from backfill_pipeline.defs.jobs import prune_old_runs
 from backfill_pipeline.defs.resources import SnapshotStore
@@ -53,6 +54,42 @@ def save_stats(root: DataRoot, run_id: str, backfill_id: str | None, days: float
     path = root.run_stats(run_id)
     backdate(path, days, "finishedAt")
     return path
+
+
+def save_key(root: DataRoot, digest_char: str, backfill_id: str | None, days: float) -> Path:
+    """A completed Idempotency-Key record (and its lock) as the API writes them, `days` old."""
+    digest = digest_char * 64
+    record = IdempotencyRecord(
+        operation="backfill",
+        fingerprint="f" * 64,
+        state="completed",
+        started_at=ago(days),
+        backfill_id=backfill_id,
+    )
+    path = root.idempotency_record(digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(record.model_dump_json(by_alias=True))
+    root.idempotency_lock(digest).write_text("")
+    backdate(path, days)
+    return path
+
+
+def test_old_idempotency_keys_go_with_their_locks_unless_their_backfill_is_kept(tmp_path):
+    root = DataRoot(tmp_path)
+    old = save_key(root, "a", "old1", 100)
+    kept = save_key(root, "b", "kept1", 100)
+    recent = save_key(root, "c", "old1", 10)
+    nothing_ran = save_key(root, "d", None, 100)  # a launch that had nothing to run
+    *_, keys = prune_records(root, ago(90), keep_backfills={"kept1"}, live_runs=set())
+    assert not old.exists() and not old.with_suffix(".lock").exists()
+    assert not nothing_ran.exists()
+    assert kept.exists() and kept.with_suffix(".lock").exists() and recent.exists()
+    assert (keys.kind, sorted(keys.deleted), keys.kept_referenced, keys.kept_recent) == (
+        "idempotency records",
+        ["a" * 64, "d" * 64],
+        ["b" * 64],
+        1,
+    )
 
 
 def test_old_records_go_recent_and_referenced_ones_stay(tmp_path):
@@ -94,7 +131,7 @@ def test_old_records_go_recent_and_referenced_ones_stay(tmp_path):
     ]
     assert [p.name for p in gone if p.exists()] == []
     assert [p.name for p in stay if not p.exists()] == []
-    records, stats = report
+    records, stats, _ = report
     assert (records.kind, sorted(records.deleted), sorted(records.kept_referenced), records.kept_recent) == (
         "backfill records",
         ["corrupt1", "old1"],
@@ -107,29 +144,6 @@ def test_old_records_go_recent_and_referenced_ones_stay(tmp_path):
         1,
     )
     assert "2 deleted, 3 old kept" in records.summary()
-
-
-def test_another_directory_under_the_same_rule_is_one_record_kind(tmp_path):
-    # As the idempotency records will be: <root>/keys/<key>.json naming the backfill launched.
-    root = DataRoot(tmp_path)
-    keys = RecordKind(
-        name="idempotency keys",
-        path=lambda root, name: root.path / "keys" / f"{name}.json",
-        time_field="createdAt",
-        backfills=lambda name, data: [data["backfillId"]],
-    )
-    (tmp_path / "keys").mkdir()
-    for name, backfill in (("k1", "live1"), ("k2", "done1")):
-        path = tmp_path / "keys" / f"{name}.json"
-        path.write_text(json.dumps({"backfillId": backfill, "createdAt": ago(100).isoformat()}))
-        backdate(path, 100)
-    stats = save_stats(root, "run-x", "done1", 100)
-    [pruned] = prune_records(root, ago(90), keep_backfills={"live1"}, live_runs=set(), kinds=[keys])
-    assert pruned.deleted == ["k2"] and pruned.kept_referenced == ["k1"]
-    assert stats.exists()  # only the kinds asked for
-    assert prune_records(root, ago(90), keep_backfills=set(), live_runs=set(), kinds=[RUN_STATS])[
-        0
-    ].deleted == ["run-x"]
 
 
 def test_a_cutoff_without_timezone_is_refused(tmp_path):
@@ -229,6 +243,7 @@ def test_the_prune_job_deletes_old_finished_backfills_and_their_records_not_runn
             "backfills": 2,
             "backfill records": 3,
             "run statistics": 3,
+            "idempotency records": 0,
         }
         [output] = [
             e

@@ -2,7 +2,8 @@
 retention as Dagster's runs, never while a backfill still running refers to them.
 
 Each kind of record is one directory of `<name>.json` files (`RECORDS`): the request record of
-each backfill (`backfills/<id>.json`) and the statistics of each run (`state/runs/<run id>.json`).
+each backfill (`backfills/<id>.json`), the statistics of each run (`state/runs/<run id>.json`) and
+each launch asked with an Idempotency-Key (`state/idempotency/<sha256>.json`, with its lock).
 A record is old when both the time it holds and its file's modification time are before the
 cutoff (a restored backup or a rewritten record counts as new: pruning errs on keeping). An old
 record is still kept while it is referenced: it names a backfill the caller keeps (one still
@@ -32,14 +33,13 @@ class RecordKind:
     backfills and runs it belongs to (read from its name and its content)."""
 
     name: str
+    directory: Callable[[DataRoot], Path]
     path: Callable[[DataRoot, str], Path]  # the record named `name` (DataRoot checks the name)
     time_field: str
     backfills: Callable[[str, dict[str, Any]], Iterable[str]] = lambda name, data: ()
     runs: Callable[[str, dict[str, Any]], Iterable[str]] = lambda name, data: ()
-
-    def directory(self, root: DataRoot) -> Path:
-        """The directory of these records."""
-        return self.path(root, "probe").parent
+    # A file that goes with each record (its lock), deleted with it.
+    companion_suffix: str | None = None
 
 
 def _ids(*values: Any) -> list[str]:
@@ -48,18 +48,28 @@ def _ids(*values: Any) -> list[str]:
 
 BACKFILL_RECORDS = RecordKind(
     name="backfill records",
+    directory=lambda root: root.backfills_dir,
     path=DataRoot.backfill_record,
     time_field="createdAt",
     backfills=lambda name, data: _ids(name),
 )
 RUN_STATS = RecordKind(
     name="run statistics",
+    directory=lambda root: root.run_stats_dir,
     path=DataRoot.run_stats,
     time_field="finishedAt",
     backfills=lambda name, data: _ids(data.get("backfillId")),
     runs=lambda name, data: _ids(name, data.get("runId")),
 )
-RECORDS: tuple[RecordKind, ...] = (BACKFILL_RECORDS, RUN_STATS)
+IDEMPOTENCY_RECORDS = RecordKind(
+    name="idempotency records",
+    directory=lambda root: root.idempotency_dir,
+    path=DataRoot.idempotency_record,
+    time_field="startedAt",
+    backfills=lambda name, data: _ids(data.get("backfillId"), data.get("retryOf")),
+    companion_suffix=".lock",
+)
+RECORDS: tuple[RecordKind, ...] = (BACKFILL_RECORDS, RUN_STATS, IDEMPOTENCY_RECORDS)
 
 
 @dataclass
@@ -163,5 +173,7 @@ def prune_records(
                 pruned.kept_referenced.append(name)
             else:
                 path.unlink(missing_ok=True)
+                if kind.companion_suffix:
+                    path.with_suffix(kind.companion_suffix).unlink(missing_ok=True)
                 pruned.deleted.append(name)
     return report

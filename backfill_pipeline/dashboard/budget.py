@@ -81,11 +81,6 @@ def spacing_ms(rate: float) -> int:
     return max(1, math.ceil(1000.0 / check_rate(rate) * (1 + GUARD)))
 
 
-def budget_file(root: DataRoot) -> Path:
-    """The SQLite file of the budget under the data root."""
-    return root.path / "state" / "budget.sqlite"
-
-
 class BudgetStore(Protocol):
     """Where the budget's grants and the urgent lanes' announcements live."""
 
@@ -398,7 +393,7 @@ def open_store(where: str | None, root: DataRoot, rate: float) -> SqliteBudgetSt
     """The budget's store: a `postgresql://` URL, a SQLite file path, or None for the data root's
     own SQLite file."""
     if where is None:
-        return SqliteBudgetStore(budget_file(root), rate)
+        return SqliteBudgetStore(root.budget_file, rate)
     if where.startswith(("postgresql://", "postgres://")):
         return PostgresBudgetStore(where, rate)
     if "://" in where:
