@@ -89,8 +89,8 @@ def start(argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def stop(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    proc.send_signal(sig)
     try:
         return proc.wait(timeout=10)
     finally:
@@ -124,6 +124,15 @@ def test_subprocess_serves_until_sigterm():
         assert r.status_code == 200 and r.content.endswith(b"As of 11/20/2026\r\n")
     finally:
         assert stop(proc) == 0
+
+
+def test_a_closing_terminal_stops_it_as_ctrl_c_does():
+    proc = start([sys.executable, "-m", "backfill_pipeline.sandbox", "--port", "0"])
+    try:
+        url = proc.stdout.readline().strip()
+        assert requests.get(url + "/_sandbox/health", timeout=10).status_code == 200
+    finally:
+        assert stop(proc, signal.SIGHUP) == 0
 
 
 def test_the_cli_serves_it_and_announces_it_as_json():

@@ -1,8 +1,8 @@
 """The exit codes of every `backfill-pipeline` command, defined once.
 
-0  OK                   done: a followed backfill succeeded, `verify` left no problem; a server
-                        stopped on Ctrl-C (SIGINT), the sandbox also on SIGTERM (`api` ends by the
-                        SIGTERM itself once uvicorn has shut down: 143 in a shell)
+0  OK                   done: a followed backfill succeeded, `verify` left no problem; the
+                        sandbox stopped on Ctrl-C, SIGTERM or SIGHUP (a test server: stopping it
+                        is its normal end)
 1  FAILED               a dashboard error (`fetch`), a backfill that ended other than succeeded,
                         Dagster refused a request, problems left in the store (`verify`), the
                         district configuration could not be changed, a server could not listen,
@@ -18,9 +18,10 @@
                         still running (retry once it ends)
 6  PLAN_CHANGED         `--plan-hash` no longer matches the plan (the current plan is printed)
 
-Interrupted, `demo` exits 128 + the signal's number once it has stopped every process it started:
-on Ctrl-C (SIGINT) 130, on `kill` (SIGTERM) 143, when its terminal closes (SIGHUP) 129. Not an
-ExitCode: it depends on the signal (devstack.Interrupted.exit_code).
+Interrupted, `demo` and `api` exit 128 + the signal's number once they have stopped (the demo:
+every process it started; the API: uvicorn's graceful shutdown): on Ctrl-C (SIGINT) 130, on
+`kill` (SIGTERM) 143, when the terminal closes (SIGHUP) 129. Not an ExitCode: it depends on the
+signal (devstack.Interrupted.exit_code).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `sandbox` command: serve the sandbox dashboard until SIGINT or SIGTERM.
+"""The `sandbox` command: serve the sandbox dashboard until SIGINT, SIGTERM or SIGHUP.
 
 A click command of its own (the sandbox imports nothing of the product): `python -m
 backfill_pipeline.sandbox` runs it alone, and `backfill-pipeline sandbox` adds it to the CLI.
@@ -132,7 +132,10 @@ def sandbox(host: str, port: int, seed: int, today: dt.date | None, bom: bool, *
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set())
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     held = frozenset(server.held_back())
     latest = latest_published(server.today, server.seed, held)
     info = {
