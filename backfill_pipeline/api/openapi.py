@@ -12,7 +12,7 @@ from pydantic.json_schema import models_json_schema
 from ..dashboard.calendar import EARLIEST_AS_OF
 from ..planning.request import MAX_DAYS, BackfillRequest, HealRequest
 from .idempotency import MAX_KEY
-from .inputs import IDEMPOTENCY_HEADER
+from .inputs import IDEMPOTENCY_HEADER, MIN_RATE
 from .models import (
     BACKFILL_ID_PATTERN,
     DEFAULT_COVERAGE_DAYS,
@@ -67,7 +67,8 @@ _DESCRIPTIONS = {
     "recheckUnavailable": 'Ask the dashboard again where "not published" is final too: skipExisting '
     "leaves no unavailable cell alone, and the cost counts their requests.",
     "concurrency": "Runs of this backfill at once.",
-    "rate": "Dashboard requests per second, shared by the backfill's runs.",
+    "rate": f"Dashboard requests per second, shared by the backfill's runs: at least {MIN_RATE:g}, at "
+    "most the deployment's budget (BACKFILL_RATE, the default).",
     "dryRun": "Plan and cost only; launch nothing.",
     "planHash": "The planHash of a dry run: launch only if the plan is still the same (else 409).",
 }
@@ -78,7 +79,8 @@ _HEAL_DESCRIPTIONS = {
     "district the collected summaries list).",
     "includeMissing": "Also collect the cells never collected (false: only failed, pending and "
     "summary cells whose detail failed).",
-    "rate": "Dashboard requests per second, shared by the heal's runs.",
+    "rate": f"Dashboard requests per second, shared by the heal's runs: at least {MIN_RATE:g}, at "
+    "most the deployment's budget (BACKFILL_RATE, the default).",
     "concurrency": "Runs of the heal at once.",
 }
 _QUERY_DESCRIPTIONS = {
@@ -114,6 +116,11 @@ def _schemas() -> dict[str, Any]:
         for option in request["properties"]["targetDistricts"]["anyOf"]:
             if option.get("type") == "array":
                 option["items"]["pattern"] = DISTRICT_ID_PATTERN
+        for option in request["properties"]["rate"]["anyOf"]:
+            if option.get("type") == "number":
+                # inputs.MIN_RATE: the slowest pace the API accepts.
+                option.pop("exclusiveMinimum", None)
+                option["minimum"] = MIN_RATE
     return schemas
 
 
