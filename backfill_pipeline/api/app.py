@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -47,6 +47,60 @@ NOTHING_TO_HEAL = (
 )
 
 ServiceFactory = Callable[[], BackfillService]
+
+# Plans computed at once, plans waiting for a slot (POST /api/backfills and /api/heal, dry runs
+# included), and for how long one waits. A year of 200 districts is seconds of CPU under the GIL:
+# more at once would not finish sooner, would each hold a thread of the pool every other request
+# needs (the health check's ping waited behind 40 of them, for minutes) and their memory. Waiting
+# costs only a coroutine and the parsed body, and is bounded in time, so a burst of small requests
+# (a script, clients sending again after a lost answer) gets through. Beyond these, or after
+# waiting that long, 503 `busy` with Retry-After.
+PLAN_SLOTS = 2
+PLAN_WAITING = 8
+PLAN_WAIT_SECONDS = 10.0
+BUSY_RETRY_AFTER_SECONDS = 10
+
+
+class Planning:
+    """Admission to planning: at most `slots` plans computed at once and `waiting` more queued
+    for a slot, each for at most `wait` seconds; any other request is refused at once (ApiError
+    503 `busy`, Retry-After). Used from the event loop only, so its count needs no lock."""
+
+    def __init__(
+        self, slots: int = PLAN_SLOTS, waiting: int = PLAN_WAITING, wait: float = PLAN_WAIT_SECONDS
+    ) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.capacity = slots + waiting
+        self.wait = wait
+        self.admitted = 0
+
+    def busy(self) -> ApiError:
+        return ApiError(
+            503,
+            "busy",
+            f"the API is already planning as many requests as it takes at once ({self.capacity}); "
+            f"send this one again in {BUSY_RETRY_AFTER_SECONDS} s",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+        )
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a slot while planning (waiting for one first); ApiError 503 when none comes."""
+        if self.admitted >= self.capacity:
+            raise self.busy()
+        self.admitted += 1
+        try:
+            try:
+                async with asyncio.timeout(self.wait):
+                    await self.slots.acquire()
+            except TimeoutError:
+                raise self.busy() from None
+            try:
+                yield
+            finally:
+                self.slots.release()
+        finally:
+            self.admitted -= 1
 
 
 async def _service(request: Request) -> BackfillService:
@@ -126,9 +180,10 @@ async def create_backfill(request: Request) -> Response:
     body = await inputs.json_object(request)
     backfill_request = inputs.backfill_request(body)
     service = await _service(request)
-    launched = await run_in_threadpool(
-        service.launch, backfill_request, requester=inputs.requester(request), idempotency_key=key
-    )
+    async with request.app.state.planning.slot():
+        launched = await run_in_threadpool(
+            service.launch, backfill_request, requester=inputs.requester(request), idempotency_key=key
+        )
     return _launched(launched, dry_run=backfill_request.dry_run, nothing=NOTHING_TO_RUN)
 
 
@@ -151,9 +206,10 @@ async def heal(request: Request) -> Response:
     body = await inputs.json_object(request)
     heal_request = inputs.heal_request(body)
     service = await _service(request)
-    launched = await run_in_threadpool(
-        service.heal, heal_request, requester=inputs.requester(request), idempotency_key=key
-    )
+    async with request.app.state.planning.slot():
+        launched = await run_in_threadpool(
+            service.heal, heal_request, requester=inputs.requester(request), idempotency_key=key
+        )
     return _launched(launched, dry_run=heal_request.dry_run, nothing=NOTHING_TO_HEAL)
 
 
@@ -230,4 +286,5 @@ def create_app(
     app.state.service_factory = factory
     app.state.service = None
     app.state.service_lock = asyncio.Lock()
+    app.state.planning = Planning()
     return app

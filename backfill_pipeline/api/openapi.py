@@ -256,6 +256,12 @@ _RETRY_AFTER = {
         "schema": {"type": "string"},
     }
 }
+# The launch routes' 503: Dagster down, or planning full (app.Planning).
+_PLANNING_UNAVAILABLE = _error(
+    "Dagster is unreachable (`dagster-unreachable`), or the API is already planning as many "
+    "requests as it takes at once (`busy`); nothing is launched.",
+    _RETRY_AFTER,
+)
 _PENDING = (
     f"; or another request with the same {IDEMPOTENCY_HEADER} is launching, or a launch with it "
     "has no known outcome yet (`launch-pending`, with Retry-After)"
@@ -368,7 +374,7 @@ def _paths() -> dict:
             "post": _operation(
                 "createBackfill",
                 "Plan and launch a backfill (or only plan it: dryRun).",
-                {**created, **_DAGSTER_ERRORS},
+                {**created, **_DAGSTER_ERRORS, "503": _PLANNING_UNAVAILABLE},
                 parameters=[_REQUESTED_BY, _IDEMPOTENCY_KEY],
                 requestBody=request_body,
                 security=_WRITE,
@@ -442,7 +448,7 @@ def _paths() -> dict:
                 "Collect again exactly the cells of a range that may give more than they hold "
                 "(failed for transient reasons, not published yet, never collected), as one "
                 "backfill; or only plan it (dryRun).",
-                {**healed, **_DAGSTER_ERRORS},
+                {**healed, **_DAGSTER_ERRORS, "503": _PLANNING_UNAVAILABLE},
                 parameters=[_REQUESTED_BY, _IDEMPOTENCY_KEY],
                 requestBody=heal_body,
                 security=_WRITE,
