@@ -231,6 +231,8 @@ def p(latencies: list[float], q: float) -> float:
 
 
 @pytest.mark.e2e
+# Beside the budget test, never during it: its burst of planning takes a whole core for ~25 s.
+@pytest.mark.xdist_group("budget")
 def test_concurrent_maximum_dry_runs_leave_health_fast_and_memory_bounded(api):
     session = requests.Session()
     # Warm up: the first request builds the service; memory "before" is a serving process.

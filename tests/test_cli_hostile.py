@@ -22,6 +22,7 @@ CASES = [
     (["backfill", "--start", "2025-01-01", "--rate", "inf"], "rate"),
     (["backfill", "--start", "2025-01-01", "--rate", "0"], "rate"),
     (["backfill", "--start", "2025-01-01", "--rate", "-2"], "rate"),
+    (["backfill", "--start", "2025-01-01", "--rate", "0.0004"], "rate"),
     (["backfill", "--start", "2025-01-01", "--districts", "42,,61"], "district"),
     (["backfill", "--start", "2025-01-01", "--districts", "٤٢"], "district"),
     (["backfill", "--start", "2025-01-01", "--districts", " "], "district"),

@@ -17,10 +17,6 @@ from .models import MAX_BODY, MAX_REQUESTER, CoverageQuery, FieldError
 
 Model = TypeVar("Model", bound=BaseModel)
 Ranged = TypeVar("Ranged", BackfillRequest, HealRequest)
-# The slowest pace a backfill or heal may ask (one request every 100 s): the plan keeps each run's
-# share of it to 3 decimals, so a rate much below this became a run pace of 0, which the plan's
-# answer refused (a 500) and the runs' rate tag would have failed every run with.
-MIN_RATE = 0.01
 # The query parameters that take several values: comma-separated, repeated, or both.
 LIST_PARAMETERS = ("districts", "state")
 
@@ -82,27 +78,14 @@ def _validated(model: type[Model], data: dict, what: str) -> Model:
     raise ApiError(400, "invalid-request", f"invalid {what}: {summary}{more}", fields=fields)
 
 
-def _paced(request: Ranged, what: str) -> Ranged:
-    """`request` unless its rate is below MIN_RATE (ApiError 400 naming `rate`)."""
-    if request.rate is not None and request.rate < MIN_RATE:
-        message = f"must be at least {MIN_RATE:g} requests/s, got {request.rate:g}"
-        raise ApiError(
-            400,
-            "invalid-request",
-            f"invalid {what}: rate: {message}",
-            fields=[FieldError(field="rate", message=message)],
-        )
-    return request
-
-
 def backfill_request(body: dict) -> BackfillRequest:
     """The body as a BackfillRequest; ApiError 400 naming every field at fault."""
-    return _paced(_validated(BackfillRequest, body, "backfill request"), "backfill request")
+    return _validated(BackfillRequest, body, "backfill request")
 
 
 def heal_request(body: dict) -> HealRequest:
     """The body as a HealRequest; ApiError 400 naming every field at fault."""
-    return _paced(_validated(HealRequest, body, "heal request"), "heal request")
+    return _validated(HealRequest, body, "heal request")
 
 
 def coverage_query(request: Request) -> CoverageQuery:

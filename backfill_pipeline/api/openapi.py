@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ..dashboard.calendar import EARLIEST_AS_OF
-from ..planning.request import MAX_DAYS, BackfillRequest, HealRequest
+from ..planning.request import MAX_DAYS, MIN_RATE, BackfillRequest, HealRequest
 from .idempotency import MAX_KEY
-from .inputs import IDEMPOTENCY_HEADER, MIN_RATE
+from .inputs import IDEMPOTENCY_HEADER
 from .models import (
     BACKFILL_ID_PATTERN,
     DEFAULT_COVERAGE_DAYS,
@@ -116,11 +116,6 @@ def _schemas() -> dict[str, Any]:
         for option in request["properties"]["targetDistricts"]["anyOf"]:
             if option.get("type") == "array":
                 option["items"]["pattern"] = DISTRICT_ID_PATTERN
-        for option in request["properties"]["rate"]["anyOf"]:
-            if option.get("type") == "number":
-                # inputs.MIN_RATE: the slowest pace the API accepts.
-                option.pop("exclusiveMinimum", None)
-                option["minimum"] = MIN_RATE
     return schemas
 
 

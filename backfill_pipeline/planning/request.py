@@ -17,6 +17,7 @@ MAX_TARGETS = 200
 # history in ~8 s from 2024-07-01 and ~80 s from 2008. Longer spans: one request per year.
 MAX_DAYS = 366
 MAX_CONCURRENCY = 2
+MIN_RATE = 0.01  # slower would round the pace per run to 0; a date a minute is slow enough
 MAX_RATE = 8.0  # docs/dashboard.md §7: public scrapers ran at 2-8 requests/s without trouble
 
 # The planHash of a dry run, sent back to launch only if the plan is still the same.
@@ -64,7 +65,7 @@ class RangeRequest(CamelModel):
     target_districts: list[str] | None = Field(default=None, max_length=MAX_TARGETS)
     concurrency: int = Field(default=2, ge=1, le=MAX_CONCURRENCY)
     # A share of the deployment's budget (BACKFILL_RATE); none means the whole budget.
-    rate: float | None = Field(default=None, gt=0, le=MAX_RATE, allow_inf_nan=False)
+    rate: float | None = Field(default=None, ge=MIN_RATE, le=MAX_RATE, allow_inf_nan=False)
     dry_run: bool = False
     plan_hash: str | None = Field(default=None, pattern=PLAN_HASH_PATTERN)
 
