@@ -105,9 +105,18 @@ def main() -> None:
     )
 
     def deployment(data_root: Path) -> dict:
+        # The budget's file lives outside the small tmpfs: its journal grows by a few pages per
+        # grant, which would move the moment the disk fills (measured by the twin run) by chance.
+        # A budget store that meets a full disk is tested on its own (BudgetUnavailable).
+        budget = workdir / f"budget-{data_root.name}.sqlite"
         return resources(
             Settings(
-                dashboard_url=cfg["url"], data_root=data_root, rate=100, breaker_threshold=100, max_attempts=1
+                dashboard_url=cfg["url"],
+                data_root=data_root,
+                rate=100,
+                breaker_threshold=100,
+                max_attempts=1,
+                budget_store=str(budget),
             )
         )
 

@@ -326,6 +326,9 @@ class PostgresBudgetStore:
         self._lock = threading.Lock()
         self._grants = 0
         with self._pool.connection() as conn:
+            # Processes starting together would race on CREATE TABLE IF NOT EXISTS (a duplicate
+            # key in pg_type): one at a time, as pyrate-limiter does for its own table.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('budget_waiters'))")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS budget_waiters "
                 "(waiter TEXT PRIMARY KEY, lane INTEGER NOT NULL, seen TIMESTAMPTZ NOT NULL)"
