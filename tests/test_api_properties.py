@@ -51,6 +51,10 @@ from backfill_pipeline.api.security import Security
 from backfill_pipeline.planning.request import BackfillRequest
 from backfill_pipeline.scope import DistrictConfig
 
+# Seconds of real servers, processes or generated requests, but no Dagster process: the full
+# suite runs it, the fast lane (-m "not e2e and not slow") leaves it out.
+pytestmark = pytest.mark.slow
+
 pytest_plugins = ["api_stack"]
 
 BASE_URL = "http://127.0.0.1"

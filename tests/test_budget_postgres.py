@@ -14,6 +14,10 @@ from test_dashboard_budget import max_in_window
 from backfill_pipeline.dashboard.budget import Lane, PostgresBudgetStore, SharedBudget, open_store
 from backfill_pipeline.dataroot import DataRoot
 
+# Seconds of real servers, processes or generated requests, but no Dagster process: the full
+# suite runs it, the fast lane (-m "not e2e and not slow") leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def database():

@@ -412,6 +412,7 @@ def run_process(*argv: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_in_a_subprocess_dagster_unreachable_exits_3_and_an_unknown_id_4(tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"
     # The mapping of every error to its code is tested in-process above; these show it reaches

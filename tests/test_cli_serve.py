@@ -64,6 +64,7 @@ def test_api_announces_itself_as_json_and_serves(tmp_path):
     assert proc.stdout.read() == ""  # the access log went to stderr, and the token too
 
 
+@pytest.mark.slow
 def test_the_first_start_generates_the_token_prints_it_once_and_requires_it(tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"
     argv = ("--port", "0", "--json", "--dagster-url", closed, "--root", str(tmp_path))
@@ -106,6 +107,7 @@ def test_the_first_start_generates_the_token_prints_it_once_and_requires_it(tmp_
     assert token not in proc.stderr.read() and (tmp_path / "state" / "api-token").read_text().strip() == token
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_shuts_down_cleanly_and_exits_non_zero(tmp_path, sig):
     proc = start("--port", "0", "--json", "--root", str(tmp_path), env={"BACKFILL_API_TOKEN": TOKEN})

@@ -59,6 +59,7 @@ def draw_in_processes(path: Path, rate: float, lanes: list[Lane], seconds: float
     return results
 
 
+@pytest.mark.slow
 def test_processes_sharing_the_file_stay_within_the_budget_and_use_it(tmp_path):
     rate, seconds = 20.0, 4.0
     results = draw_in_processes(tmp_path / "budget.sqlite", rate, [Lane.BACKFILL] * 4, seconds)
@@ -70,6 +71,7 @@ def test_processes_sharing_the_file_stay_within_the_budget_and_use_it(tmp_path):
     assert all(len(times) >= 5 for _, times, _ in results), "a process was starved"
 
 
+@pytest.mark.slow
 def test_the_refresh_lane_waits_less_than_the_backfills(tmp_path):
     rate, seconds = 10.0, 4.0
     lanes = [Lane.REFRESH, Lane.BACKFILL, Lane.BACKFILL, Lane.BACKFILL]

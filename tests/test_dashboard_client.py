@@ -314,6 +314,7 @@ def test_breaker_opens_fails_fast_and_recovers(fresh_sandbox, tmp_path):
         assert r.available and c.stats()["breakerState"] == "closed"
 
 
+@pytest.mark.slow
 def test_limiter_rate_measured_at_the_server_within_10_percent(fresh_sandbox, tmp_path):
     rate = 10.0
     with client_for(fresh_sandbox, tmp_path, rate=rate, use_cache=False) as c:

@@ -27,6 +27,10 @@ from conftest import published_dates
 
 from backfill_pipeline.settings import ENV_PREFIX
 
+# Seconds of real servers, processes or generated requests, but no Dagster process: the full
+# suite runs it, the fast lane (-m "not e2e and not slow") leaves it out.
+pytestmark = pytest.mark.slow
+
 TESTS = Path(__file__).resolve().parent
 WORKER = TESTS / "disk_full_worker.py"
 START = dt.date(2025, 1, 1)

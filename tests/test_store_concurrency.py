@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from conftest import AS_OF, BACKFILL, REFRESH, a_detailed, a_failure, a_summary
 
 from backfill_pipeline.dataroot import district_id_of
@@ -193,6 +194,7 @@ def _assert_consistent(store: PerDistrictFileSnapshotStore) -> None:
     assert store.latest_successful() == latest
 
 
+@pytest.mark.slow
 def test_writer_killed_at_random_moments_leaves_only_complete_files(tmp_path):
     rng = random.Random(20250908)
     store = PerDistrictFileSnapshotStore(tmp_path)
