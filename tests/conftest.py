@@ -284,8 +284,34 @@ def _group(item: pytest.Item) -> str | None:
     return marker.args[0] if marker.args else marker.kwargs.get("name")
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Give each schemathesis operation its own test id, as pytest's parametrize does."""
+    # schemathesis names its items `test[GET /api/health]` but keeps the bare function's id;
+    # pytest-xdist schedules by id, so seven of the eight operations silently never ran.
+    if item.name.endswith("]") and not item.nodeid.endswith("]"):
+        item._nodeid = f"{item.nodeid.rpartition('::')[0]}::{item.name}"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the long e2e groups first (a stable sort: each file keeps its random order)."""
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    twice = sorted(nodeid for nodeid, count in seen.items() if count > 1)
+    if twice:
+        raise pytest.UsageError(f"tests collected twice under one id (xdist would run one): {twice}")
     rank = {name: i for i, name in enumerate(GROUP_ORDER)}
     items.sort(key=lambda item: rank.get(_group(item) or "", len(GROUP_ORDER)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run grouped tests that pytest-xdist would not keep together."""
+    # xdist tells its scheduler a test's group by suffixing its id; when a pytest release stops
+    # honouring that (pytest-xdist#1386), the groups silently spread over the workers and the
+    # long e2e tests that must not overlap (the budget's windows) run at once.
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist's workers
+        return
+    lost = [item.nodeid for item in session.items if _group(item) and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"xdist_group marks not applied to the test ids, e.g. {lost[:3]}")
