@@ -131,6 +131,11 @@ class DataRoot:
         folder = "_all" if district is None else district
         return self.path / "raw" / "index" / _safe(report, "report") / folder / f"{as_of.isoformat()}.json"
 
+    def raw_fetch_lock(self, report: str, as_of: dt.date) -> Path:
+        """`state/fetch-locks/<report>-<date>.lock`: held while one process asks the dashboard for
+        a report every district's run of that date needs (the summary), so it is asked once."""
+        return self.path / "state" / "fetch-locks" / f"{_safe(report, 'report')}-{as_of.isoformat()}.lock"
+
     # -- state/ -------------------------------------------------------------------------------
 
     @property

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from ..dataroot import DataRoot
 from ..district_ids import normalise_district_id
 from .breaker import CircuitBreaker
-from .budget import CappedBudget, Lane, Limiter, SharedBudget, open_store
+from .budget import CappedBudget, Lane, Limiter, SharedBudget, SharedShare, open_store
 from .cache import CachedAnswer, RawCache
 from .calendar import (
     EARLIEST_AS_OF,
@@ -39,6 +41,9 @@ class ClientSettings:
     rate: float
     # ... this client's share of it (None: the whole budget), its lane, and where it is kept.
     share: float | None = None
+    # The name under which the share is kept in the budget's store, so that every run of one
+    # backfill draws from one share (None: this client's own share).
+    share_name: str | None = None
     lane: Lane = Lane.BACKFILL
     budget_store: str | None = None
     connect_timeout: float
@@ -159,7 +164,9 @@ class DashboardClient:
         budget = SharedBudget(self._budget_store, self.settings.lane)
         share = self.settings.share
         if share is not None and share < self.settings.rate:
-            return CappedBudget(TokenBucket(share), budget)
+            name = self.settings.share_name
+            own: Limiter = SharedShare(self._budget_store, name, share) if name else TokenBucket(share)
+            return CappedBudget(own, budget)
         return budget
 
     def close(self) -> None:
@@ -234,7 +241,55 @@ class DashboardClient:
             hit = self._from_cache(self.cache, report, as_of, district)
             if hit is not None:
                 return hit
+            if not report.per_district:
+                return self._fetch_once(self.cache, report, as_of, data_month)
+        return self._fetch(report, as_of, district, data_month)
 
+    def _fetch_once(
+        self, cache: RawCache, report: Report, as_of: dt.date, data_month: tuple[int, int] | None
+    ) -> FetchResult:
+        """A date's summary, asked of the dashboard by one process at a time: the runs of every
+        district of that date need it, and those that waited find it in the raw cache."""
+        lock_path = self.root.raw_fetch_lock(report.value, as_of)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock, waited_from = FileLock(lock_path), self.now()
+        try:
+            lock.acquire(timeout=0)
+            contended = False
+        except Timeout:
+            lock.acquire()
+            contended = True
+        try:
+            hit = self._from_cache(cache, report, as_of, None)
+            if hit is not None:
+                return hit
+            answer = cache.lookup(report.value, None, as_of) if contended else None
+            if answer is not None and not answer.available:
+                seen = answer.seen_times()
+                if seen and max(seen) >= waited_from.replace(microsecond=0):
+                    # "Not published" was answered while this process waited: not asked twice.
+                    self.cache_hits += 1
+                    return FetchResult(
+                        report=report,
+                        district=None,
+                        as_of=as_of,
+                        available=False,
+                        cache_hit=True,
+                        unavailable_final=answer.unavailable_final(),
+                    )
+            return self._fetch(report, as_of, None, data_month)
+        finally:
+            lock.release()
+
+    def _fetch(
+        self,
+        report: Report,
+        as_of: dt.date,
+        district: str | None,
+        data_month: tuple[int, int] | None,
+    ) -> FetchResult:
+        """Ask the dashboard (own month, then the previous one, unless the month is known)."""
+        key = (report.value, district, as_of)
         requests_before = self.http.stats.requests
         months = (
             [data_month]
