@@ -12,7 +12,6 @@ from ..dashboard.http import error_class
 from ..names import (
     ASSET_GROUP,
     BACKFILL_TAG,
-    DATE_DIMENSION,
     DISTRICT_ASSET,
     DISTRICTS_PARTITION,
     FORCE_TAG,
@@ -170,14 +169,16 @@ def build_assets(
             sync_district_partitions(context, refresh.configured(), newest.in_scope)
         raise_if_failed(SUMMARY_ASSET, done, context.retry_number)
 
-    same_date = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE_DIMENSION)
-
+    # No dependency on the summary asset: a district's run reads the date's summary CSV from the
+    # raw cache, or asks for it itself (once per date across every run: the client's fetches are
+    # single-flight). A dependency would make every per-district backfill two levels, and Dagster's
+    # backfill daemon starts each level on its next tick (30 s, fixed): measured by
+    # scripts/bench_backfill.py, that wait was most of a small backfill's time.
     @dashboard_asset(
         DISTRICT_ASSET,
         date_district_partitions(daily),
         batch_size=batch_size,
         retry_delay=retry_delay,
-        deps=[dg.AssetDep(all_districts_summary, partition_mapping=same_date)],
     )
     def district_snapshot(
         context: dg.AssetExecutionContext, refresh: RefreshService
