@@ -142,9 +142,9 @@ def test_a_rate_above_the_budget_answers_400_naming_rate(tmp_path):
         error = CONTRACT.check(r, "POST", LIST, 400)["error"]
         assert error["fields"] == [{"field": "rate", "message": error["fields"][0]["message"]}]
         assert "above the deployment's budget of 4" in error["message"]
-        # Within it: a share; without it: the whole budget, split between the runs at once.
+        # Within it: a share; without it: the whole budget, each drawn by all the runs together.
         r = client.post(LIST, json={"startDate": DAY, "targetDistricts": ["42"], "rate": 3, "dryRun": True})
-        assert CONTRACT.check(r, "POST", LIST, 200)["plan"]["ratePerRun"] == 1.5
+        assert CONTRACT.check(r, "POST", LIST, 200)["plan"]["ratePerRun"] == 3.0
         r = client.post(LIST, json={"startDate": DAY, "targetDistricts": ["42"], "dryRun": True})
-        assert CONTRACT.check(r, "POST", LIST, 200)["plan"]["ratePerRun"] == 2.0
+        assert CONTRACT.check(r, "POST", LIST, 200)["plan"]["ratePerRun"] == 4.0
     assert dagster.launches == []

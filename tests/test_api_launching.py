@@ -86,7 +86,7 @@ def test_plan_body_is_the_plan_as_the_api_shows_it(tmp_path):
         },
         "force": False,
         "recheckUnavailable": False,
-        "ratePerRun": 1.0,
+        "ratePerRun": 2.0,
         "planHash": plan.plan_hash,
     }
     assert PlanBody.model_validate(body) == PlanBody.from_plan(plan)

@@ -74,3 +74,14 @@ def test_a_postgres_url_selects_the_database(database, tmp_path):
     finally:
         store.close()
     assert not (tmp_path / "state" / "budget.sqlite").exists()
+
+
+def test_the_runs_of_one_backfill_draw_from_one_share_in_the_database(database):
+    first, second = PostgresBudgetStore(database, 50.0), PostgresBudgetStore(database, 50.0)
+    try:
+        waits = [store.reserve("backfill:pg", 250) for store in (first, second, first, second)]
+        assert [round(w / 250) for w in waits] == [0, 1, 2, 3]
+        assert second.reserve("backfill:pg-other", 250) == 0
+    finally:
+        first.close()
+        second.close()

@@ -15,6 +15,7 @@ from backfill_pipeline.dashboard.budget import (
     CappedBudget,
     Lane,
     SharedBudget,
+    SharedShare,
     SqliteBudgetStore,
     check_rate,
     open_store,
@@ -173,3 +174,44 @@ def test_a_store_that_cannot_be_used_stops_requests_with_a_transient_error(tmp_p
     with pytest.raises(BudgetUnavailable, match="budget's store cannot be used") as caught:
         SharedBudget(store, Lane.BACKFILL).acquire()
     assert is_transient(caught.value)
+
+
+def test_the_runs_of_one_backfill_draw_from_one_share(tmp_path):
+    # Two runs (two stores on one file, as two processes have): 4 requests/s between them, the
+    # slots handed out in turn whoever asks; another backfill's share is its own.
+    path = tmp_path / "budget.sqlite"
+    first, second = SqliteBudgetStore(path, 50.0), SqliteBudgetStore(path, 50.0)
+    try:
+        waits = [store.reserve("backfill:a", 250) for store in (first, second, first, second)]
+        assert waits[0] == 0
+        assert [round(w / 250) for w in waits] == [0, 1, 2, 3]
+        assert second.reserve("backfill:b", 250) == 0
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_backfills_share_paces_all_its_runs_together(tmp_path):
+    path = tmp_path / "budget.sqlite"
+    stores = [SqliteBudgetStore(path, 100.0) for _ in range(2)]
+    shares = [
+        CappedBudget(SharedShare(s, "backfill:x", 10.0), SharedBudget(s, Lane.BACKFILL)) for s in stores
+    ]
+    grants: list[float] = []
+
+    def draw(limiter) -> None:
+        until = time.time() + 2.0
+        while time.time() < until:
+            limiter.acquire()
+            grants.append(time.time())
+
+    threads = [threading.Thread(target=draw, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    # 10/s together (not 10/s each), over 2 s, whichever of them asks.
+    assert 19 <= len(grants) <= 23
+    assert max_in_window(sorted(grants)) <= 11

@@ -232,8 +232,10 @@ def test_not_configured_targets_are_reported_not_dropped(tmp_path):
     assert plan.out_of_scope[0]["id"] == "61" and plan.out_of_scope[0]["reason"] == "not-configured"
 
 
-def test_concurrency_splits_the_rate_between_runs(tmp_path):
-    assert make_plan(req(rate=2, concurrency=2), world(), RawCache(tmp_path)).rate_per_run == 1.0
+def test_every_run_draws_from_the_backfills_whole_share(tmp_path):
+    # Not split between the runs: they draw from one share kept in the budget's store, so a run
+    # starting up leaves its part to the one fetching (issue 11).
+    assert make_plan(req(rate=2, concurrency=2), world(), RawCache(tmp_path)).rate_per_run == 2.0
     assert make_plan(req(rate=2, concurrency=1), world(), RawCache(tmp_path)).rate_per_run == 2.0
 
 

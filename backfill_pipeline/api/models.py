@@ -151,7 +151,9 @@ class PlanBody(ApiModel):
     recheck_unavailable: bool = Field(
         default=False, description='"Not published" answers are asked again, even final ones.'
     )
-    rate_per_run: float = Field(gt=0)
+    rate_per_run: float = Field(
+        gt=0, description="Requests/s all the runs of the backfill draw together: its share of the budget."
+    )
     plan_hash: str = Field(pattern=PLAN_HASH_PATTERN)
 
     @classmethod

@@ -37,6 +37,9 @@ STALE_AFTER = 2.0
 # Old grants are removed from the bucket every this many acquisitions.
 LEAK_EVERY = 64
 GRANTS = "budget_grants"
+# The backfills' shares (next free slot per backfill); one unused this long is deleted.
+SHARES = "budget_shares"
+SHARE_FORGET_MS = 3_600_000
 
 
 class BudgetUnavailable(OSError):
@@ -102,6 +105,11 @@ class BudgetStore(Protocol):
 
     def now_ms(self) -> int:
         """The store's clock, milliseconds."""
+        ...
+
+    def reserve(self, name: str, spacing_ms: int) -> int:
+        """Book the next slot of the share `name` (one every `spacing_ms`, kept in the store, so
+        every run of one backfill draws from it): the milliseconds until the booked slot."""
         ...
 
     @property
@@ -183,6 +191,7 @@ class SqliteBudgetStore:
         self._lanes.execute(
             "CREATE TABLE IF NOT EXISTS budget_waiters (waiter TEXT PRIMARY KEY, lane INTEGER, seen REAL)"
         )
+        self._lanes.execute(f"CREATE TABLE IF NOT EXISTS {SHARES} (name TEXT PRIMARY KEY, next_ms INTEGER)")
         self._lock = threading.Lock()
         self._grants = 0
 
@@ -224,6 +233,25 @@ class SqliteBudgetStore:
                 "DELETE FROM budget_waiters WHERE waiter = ? OR seen < ?",
                 (waiter, self._clock() - STALE_AFTER),
             )
+
+    def reserve(self, name: str, spacing_ms: int) -> int:
+        """Book the next slot of the share `name`: the milliseconds until it."""
+        with self._lock:
+            now = self.now_ms()
+            self._lanes.execute("BEGIN IMMEDIATE")
+            try:
+                # Slots older than a spacing are not saved up: a share never bursts.
+                row = self._lanes.execute(
+                    f"INSERT INTO {SHARES} VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                    "next_ms = max(next_ms, ?) + ? RETURNING next_ms",
+                    (name, now + spacing_ms, now, spacing_ms),
+                ).fetchone()
+                self._lanes.execute(f"DELETE FROM {SHARES} WHERE next_ms < ?", (now - SHARE_FORGET_MS,))
+                self._lanes.execute("COMMIT")
+            except BaseException:
+                self._lanes.execute("ROLLBACK")
+                raise
+        return max(0, int(row[0]) - spacing_ms - now)
 
     def more_urgent_waiting(self, lane: Lane) -> bool:
         """True when a caller of an earlier lane is waiting now."""
@@ -294,6 +322,37 @@ class SharedBudget:
         return waited
 
 
+class SharedShare:
+    """A backfill's share of the budget, kept in the budget's store: all its runs together draw
+    at most `rate` requests/s, whichever of them is fetching (none waits for a fixed split)."""
+
+    def __init__(
+        self,
+        store: BudgetStore,
+        name: str,
+        rate: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.name = name
+        # No guard here: the budget's spacing keeps the dashboard's windows; this is fairness.
+        self.spacing_ms = max(1, math.ceil(1000.0 / check_rate(rate)))
+        self._sleep = sleep
+        self.waited_seconds = 0.0
+
+    def acquire(self) -> float:
+        """Wait for this share's next slot; the seconds waited."""
+        try:
+            wait_ms = self.store.reserve(self.name, self.spacing_ms)
+        except Exception as exc:
+            raise BudgetUnavailable(f"the dashboard budget's store cannot be used: {exc}") from exc
+        if wait_ms:
+            self._sleep(wait_ms / 1000)
+        self.waited_seconds += wait_ms / 1000
+        return wait_ms / 1000
+
+
 class CappedBudget:
     """A share inside the budget: at most `share` requests/s for this caller, then the budget."""
 
@@ -333,6 +392,9 @@ class PostgresBudgetStore:
                 "CREATE TABLE IF NOT EXISTS budget_waiters "
                 "(waiter TEXT PRIMARY KEY, lane INTEGER NOT NULL, seen TIMESTAMPTZ NOT NULL)"
             )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {SHARES} (name TEXT PRIMARY KEY, next_ms BIGINT NOT NULL)"
+            )
 
     @property
     def spacing_ms(self) -> int:
@@ -358,6 +420,22 @@ class PostgresBudgetStore:
             assert isinstance(waiting, int)
             # The bucket was locked by another machine's grant (NOWAIT): look again at once.
             return max(1, waiting)
+
+    def reserve(self, name: str, spacing_ms: int) -> int:
+        """Book the next slot of the share `name` (the database's clock): the milliseconds until it."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms) "
+                f"INSERT INTO {SHARES} SELECT %s, ms + %s FROM now ON CONFLICT (name) DO UPDATE SET "
+                f"next_ms = GREATEST({SHARES}.next_ms, (SELECT ms FROM now)) + %s "
+                "RETURNING next_ms, (SELECT ms FROM now)",
+                (name, spacing_ms, spacing_ms),
+            ).fetchone()
+            conn.execute(
+                f"DELETE FROM {SHARES} WHERE next_ms < %s",
+                (int(row[1]) - SHARE_FORGET_MS,),
+            )
+        return max(0, int(row[0]) - spacing_ms - int(row[1]))
 
     def announce(self, waiter: str, lane: Lane) -> None:
         """Say that `waiter` of `lane` is waiting (renewed while it waits)."""

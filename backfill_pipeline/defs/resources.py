@@ -79,7 +79,12 @@ class RefreshService(dg.ConfigurableResource):
         settings = self.settings()
         tags = context.run.tags if context.run else {}
         # The deployment's one budget: a backfill's runs draw their share of it, behind the refresh.
-        settings = replace(settings, share=run_share(tags.get(RATE_TAG), settings.rate), lane=lane_of(tags))
+        settings = replace(
+            settings,
+            share=run_share(tags.get(RATE_TAG), settings.rate),
+            share_name=f"backfill:{tags[BACKFILL_TAG]}" if BACKFILL_TAG in tags else None,
+            lane=lane_of(tags),
+        )
         recheck = (
             (context.run.tags.get(RECHECK_TAG) or "").lower() in ("1", "true", "yes")
             if context.run

@@ -276,7 +276,8 @@ def make_plan(request: BackfillRequest, world: World, cache: RawCache | None) ->
         skipped=skipped,
         cost=cost,
         force=force,
-        rate_per_run=round(share / min(request.concurrency, world.pool_limit), 3),
+        # Every run draws from the backfill's one share (kept in the budget's store), as it needs.
+        rate_per_run=round(share, 3),
         recheck_unavailable=recheck,
     )
     plan.plan_hash = plan_hash(plan, request, share_of_budget(request, world))
@@ -319,7 +320,7 @@ def make_heal_plan(
         skipped={state: left[state] for state in STATES if left[state]},
         cost=_cost(request, world, cache, parts.summary, parts.districts, recheck=False),
         force=False,
-        rate_per_run=round(share_of_budget(request, world) / min(request.concurrency, world.pool_limit), 3),
+        rate_per_run=round(share_of_budget(request, world), 3),
     )
     plan.plan_hash = plan_hash(plan, request, share_of_budget(request, world))
     return plan
