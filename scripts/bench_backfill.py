@@ -89,6 +89,8 @@ class Measured:
     first_run: float
     first_request: float
     last_request: float
+    # (start, end) of each run, seconds after the launch.
+    run_spans: list[tuple[float, float]]
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -154,6 +156,10 @@ def run_backfill(
         first_run=min((r["startTime"] or completed for r in runs), default=completed) - t0,
         first_request=(times[0] - t0) if times else 0.0,
         last_request=(times[-1] - t0) if times else 0.0,
+        run_spans=sorted(
+            (round((r["startTime"] or completed) - t0, 2), round((r["endTime"] or completed) - t0, 2))
+            for r in runs
+        ),
     )
 
 
@@ -215,8 +221,18 @@ def bench_rate(rate: float, cases: list[Case], base: Path, rerun: bool) -> list[
                 "rerunRequests": again.requests if again else None,
                 "rerunShare": round(again.wall / first.wall, 2) if again else None,
             }
-            rows.append(row)
             print(json.dumps(row), flush=True)
+            # The timeline, for the --json file: each run's span and the gaps in the requests.
+            t0 = first.times[0] - first.first_request if first.times else 0.0
+            gaps = sorted(
+                (
+                    (round(b - a, 2), round(a - t0, 2))
+                    for a, b in zip(first.times, first.times[1:], strict=False)
+                ),
+                reverse=True,
+            )
+            row["timeline"] = {"runs": first.run_spans, "largestGaps": gaps[:10]}
+            rows.append(row)
             start += dt.timedelta(days=case.dates + 3)
     finally:
         stop_all([dagster, sandbox])

@@ -80,6 +80,9 @@ def test_per_district_dry_run_cost_equals_the_requests_made(costs):
     made = counted(costs["stats"], PER_DISTRICT_DATES)
     assert made == plan["cost"]["requests"], (made, plan["cost"])
     assert plan["cost"]["lowerBound"] <= made <= plan["cost"]["upperBound"]
+    # The runs as Dagster made them: the summary's dates in one, then one per district (2
+    # districts, 3 dates: Dagster ranges the dates), all in one level.
+    assert status["runs"]["total"] == plan["cost"]["runs"] == 1 + 2, (status["runs"], plan["cost"])
 
 
 def test_system_wide_requests_lie_within_the_dry_run_bounds(costs):

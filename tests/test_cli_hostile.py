@@ -17,7 +17,7 @@ CASES = [
     (["backfill", "--start", "２０２５-01-01"], "start"),
     (["backfill", "--start", "2025-01-01", "--end", "2025-0١-02"], "end"),
     (["backfill", "--start", "2025-01-01", "--concurrency", "²"], "--concurrency"),
-    (["backfill", "--start", "2025-01-01", "--concurrency", "3"], "concurrency"),
+    (["backfill", "--start", "2025-01-01", "--concurrency", "4"], "concurrency"),
     (["backfill", "--start", "2025-01-01", "--rate", "nan"], "rate"),
     (["backfill", "--start", "2025-01-01", "--rate", "inf"], "rate"),
     (["backfill", "--start", "2025-01-01", "--rate", "0"], "rate"),

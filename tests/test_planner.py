@@ -100,8 +100,9 @@ def test_per_district_plan_and_its_ranges(tmp_path):
     # 3 summaries + 3 reports x 6 partitions.
     assert plan.cost.requests == 3 + 18 and plan.cost.by_report["clubperformance"] == 6
     assert plan.cost.lower == 3 and plan.cost.upper == 24
-    # 1 summary run (3 contiguous dates) + 1 run per date (42 and 61 are neighbours).
-    assert plan.cost.runs == 1 + 3
+    # 1 summary run (3 contiguous dates) + 1 run per district: Dagster holds constant the
+    # dimension with fewer values in the subset (2 districts < 3 dates) and ranges the dates.
+    assert plan.cost.runs == 1 + 2
     ranges = district_ranges(plan.district_partitions, [])
     assert ("2025-03-10|42", "2025-03-12|42") in ranges and len(ranges) == 2
     # 42 and 61 are neighbours among the districts partitions: one rectangle covers them.
@@ -115,6 +116,14 @@ def test_runs_follow_the_order_of_the_districts_partitions(tmp_path):
     assert apart.cost.runs == 1 + 2  # 01 and U are not contiguous: two ranges, two runs
     small_batches = make_plan(req(endDate="2025-03-30"), world(batch_size=7), RawCache(tmp_path))
     assert small_batches.cost.runs == 3  # 21 dates in runs of 7
+    # More districts than dates: one run per date, the neighbours in one range.
+    wide = make_plan(req(targetDistricts=["42", "61", "01"]), world(), RawCache(tmp_path))
+    assert wide.cost.runs == 1 + 2  # the summary; 42 and 61 together, 01 apart
+    # More dates than districts: one run per district over its dates, in runs of the batch size.
+    long = make_plan(
+        req(endDate="2025-03-30", targetDistricts=["42", "61"]), world(batch_size=7), RawCache(tmp_path)
+    )
+    assert long.cost.runs == 3 + 2 * 3
 
 
 def test_skip_existing_and_retry_failures(tmp_path):

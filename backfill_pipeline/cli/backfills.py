@@ -137,7 +137,7 @@ def outcome(status: dict[str, Any]) -> ExitCode:
     help="dashboard requests per second for the whole backfill, a share of the budget BACKFILL_RATE "
     "(default: all of it)",
 )
-@click.option("--concurrency", type=AsciiInt(), help="runs at once for this backfill, 1 or 2 (default 2)")
+@click.option("--concurrency", type=AsciiInt(), help="runs at once for this backfill, 1 to 3 (default 3)")
 @click.option("--no-skip-existing", is_flag=True, help="re-collect what exists")
 @click.option("--no-retry-failures", is_flag=True, help="leave failed partitions out")
 @click.option(

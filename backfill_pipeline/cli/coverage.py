@@ -182,7 +182,7 @@ def _print_gaps(found: Gaps, listed: list[Cell], limit: int) -> None:
     type=AsciiFloat(),
     help="dashboard requests per second, a share of the budget (default: all of it)",
 )
-@click.option("--concurrency", type=AsciiInt(), help="runs at once for the heal, 1 or 2 (default 2)")
+@click.option("--concurrency", type=AsciiInt(), help="runs at once for the heal, 1 to 3 (default 3)")
 @click.option("--dry-run", is_flag=True, help="print the plan and cost only")
 @click.option("--plan-hash", help="launch only if the plan still has this hash")
 @click.option("--follow", "follow_it", is_flag=True, help="follow progress until the end")

@@ -431,6 +431,7 @@ class PostgresBudgetStore:
                 "RETURNING next_ms, (SELECT ms FROM now)",
                 (name, spacing_ms, spacing_ms),
             ).fetchone()
+            assert row is not None  # INSERT ... RETURNING gives one row
             conn.execute(
                 f"DELETE FROM {SHARES} WHERE next_ms < %s",
                 (int(row[1]) - SHARE_FORGET_MS,),

@@ -138,15 +138,23 @@ def _runs_for_dates(dates: list[str], batch: int) -> int:
 
 
 def _runs_for_districts(keys: list[str], order: list[str], batch: int) -> int:
-    """Dagster splits a date x district subset into one range per date and contiguous districts."""
-    position = {d: i for i, d in enumerate(order)}
-    by_date: dict[str, list[int]] = {}
+    """The runs Dagster's backfill makes of a date x district subset: it holds constant the
+    dimension with fewer distinct values in the subset (dates on a tie), takes the other in
+    contiguous ranges (districts in the order of the `districts` partitions, dates by day) and
+    splits each range into runs of at most `batch` keys."""
+    by_date: dict[str, list[str]] = {}
+    by_district: dict[str, list[str]] = {}
     for key in keys:
         date, _, district = key.partition(KEY_SEPARATOR)
-        by_date.setdefault(date, []).append(position.get(district, len(position)))
+        by_date.setdefault(date, []).append(district)
+        by_district.setdefault(district, []).append(date)
+    if len(by_date) > len(by_district):
+        return sum(_runs_for_dates(dates, batch) for dates in by_district.values())
+    position = {d: i for i, d in enumerate(order)}
     runs = 0
-    for indexes in by_date.values():
-        indexes.sort()
+    for districts in by_date.values():
+        # A district missing from the order (not a partition yet) is a range of its own.
+        indexes = sorted(position.get(d, len(position) + n * 2) for n, d in enumerate(districts))
         length = 1
         for prev, cur in zip(indexes, indexes[1:], strict=False):
             if cur == prev + 1:
