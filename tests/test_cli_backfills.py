@@ -254,7 +254,7 @@ def test_no_follow(script):
         (["--start", "2025-4-14"], "startDate"),
         (["--start", "2025-04-14", "--rate", "0"], "rate"),
         (["--start", "2025-04-14", "--rate", "nan"], "rate"),
-        (["--start", "2025-04-14", "--concurrency", "3"], "concurrency"),
+        (["--start", "2025-04-14", "--concurrency", "4"], "concurrency"),
         (["--start", "2025-04-14", "--districts", "61,x1"], "targetDistricts"),
         (["--start", "2025-04-14", "--plan-hash", "../x"], "planHash"),
         (["--start", "2025-04-14", "--type", "everything"], "--type"),

@@ -205,7 +205,7 @@ def test_nothing_to_heal(tmp_path, dagster):
         (["--districts", "x1"], "--districts", 2),
         (["--districts", "999"], "--districts", 2),
         (["--rate", "0"], "--rate", 2),
-        (["--concurrency", "3"], "--concurrency", 2),
+        (["--concurrency", "4"], "--concurrency", 2),
         (["--plan-hash", "../x"], "--plan-hash", 2),
         (["--plan-hash", "0" * 16], "no longer matches", 6),
     ],

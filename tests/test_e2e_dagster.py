@@ -146,17 +146,18 @@ def test_cancelling_a_backfill_stops_it(stack):
     assert b["status"] == "CANCELED"
     assert all(r["status"] in ("CANCELED", "SUCCESS", "FAILURE") for r in b["runs"])
     c = counts(b)
-    # Dagster lets the run in flight finish (or terminates it) and launches nothing more:
-    # the districts level of the backfill never starts.
+    # One level: the district runs started with the summary's. Dagster cancels the queued runs,
+    # terminates the running ones and launches nothing more: the backfill stops short.
     assert c["district_snapshot"]["numPartitionsTargeted"] == 36
-    assert c["district_snapshot"]["numPartitionsMaterialized"] == 0
+    assert c["district_snapshot"]["numPartitionsMaterialized"] < 36
     assert c["district_snapshot"]["numPartitionsInProgress"] == 0
+    assert any(r["status"] == "CANCELED" for r in b["runs"])
     detailed = [
         p
         for p in (root / "snapshots").glob("2025-05-*/district_61.json")
         if json.loads(p.read_text())["detail"] == "detailed"
     ]
-    assert detailed == []
+    assert len(detailed) < 12
 
 
 def cli(stack, *args):
@@ -198,10 +199,11 @@ def test_cli_plans_launches_follows_and_reports(stack):
     assert "109" in run.stdout and "succeeded" in run.stdout
     backfill_id = run.stdout.split("launched backfill ")[1].split()[0]
 
-    # The backfill's tags reach its runs: the per-backfill concurrency lane and the per-run rate.
+    # The backfill's tags reach its runs: the per-backfill concurrency lane and its share of the
+    # budget (the whole budget of 2, drawn by all its runs together).
     for r in stack["graphql"].backfill(backfill_id)["runs"]:
         tags = {t["key"]: t["value"] for t in r["tags"]}
-        assert tags["backfill_pipeline/rate"] == "1.0" and "backfill_pipeline/concurrency-2" in tags
+        assert tags["backfill_pipeline/rate"] == "2.0" and "backfill_pipeline/concurrency-3" in tags
         assert tags["backfill_pipeline/source"] == "backfill"
 
     listed = cli(stack, "list", "--json")

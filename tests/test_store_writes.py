@@ -111,6 +111,28 @@ def test_failure_never_replaces_success_of_same_or_higher_detail(store):
     assert store.read_metadata(AS_OF).errors_with_data_kept == []
 
 
+def test_summary_data_written_after_a_failed_detail_keeps_its_error(store):
+    # One level (issue 11): a district's run may fail before its date's summary run writes.
+    store.write_district(a_failure(detail="detailed"), context=BACKFILL)
+    result = store.write_districts(AS_OF, [a_summary()], context=REFRESH, summary_answered=True)[0]
+    assert result.written  # data beats no data
+    metadata = store.read_metadata(AS_OF)
+    assert metadata.status == "success" and metadata.failed_districts == []
+    assert metadata.detailed_districts == []
+    [error] = metadata.errors_with_data_kept
+    assert (error.district, error.report, error.run_id, error.backfill_id) == (
+        "42",
+        "clubperformance",
+        "run-backfill",
+        "bf-1",
+    )
+    # Another summary write does not supersede it (the detail is still missing); a detailed one does.
+    store.write_districts(AS_OF, [a_summary()], context=REFRESH, summary_answered=True)
+    assert len(store.read_metadata(AS_OF).errors_with_data_kept) == 1
+    store.write_district(a_detailed(), context=BACKFILL)
+    assert store.read_metadata(AS_OF).errors_with_data_kept == []
+
+
 def test_summary_failure_keeps_summary_success(store):
     store.write_district(a_summary(), context=REFRESH)
     assert not store.write_district(a_failure(detail="summary"), context=REFRESH).written

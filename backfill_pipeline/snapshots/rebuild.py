@@ -287,8 +287,9 @@ def build_metadata(as_of: dt.date, scan: DateScan, collections: Collections, man
     for collection in collections.collections:
         for error in collection.errors:
             entry = entries.get(error.district)
-            # A later write of the district supersedes the error of an earlier kept attempt.
-            if entry is not None and error.timestamp >= entry.collected_at:
+            # A later detailed write of the district supersedes the error of an earlier kept
+            # attempt; summary data written later does not (the detail is still missing).
+            if entry is not None and (entry.detail != "detailed" or error.timestamp >= entry.collected_at):
                 kept_errors.append(error)
     district_errors = [err for d in entries if d in scan.errors for err in scan.errors[d]]
     return Metadata(

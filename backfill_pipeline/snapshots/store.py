@@ -8,11 +8,12 @@ Rules (the layout is docs/design.md §7, plus `collections.json` per date and `.
   fingerprint and not re-read).
 - Nothing good is demoted. A failed or unavailable write never replaces a successful file (of
   any detail): the file is kept and the error goes to the collection's record, shown in metadata
-  as `errorsWithDataKept` until a later write of that district supersedes it. A summary write
-  never replaces a successful detailed file, but does replace a detailed file without data
-  (unavailable or failed): data beats no data. Anything else replaces the file (newest wins); a
-  failed file that replaces a failed file keeps its attempt history (`errors`), and a detailed
-  file that replaces a summary file keeps the district's summary row.
+  as `errorsWithDataKept` until a later detailed write of that district supersedes it. A summary
+  write never replaces a successful detailed file, but does replace a detailed file without data
+  (unavailable or failed): data beats no data, and a failed one's errors are kept beside it.
+  Anything else replaces the file (newest wins); a failed file that replaces a failed file keeps
+  its attempt history (`errors`), and a detailed file that replaces a summary file keeps the
+  district's summary row.
 - A failed attempt at a date's summary is recorded in `collections.json` (`summaryErrors`) and
   leaves the date's files as they were.
 - `collections.json` lists every collection that wrote to the date, keyed by (source, scope,
@@ -95,6 +96,18 @@ def keep_reason(existing: ManifestEntry | None, new: DistrictSnapshot) -> str | 
     return None
 
 
+def replaces_failed_detail(existing: ManifestEntry | None, new: DistrictSnapshot) -> bool:
+    """True when summary data replaces a failed detailed file: data beats no data, but the
+    detail is still missing and its errors are kept beside the data."""
+    return (
+        existing is not None
+        and existing.status == "failed"
+        and existing.detail == "detailed"
+        and new.status == "success"
+        and new.detail == "summary"
+    )
+
+
 class PerDistrictFileSnapshotStore:
     """The snapshot store of docs/design.md §7: atomic files, rebuilt manifest and metadata."""
 
@@ -161,6 +174,10 @@ class PerDistrictFileSnapshotStore:
                         snapshot.detail,
                     )
                     continue
+                if replaces_failed_detail(existing, snapshot):
+                    # Summary data now stands where a detailed attempt failed (the district's
+                    # run finished before its date's summary run): the failure stays on record.
+                    kept_errors += first.errors.get(snapshot.district_id, [])
                 final = self._prepare(snapshot, existing, context)
                 name = district_file_name(final.district_id)
                 data = final.model_dump_json().encode()
