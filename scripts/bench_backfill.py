@@ -107,9 +107,27 @@ def graphql(url: str, query: str, variables: dict) -> dict:
     return body["data"]
 
 
-def export_times(sandbox_url: str, since: float) -> list[float]:
-    log = requests.get(f"{sandbox_url}/_sandbox/requests?limit=0", timeout=30).json()["requests"]
-    return sorted(r["t"] for r in log if r.get("report") and r["t"] >= since)
+class RequestLog:
+    """The sandbox's export requests since a moment, read while the backfill runs: the sandbox
+    keeps only its last 1,000, fewer than a large backfill makes."""
+
+    def __init__(self, sandbox_url: str) -> None:
+        self.url = sandbox_url
+        self.seen: dict[tuple, float] = {}
+        self.total_before = self.total()
+
+    def total(self) -> int:
+        """Export requests the sandbox has answered since it started."""
+        return requests.get(f"{self.url}/_sandbox/stats", timeout=30).json()["exportRequests"]
+
+    def poll(self, since: float) -> None:
+        log = requests.get(f"{self.url}/_sandbox/requests?limit=300", timeout=30).json()["requests"]
+        for r in log:
+            if r.get("report") and r["t"] >= since:
+                self.seen[(r["t"], r.get("path"), r.get("report"), r.get("district"))] = r["t"]
+
+    def times(self) -> list[float]:
+        return sorted(self.seen.values())
 
 
 def run_backfill(
@@ -123,6 +141,7 @@ def run_backfill(
         args += ["--districts", ",".join(DISTRICTS[: case.districts])]
     if force:
         args += ["--no-skip-existing"]
+    log = RequestLog(sandbox_url)
     t0 = time.time()
     done = cli(*args, env=env)
     if done.returncode != 0:
@@ -130,6 +149,7 @@ def run_backfill(
     backfill_id = json.loads(done.stdout)["backfillId"]
     last_end = None
     while True:
+        log.poll(t0)
         b = graphql(dagster_url, RUNS_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
         runs = b.get("runs") or []
         if runs and last_end is None and all(r["status"] in FINISHED for r in runs):
@@ -144,10 +164,14 @@ def run_backfill(
         time.sleep(0.5)
     if last_end is None:
         last_end = max((r["endTime"] or completed) for r in runs) if runs else completed
-    times = [t for t in export_times(sandbox_url, t0) if t <= completed + 1]
+    log.poll(t0)
+    times = [t for t in log.times() if t <= completed + 1]
+    made = log.total() - log.total_before
+    if made != len(times):
+        raise SystemExit(f"the sandbox counted {made} requests but its log showed {len(times)}")
     return Measured(
         backfill_id=backfill_id,
-        requests=len(times),
+        requests=made,
         wall=last_end - t0,
         completed=completed - t0,
         runs=len(runs),
