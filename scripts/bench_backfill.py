@@ -65,6 +65,9 @@ class Case:
         if kind not in ("per-district", "system-wide"):
             raise SystemExit(f"case {text!r}: the kind is per-district or system-wide")
         dates, _, districts = size.partition("x")
+        wanted = [dates] if kind == "system-wide" else [dates, districts]
+        if not all(n.isascii() and n.isdigit() and int(n) > 0 for n in wanted):
+            raise SystemExit(f"case {text!r}: give per-district:DATESxDISTRICTS or system-wide:DATES")
         return cls(kind, int(dates), int(districts or 0))
 
     @property

@@ -102,7 +102,6 @@ def planner_world(**overrides) -> World:
         materialized={},
         failed={},
         batch_size=10,
-        pool_limit=2,
     )
     base.update(overrides)
     return World(**base)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from api_stack import CONTRACT, LOOPBACK, ApiServer, FakeDagster, fake_service
 from conftest import TODAY
 
 from backfill_pipeline.api.app import PLAN_SLOTS, PLAN_WAITING, Planning, create_app
+from backfill_pipeline.api.graphql import PartitionStatuses
 from backfill_pipeline.names import DISTRICT_ASSET, SUMMARY_ASSET
 from backfill_pipeline.planning.request import MAX_DAYS, MAX_TARGETS
 from backfill_pipeline.scope import DistrictConfig
@@ -315,17 +316,18 @@ def test_concurrent_maximum_dry_runs_leave_health_fast_and_memory_bounded(api):
 
 
 class BlockedDagster(FakeDagster):
-    """The fake Dagster whose pool query (asked while planning) waits until `release` is set."""
+    """The fake Dagster whose statuses query (asked once per plan) waits until `release` is set."""
 
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
         self.planning = 0
 
-    def pool(self, key: str) -> dict:
-        self.planning += 1
-        assert self.release.wait(30)
-        return super().pool(key)
+    def partition_statuses(self, asset_path: list[str]) -> PartitionStatuses:
+        if asset_path == [SUMMARY_ASSET]:  # the first of the plan's two
+            self.planning += 1
+            assert self.release.wait(30)
+        return super().partition_statuses(asset_path)
 
 
 LIST = "/api/backfills"

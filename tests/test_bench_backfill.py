@@ -39,6 +39,9 @@ def test_cases_are_parsed_and_refused_clearly(bench):
     assert bench.Case.parse("system-wide:30").label == "system-wide, 30 dates"
     with pytest.raises(SystemExit, match="per-district or system-wide"):
         bench.Case.parse("weekly:3")
+    for bad in ("per-district:16", "per-district:0x3", "system-wide:²", "per-district:ax1"):
+        with pytest.raises(SystemExit, match="DATESxDISTRICTS"):
+            bench.Case.parse(bad)
 
 
 def test_the_table_shows_the_ratio_and_the_rerun_share(bench):

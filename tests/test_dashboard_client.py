@@ -353,40 +353,36 @@ def test_an_open_circuit_is_not_retried(fresh_sandbox, tmp_path):
         assert time.monotonic() - started < 0.2 and total(fresh_sandbox) == 2
 
 
-def test_runs_that_need_one_dates_summary_at_once_ask_for_it_once(fresh_sandbox, tmp_path):
-    # Every district's run of a date reads its summary; several run at once (issue 11). The slow
-    # answer keeps the first caller inside its request while the others arrive.
-    fresh_sandbox.set_faults([{"kind": "latency", "latencyMs": 600}])
+def summaries_at_once(sandbox, root, as_of: dt.date, callers: int) -> list:
+    """`callers` clients (as the runs of one date's districts) fetching one summary together; a
+    slow answer keeps the first inside its request while the others arrive."""
+    sandbox.set_faults([{"kind": "latency", "latencyMs": 600}])
     results: list = []
 
     def fetch() -> None:
-        with client_for(fresh_sandbox, tmp_path) as c:
-            results.append(c.fetch(Report.SUMMARY, NORMAL))
+        with client_for(sandbox, root) as c:
+            results.append(c.fetch(Report.SUMMARY, as_of))
 
-    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    threads = [threading.Thread(target=fetch) for _ in range(callers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert len(results) == 4 and all(r.available for r in results)
+    assert len(results) == callers
+    return results
+
+
+def test_runs_that_need_one_dates_summary_at_once_ask_for_it_once(fresh_sandbox, tmp_path):
+    # Every district's run of a date reads its summary; several run at once (issue 11).
+    results = summaries_at_once(fresh_sandbox, tmp_path, NORMAL, 4)
+    assert all(r.available for r in results)
     assert sum(r.requests for r in results) == 1 == total(fresh_sandbox)
     assert sorted(r.cache_hit for r in results) == [False, True, True, True]
 
 
 def test_a_not_published_answer_got_while_others_waited_is_not_asked_again(fresh_sandbox, tmp_path):
-    fresh_sandbox.set_faults([{"kind": "latency", "latencyMs": 600}])
-    results: list = []
-
-    def fetch() -> None:
-        with client_for(fresh_sandbox, tmp_path) as c:
-            results.append(c.fetch(Report.SUMMARY, TODAY))
-
-    threads = [threading.Thread(target=fetch) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert len(results) == 3 and not any(r.available for r in results)
+    results = summaries_at_once(fresh_sandbox, tmp_path, TODAY, 3)
+    assert not any(r.available for r in results)
     # Asked (its own month, then the previous one) by the first caller only.
     asked = [r.requests for r in results if r.requests]
     assert len(asked) == 1 and asked[0] == total(fresh_sandbox) >= 2

@@ -63,6 +63,12 @@ def ranges(dates, districts):
     ]
 
 
+RUN_TIMES = """
+query ($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { runs { creationTime } } }
+}"""
+
+
 def wait_terminal(graphql, backfill_id, timeout=300):
     deadline = time.monotonic() + timeout
     while True:
@@ -90,6 +96,13 @@ def test_backfill_partial_failure_then_retry_from_failure(stack):
     assert c["district_snapshot"]["numPartitionsFailed"] == 1
     # Batching: fewer runs than the 12 partitions.
     assert 0 < len(b["runs"]) < 12
+    # One level: the daemon submitted the summary's run and the districts' in one iteration (a
+    # dependency between the assets would put the districts' a tick, 30 s, later).
+    created = [
+        r["creationTime"]
+        for r in graphql.execute(RUN_TIMES, {"id": backfill_id})["partitionBackfillOrError"]["runs"]
+    ]
+    assert len(created) == len(b["runs"]) and max(created) - min(created) < 10, created
 
     statuses = graphql.partition_statuses(["district_snapshot"])
     assert statuses.failed == {f"{dates[1]}|61"}

@@ -20,7 +20,6 @@ from ..names import (
     HEAL_TAG,
     KEY_SEPARATOR,
     PLAN_HASH_TAG,
-    POOL,
     RATE_TAG,
     RECHECK_TAG,
     REQUEST_ID_TAG,
@@ -172,7 +171,6 @@ class Launcher:
         statuses = {a: self.graphql.partition_statuses([a]) for a in (SUMMARY_ASSET, DISTRICT_ASSET)}
         materialized = {a: s.materialized for a, s in statuses.items()}
         dates_known = summary_keys.get("default") or next(iter(summary_keys.values()), [])
-        pool = self.graphql.pool(POOL)
         pending, final = self._unavailable(dates, materialized)
         for asset, keys in pending.items():
             materialized[asset] -= keys
@@ -186,7 +184,6 @@ class Launcher:
             materialized=materialized,
             failed={a: s.failed for a, s in statuses.items()},
             batch_size=self.batch_size,
-            pool_limit=pool.get("limit") or pool.get("slotCount") or 2,
             budget=self.budget,
             unavailable={a: keys & materialized[a] for a, keys in final.items()},
         )

@@ -260,24 +260,10 @@ class DashboardClient:
             lock.acquire()
             contended = True
         try:
-            hit = self._from_cache(cache, report, as_of, None)
-            if hit is not None:
-                return hit
-            answer = cache.lookup(report.value, None, as_of) if contended else None
-            if answer is not None and not answer.available:
-                seen = answer.seen_times()
-                if seen and max(seen) >= waited_from.replace(microsecond=0):
-                    # "Not published" was answered while this process waited: not asked twice.
-                    self.cache_hits += 1
-                    return FetchResult(
-                        report=report,
-                        district=None,
-                        as_of=as_of,
-                        available=False,
-                        cache_hit=True,
-                        unavailable_final=answer.unavailable_final(),
-                    )
-            return self._fetch(report, as_of, None, data_month)
+            # "Not published" answered while this process waited is not asked twice.
+            fresh_since = waited_from if contended else None
+            hit = self._from_cache(cache, report, as_of, None, fresh_since=fresh_since)
+            return hit or self._fetch(report, as_of, None, data_month)
         finally:
             lock.release()
 
@@ -338,13 +324,26 @@ class DashboardClient:
         return result
 
     def _from_cache(
-        self, cache: RawCache, report: Report, as_of: dt.date, district: str | None
+        self,
+        cache: RawCache,
+        report: Report,
+        as_of: dt.date,
+        district: str | None,
+        *,
+        fresh_since: dt.datetime | None = None,
     ) -> FetchResult | None:
+        """The cached answer, or None when the dashboard must be asked; a "not published" answer
+        observed at or after `fresh_since` (its times are whole seconds) counts as just asked."""
         answer = cache.lookup(report.value, district, as_of)
         if answer is None:
             return None
         if not answer.available:
-            if self.recheck_unavailable or not answer.unavailable_final():
+            final = answer.unavailable_final()
+            seen = answer.seen_times()
+            just_asked = (
+                fresh_since is not None and bool(seen) and max(seen) >= fresh_since.replace(microsecond=0)
+            )
+            if not just_asked and (self.recheck_unavailable or not final):
                 return None  # pending: the dashboard may have published it since
             self.cache_hits += 1
             return FetchResult(
@@ -353,7 +352,7 @@ class DashboardClient:
                 as_of=as_of,
                 available=False,
                 cache_hit=True,
-                unavailable_final=True,
+                unavailable_final=final,
             )
         body = cache.read(answer.sha256 or "")
         if body is None:

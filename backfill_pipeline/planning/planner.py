@@ -47,7 +47,6 @@ class World:
     materialized: dict[str, set[str]]
     failed: dict[str, set[str]]
     batch_size: int
-    pool_limit: int = 2
     # The deployment's budget at the dashboard (BACKFILL_RATE), requests/s; a backfill's rate is
     # a share of it.
     budget: float = 2.0
