@@ -1,10 +1,12 @@
-"""Start the local stack as real processes: the sandbox dashboard and `dagster dev` (demo and tests).
+"""Start the local stack as real processes: the sandbox dashboard and `backfill-pipeline dev`
+(`dagster dev` with the brisk backfill daemon) for the demo, the benchmarks and the tests.
 
 Every process starts in its own session (a Ctrl-C at the terminal reaches only the command that
-started it), and is stopped with its whole process group: `dagster dev` spawns a webserver, a
-daemon, a code server and run workers, all in its group. A command that starts processes runs
-inside `StopSignals()`, so SIGTERM and SIGHUP stop them exactly as Ctrl-C does (Python's default
-for those two ends the process on the spot and leaves every child running).
+started it), and is stopped with its whole process group: `backfill-pipeline dev` (like `dagster
+dev`) spawns a code server, a webserver, a daemon and run workers, all in its group. A command
+that starts processes runs inside `StopSignals()`, so SIGTERM and SIGHUP stop them exactly as
+Ctrl-C does (Python's default for those two ends the process on the spot and leaves every child
+running).
 """
 
 from __future__ import annotations
@@ -291,11 +293,26 @@ def sandbox_service(port: int, *, today: str | None = None, log_path: Path | Non
     )
 
 
-def dagster_service(port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None) -> Service:
-    """`dagster dev` (webserver, daemon, code server) over backfill_pipeline.definitions."""
+def dagster_service(
+    port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None, brisk: bool = True
+) -> Service:
+    """`backfill-pipeline dev` (code server, webserver, daemons with the brisk backfill daemon) over
+    backfill_pipeline.definitions; with `brisk=False` Dagster's own `dagster dev` (30-s backfill tick)."""
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(prepare_dagster_home(home))}
-    dagster = Path(sys.executable).with_name("dagster")
-    argv = [str(dagster), "dev", "-m", "backfill_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    if brisk:
+        argv = [
+            sys.executable,
+            "-m",
+            "backfill_pipeline.cli",
+            "dev",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+    else:
+        dagster = str(Path(sys.executable).with_name("dagster"))
+        argv = [dagster, "dev", "-m", "backfill_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)]
     return Service(
         "dagster",
         argv,

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("backfill_pipeline.cli.serve", "api"),
     "api-token": ("backfill_pipeline.cli.token", "api_token"),
     "demo": ("backfill_pipeline.cli.demo", "demo"),
+    "dev": ("backfill_pipeline.cli.dagster_stack", "dev"),
+    "daemon": ("backfill_pipeline.cli.dagster_stack", "daemon"),
 }
 
 

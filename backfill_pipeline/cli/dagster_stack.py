@@ -1,0 +1,169 @@
+"""`backfill-pipeline daemon` and `backfill-pipeline dev`: Dagster's daemons and webserver with
+a backfill daemon that starts a backfill's runs within a second (backfill_pipeline/daemon.py).
+
+`daemon` replaces `dagster-daemon run` (same workspace options: `-m`, `-w`, `--grpc-port`...).
+`dev` replaces `dagster dev`: one code server (`dagster code-server start`), `dagster-webserver`
+and `daemon` over it, stopped together; `dagster dev` itself cannot be given another daemon (its
+daemon command line is fixed), so with it a backfill waits for Dagster's 30-s tick.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+from dagster_shared.cli import WorkspaceOpts, workspace_options
+
+from ..devstack import Interrupted, StopSignals, free_port, held
+from .common import PORT, CliError
+from .exit_codes import ExitCode
+
+MODULE = "backfill_pipeline.definitions"
+# The code location's name under `dagster dev -m backfill_pipeline.definitions` too, so runs made
+# under either re-execute under the other.
+LOCATION = MODULE
+CODE_SERVER_TIMEOUT = 180.0
+
+
+def require_dagster_home() -> Path:
+    """DAGSTER_HOME, which must name an existing directory (one instance for every process)."""
+    value = os.environ.get("DAGSTER_HOME", "")
+    if not value:
+        raise CliError(
+            "DAGSTER_HOME is not set: the webserver and the daemon must share one instance "
+            "(README: mkdir -p $DAGSTER_HOME && cp dagster.yaml $DAGSTER_HOME/)",
+            ExitCode.BAD_INPUT,
+        )
+    home = Path(value)
+    if not home.is_dir():
+        raise CliError(f"DAGSTER_HOME={value!r} is not a directory", ExitCode.BAD_INPUT)
+    return home
+
+
+@click.command("daemon")
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"], case_sensitive=False),
+    default="info",
+    show_default=True,
+)
+@workspace_options
+def daemon(log_level: str, **workspace: object) -> None:
+    """Dagster's daemons (schedules, sensors, run queue, backfills), the backfill daemon acting
+    within a second of a new backfill instead of at Dagster's 30-s tick. Replaces
+    `dagster-daemon run`; without a workspace option it loads backfill_pipeline.definitions."""
+    from dagster import DagsterInstance
+    from dagster._cli.workspace.cli_target import workspace_opts_to_load_target
+
+    from ..daemon import brisk_daemon_controller
+
+    require_dagster_home()
+    opts = WorkspaceOpts.extract_from_cli_options(dict(workspace))
+    if not (opts.workspace or opts.module_name or opts.python_file or opts.package_name or opts.grpc_port):
+        opts = WorkspaceOpts.extract_from_cli_options({**workspace, "module_name": (MODULE,)})
+    with StopSignals():
+        try:
+            with DagsterInstance.get() as instance:
+                target = workspace_opts_to_load_target(opts)
+                with brisk_daemon_controller(instance, target, log_level=log_level) as controller:
+                    controller.check_daemon_loop()
+        except Interrupted as stop:
+            raise click.exceptions.Exit(stop.exit_code) from None
+
+
+def workspace_file(directory: Path, port: int) -> Path:
+    """A workspace.yaml naming the code server on `port` as the project's code location."""
+    path = directory / "workspace.yaml"
+    path.write_text(
+        "load_from:\n"
+        "  - grpc_server:\n"
+        "      host: 127.0.0.1\n"
+        f"      port: {port}\n"
+        f"      location_name: {LOCATION}\n"
+    )
+    return path
+
+
+def wait_for_code_server(port: int, process: subprocess.Popen, timeout: float = CODE_SERVER_TIMEOUT) -> None:
+    """Until the code server on `port` answers a ping (its definitions loaded)."""
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client = DagsterGrpcClient(port=port, host="127.0.0.1")
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise CliError(f"the code server exited with {process.returncode} while loading {MODULE}")
+        try:
+            client.ping("ready?")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise CliError(f"the code server did not load {MODULE} within {timeout:.0f}s") from None
+            time.sleep(0.5)
+
+
+def stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None:
+    """SIGTERM every child (the last started first), then SIGKILL what is left after `timeout`."""
+    with held():
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + timeout
+        for child in reversed(children):
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+
+
+@click.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address the webserver binds")
+@click.option("--port", type=PORT, default=3000, show_default=True, help="port the webserver binds")
+def dev(host: str, port: int) -> None:
+    """`dagster dev` for this project: a code server, the webserver and `backfill-pipeline daemon`,
+    so a backfill's first run starts within seconds; stopped together on Ctrl-C (exit 128 + signal)."""
+    require_dagster_home()
+    code_port = free_port()
+    bin_dir = Path(sys.executable).parent
+    children: list[subprocess.Popen] = []
+    names: dict[int, str] = {}
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen:
+        with held():  # recorded before a signal can unwind
+            child = subprocess.Popen(argv)
+            children.append(child)
+            names[child.pid] = name
+        return child
+
+    with StopSignals(), tempfile.TemporaryDirectory(prefix="backfill-dev-") as tmp:
+        try:
+            workspace = workspace_file(Path(tmp), code_port)
+            code_server = start(
+                "the code server",
+                [str(bin_dir / "dagster"), "code-server", "start", "-m", MODULE, "-h", "127.0.0.1",
+                 "-p", str(code_port), "--location-name", LOCATION, "--log-level", "warning"]
+            )  # fmt: skip
+            wait_for_code_server(code_port, code_server)
+            start(
+                "the webserver",
+                [str(bin_dir / "dagster-webserver"), "-w", str(workspace), "-h", host, "-p", str(port)],
+            )
+            start(
+                "the daemon", [sys.executable, "-m", "backfill_pipeline.cli", "daemon", "-w", str(workspace)]
+            )
+            while True:
+                for child in children:
+                    if child.poll() is not None:
+                        raise CliError(f"{names[child.pid]} exited with {child.returncode}")
+                time.sleep(1)
+        except Interrupted as stop:
+            stop_children(children)
+            raise click.exceptions.Exit(stop.exit_code) from None
+        finally:
+            stop_children(children)
