@@ -1,0 +1,60 @@
+"""The brisk backfill daemon's wake rule, the daemons it runs, and the refusals of `daemon`/`dev`."""
+
+import subprocess
+import sys
+
+import pytest
+from dagster import DagsterInstance
+from dagster._daemon.daemon import BackfillDaemon
+
+from backfill_pipeline.daemon import BriskBackfillDaemon, brisk_daemons, should_wake
+from backfill_pipeline.devstack import prepare_dagster_home
+
+A_REQUESTED = frozenset({("a", "REQUESTED")})
+
+
+@pytest.mark.parametrize(
+    ("seen", "now", "runs_changed", "wake"),
+    [
+        (frozenset(), frozenset(), False, False),  # idle
+        (frozenset(), frozenset(), True, False),  # a run moved, but no backfill waits on it
+        (frozenset(), A_REQUESTED, False, True),  # a new backfill
+        (A_REQUESTED, A_REQUESTED, False, False),  # nothing new
+        (A_REQUESTED, A_REQUESTED, True, True),  # one of its runs moved
+        (A_REQUESTED, frozenset({("a", "CANCELING")}), False, True),  # cancelled
+        (A_REQUESTED, frozenset(), False, False),  # it ended: nothing left to do
+    ],
+)
+def test_wake_rule(seen, now, runs_changed, wake):
+    assert should_wake(seen, now, runs_changed) is wake
+
+
+def test_every_daemon_of_the_instance_runs_with_ours_for_backfills(tmp_path):
+    home = prepare_dagster_home(tmp_path / "home")  # the project's dagster.yaml
+    with DagsterInstance.from_config(str(home)) as instance:
+        expected = set(instance.get_required_daemon_types())
+        daemons = brisk_daemons(instance)
+        try:
+            assert {d.daemon_type() for d in daemons} == expected
+            backfill = [d for d in daemons if isinstance(d, BackfillDaemon)]
+            assert len(backfill) == 1 and isinstance(backfill[0], BriskBackfillDaemon)
+        finally:
+            for d in daemons:
+                d.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("command", ["dev", "daemon"])
+@pytest.mark.parametrize("home", ["", "/nonexistent/dagster-home"])
+def test_refuses_to_start_without_a_shared_instance(command, home, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    if home:
+        env["DAGSTER_HOME"] = home
+    result = subprocess.run(
+        [sys.executable, "-m", "backfill_pipeline.cli", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "DAGSTER_HOME" in result.stderr
