@@ -5,8 +5,8 @@ Dagster's backfill daemon evaluates backfills every 30 s, a constant no setting 
 that long before its first run exists, and each cancel or completion as long again. This daemon
 runs Dagster's own iteration (`execute_backfill_iteration`, the same code, the same threads and the
 same one-evaluation-per-backfill guard) but wakes when there is something to do: a backfill
-requested, cancelling or failing that the last iteration did not see, or a run that changed state
-while backfills are in progress; and at least every 30 s, as Dagster does. Between iterations it
+requested, cancelling or failing that the last iteration did not see, or a run that ended while
+backfills are in progress; and at least every 30 s, as Dagster does. Between iterations it
 looks once a second with two indexed queries. Every other daemon is Dagster's, built from the
 instance as `dagster-daemon run` builds them. As with Dagster's, one backfill daemon per instance:
 two would evaluate the same backfill twice and submit its runs twice.
@@ -18,11 +18,11 @@ import datetime as dt
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 
-from dagster import DagsterInstance, RunsFilter
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.workspace.context import IWorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceLoadTarget
@@ -40,11 +40,13 @@ from dagster._daemon.utils import DaemonErrorCapture
 POLL_SECONDS = 1.0
 # The longest it goes without an iteration: Dagster's own interval.
 IDLE_SECONDS = float(DEFAULT_DAEMON_INTERVAL_SECONDS)
-# An iteration that takes long (a huge backfill evaluated in the calling thread) is followed by a
-# rest this many times its length, so evaluation never takes more than a third of a core.
-REST_PER_WORK = 2.0
+# After evaluations that took t seconds, a run's end wakes the daemon only once it has rested
+# REST_PER_WORK x t: evaluating backfills then takes at most a quarter of a core (new and
+# cancelled backfills are acted on at once).
+REST_PER_WORK = 3.0
 
 IN_FLIGHT = [BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING]
+ENDED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
 def in_flight_backfills(instance: DagsterInstance) -> frozenset[tuple[str, str]]:
@@ -53,19 +55,21 @@ def in_flight_backfills(instance: DagsterInstance) -> frozenset[tuple[str, str]]
     return frozenset((b.backfill_id, b.status.value) for b in backfills)
 
 
-def runs_changed_since(instance: DagsterInstance, since: dt.datetime) -> bool:
-    """Whether any run changed state (queued, started, finished...) after `since`."""
-    return bool(instance.get_run_records(filters=RunsFilter(updated_after=since), limit=1))
+def runs_ended_since(instance: DagsterInstance, since: dt.datetime) -> bool:
+    """Whether any run ended (succeeded, failed, was canceled) after `since`: what can complete a
+    backfill or let its next level start. A run queued or started needs no evaluation."""
+    ended = RunsFilter(statuses=ENDED, updated_after=since)
+    return bool(instance.get_run_records(filters=ended, limit=1))
 
 
 def should_wake(
-    seen: frozenset[tuple[str, str]], now_in_flight: frozenset[tuple[str, str]], runs_changed: bool
+    seen: frozenset[tuple[str, str]], now_in_flight: frozenset[tuple[str, str]], runs_ended: bool
 ) -> bool:
-    """The wake rule: a backfill appeared or changed status, or a run moved while backfills are
-    in flight (a finished run may complete a backfill or free the next level)."""
+    """The wake rule: a backfill appeared or changed status, or a run ended while backfills are
+    in flight (it may complete a backfill or free the next level)."""
     if now_in_flight - seen:
         return True
-    return bool(now_in_flight) and runs_changed
+    return bool(now_in_flight) and runs_ended
 
 
 class BriskBackfillDaemon(BackfillDaemon):
@@ -94,9 +98,7 @@ class BriskBackfillDaemon(BackfillDaemon):
                     exc_info=sys.exc_info(), logger=self._logger, log_message="BackfillDaemon caught an error"
                 )
             yield SpanMarker.END_SPAN
-            worked = time.monotonic() - started
-            shutdown_event.wait(max(POLL_SECONDS, REST_PER_WORK * worked))
-            yield from self._wait_for_work(instance, shutdown_event, seen, started_at, started)
+            yield from self._wait_for_work(instance, shutdown_event, seen, started_at, started, futures)
 
     def _wait_for_work(
         self,
@@ -105,17 +107,43 @@ class BriskBackfillDaemon(BackfillDaemon):
         seen: frozenset[tuple[str, str]],
         since: dt.datetime,
         started: float,
+        futures: dict[str, Future],
     ) -> Iterator[None]:
+        ended = EvaluationsEnded(futures.values())
         while not shutdown_event.is_set() and time.monotonic() - started < IDLE_SECONDS:
+            shutdown_event.wait(POLL_SECONDS)
+            yield None  # a heartbeat between looks, as Dagster's loops do
+            # A run's end waits until the evaluations have rested REST_PER_WORK times as long
+            # as they took; a new or cancelled backfill does not wait.
+            finished = ended.at
+            rested = finished is not None and time.monotonic() - finished >= REST_PER_WORK * (
+                finished - started
+            )
             try:
-                if should_wake(seen, in_flight_backfills(instance), runs_changed_since(instance, since)):
+                in_flight = in_flight_backfills(instance)
+                if should_wake(seen, in_flight, rested and runs_ended_since(instance, since)):
                     return
             except Exception:
                 # The storage hiccuped: fall back to an iteration, which reports its own errors.
                 self._logger.warning("Looking for backfill work failed", exc_info=True)
                 return
-            yield None  # a heartbeat between looks, as Dagster's loops do
-            shutdown_event.wait(POLL_SECONDS)
+
+
+class EvaluationsEnded:
+    """When the last of some backfill evaluations (futures) ended: None while any runs."""
+
+    def __init__(self, futures: Iterable[Future]) -> None:
+        self._pending = {f for f in futures if not f.done()}
+        self._lock = threading.Lock()
+        self.at: float | None = None if self._pending else time.monotonic()
+        for future in list(self._pending):
+            future.add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        with self._lock:
+            self._pending.discard(future)
+            if not self._pending and self.at is None:
+                self.at = time.monotonic()
 
 
 def brisk_daemons(instance: DagsterInstance) -> Sequence[DagsterDaemon]:

@@ -336,10 +336,10 @@ def webserver_service(port: int, *, home: Path, env: dict[str, str], log_path: P
 
 
 def daemon_service(*, home: Path, env: dict[str, str], log_path: Path | None = None) -> Service:
-    """`dagster-daemon run` alone (schedules, sensors, run queue, backfills, run retries)."""
+    """`backfill-pipeline daemon` alone (schedules, sensors, run queue, the brisk backfill daemon,
+    run retries): what a deployment runs instead of `dagster-daemon run`."""
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(prepare_dagster_home(home))}
-    daemon = Path(sys.executable).with_name("dagster-daemon")
-    argv = [str(daemon), "run", "-m", "backfill_pipeline.definitions"]
+    argv = [sys.executable, "-m", "backfill_pipeline.cli", "daemon", "-m", "backfill_pipeline.definitions"]
     return Service("daemon", argv, env=full_env, url="", health=None, log_path=log_path, cwd=REPO_ROOT)
 
 
@@ -358,7 +358,7 @@ def wait_for_districts(dagster_url: str, districts: list[str], timeout: float = 
 def start_split_stack(
     base: Path, *, today: str, districts: list[str], env: dict[str, str]
 ) -> tuple[Service, Service, Service]:
-    """The sandbox, `dagster-webserver` and `dagster-daemon` as separate processes over one
+    """The sandbox, `dagster-webserver` and `backfill-pipeline daemon` as separate processes over one
     instance (so a test can kill and restart the daemon alone); returned once the districts are
     partitions."""
     from .scope import DistrictConfig
@@ -382,7 +382,7 @@ def start_split_stack(
 
 
 def start_configured_stack(
-    base: Path, *, today: str, districts: list[str], env: dict[str, str]
+    base: Path, *, today: str, districts: list[str], env: dict[str, str], brisk: bool = True
 ) -> tuple[Service, Service]:
     """The sandbox and `dagster dev` over `<base>/data` with `districts` configured, returned once
     the district_discovery sensor has turned them into partitions (tests use it)."""
@@ -396,6 +396,7 @@ def start_configured_stack(
         home=base / "dagster_home",
         log_path=base / "dagster.log",
         env={"BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url, **env},
+        brisk=brisk,
     )
     try:
         sandbox.start()

@@ -17,10 +17,10 @@ A_REQUESTED = frozenset({("a", "REQUESTED")})
     ("seen", "now", "runs_changed", "wake"),
     [
         (frozenset(), frozenset(), False, False),  # idle
-        (frozenset(), frozenset(), True, False),  # a run moved, but no backfill waits on it
+        (frozenset(), frozenset(), True, False),  # a run ended, but no backfill waits on it
         (frozenset(), A_REQUESTED, False, True),  # a new backfill
         (A_REQUESTED, A_REQUESTED, False, False),  # nothing new
-        (A_REQUESTED, A_REQUESTED, True, True),  # one of its runs moved
+        (A_REQUESTED, A_REQUESTED, True, True),  # one of its runs ended
         (A_REQUESTED, frozenset({("a", "CANCELING")}), False, True),  # cancelled
         (A_REQUESTED, frozenset(), False, False),  # it ended: nothing left to do
     ],

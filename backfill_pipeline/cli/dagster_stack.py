@@ -2,8 +2,9 @@
 a backfill daemon that starts a backfill's runs within a second (backfill_pipeline/daemon.py).
 
 `daemon` replaces `dagster-daemon run` (same workspace options: `-m`, `-w`, `--grpc-port`...).
-`dev` replaces `dagster dev`: one code server (`dagster code-server start`), `dagster-webserver`
-and `daemon` over it, stopped together; `dagster dev` itself cannot be given another daemon (its
+`dev` replaces `dagster dev`: one code server (`backfill_pipeline.codeserver`: `dagster api grpc`
+whose runs fork from a preloaded process), `dagster-webserver` and `daemon` over it, stopped
+together; `dagster dev` itself cannot be given another daemon (its
 daemon command line is fixed), so with it a backfill waits for Dagster's 30-s tick.
 """
 
@@ -146,8 +147,8 @@ def dev(host: str, port: int) -> None:
             workspace = workspace_file(Path(tmp), code_port)
             code_server = start(
                 "the code server",
-                [str(bin_dir / "dagster"), "code-server", "start", "-m", MODULE, "-h", "127.0.0.1",
-                 "-p", str(code_port), "--location-name", LOCATION, "--log-level", "warning"]
+                [sys.executable, "-m", "backfill_pipeline.codeserver", "-m", MODULE, "-h", "127.0.0.1",
+                 "-p", str(code_port), "--location-name", LOCATION, "--log-level", "warning"],
             )  # fmt: skip
             wait_for_code_server(code_port, code_server)
             start(
