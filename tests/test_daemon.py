@@ -43,6 +43,7 @@ def test_every_daemon_of_the_instance_runs_with_ours_for_backfills(tmp_path):
                 d.__exit__(None, None, None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["dev", "daemon"])
 @pytest.mark.parametrize("home", ["", "/nonexistent/dagster-home"])
 def test_refuses_to_start_without_a_shared_instance(command, home, tmp_path):
@@ -58,3 +59,29 @@ def test_refuses_to_start_without_a_shared_instance(command, home, tmp_path):
     )
     assert result.returncode == 2, result.stderr
     assert "DAGSTER_HOME" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_code_server_starts_runs_from_a_preloaded_forkserver():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from logging import getLogger
+
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    from backfill_pipeline.codeserver import PRELOAD, ForkingApiServer
+
+    server = ForkingApiServer(
+        server_termination_event=threading.Event(),
+        logger=getLogger("test"),
+        loadable_target_origin=LoadableTargetOrigin(
+            executable_path=sys.executable, module_name="backfill_pipeline.definitions"
+        ),
+        lazy_load_user_code=True,
+        server_threadpool_executor=ThreadPoolExecutor(max_workers=1),
+    )
+    assert server._mp_ctx.get_start_method() == "forkserver"
+    # The forkserver ignores a preload that fails to import: it would quietly start runs cold.
+    for module in PRELOAD:
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr

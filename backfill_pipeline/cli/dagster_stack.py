@@ -21,7 +21,7 @@ import click
 from dagster_shared.cli import WorkspaceOpts, workspace_options
 
 from ..devstack import Interrupted, StopSignals, free_port, held
-from .common import PORT, CliError
+from .common import PORT, CliError, json_option, print_json_line
 from .exit_codes import ExitCode
 
 MODULE = "backfill_pipeline.definitions"
@@ -53,11 +53,10 @@ def require_dagster_home() -> Path:
     default="info",
     show_default=True,
 )
+@json_option
 @workspace_options
-def daemon(log_level: str, **workspace: object) -> None:
-    """Dagster's daemons (schedules, sensors, run queue, backfills), the backfill daemon acting
-    within a second of a new backfill instead of at Dagster's 30-s tick. Replaces
-    `dagster-daemon run`; without a workspace option it loads backfill_pipeline.definitions."""
+def daemon(log_level: str, as_json: bool, **workspace: object) -> None:
+    """Dagster's daemons, the backfill daemon acting within a second (replaces `dagster-daemon run`)."""
     from dagster import DagsterInstance
     from dagster._cli.workspace.cli_target import workspace_opts_to_load_target
 
@@ -72,6 +71,11 @@ def daemon(log_level: str, **workspace: object) -> None:
             with DagsterInstance.get() as instance:
                 target = workspace_opts_to_load_target(opts)
                 with brisk_daemon_controller(instance, target, log_level=log_level) as controller:
+                    running = sorted(type(d).__name__ for d in controller.daemons)
+                    if as_json:
+                        print_json_line({"daemons": running})
+                    else:
+                        click.echo(f"daemons running: {', '.join(running)}", err=True)
                     controller.check_daemon_loop()
         except Interrupted as stop:
             raise click.exceptions.Exit(stop.exit_code) from None
@@ -108,6 +112,25 @@ def wait_for_code_server(port: int, process: subprocess.Popen, timeout: float = 
             time.sleep(0.5)
 
 
+def wait_for_webserver(url: str, children: list[subprocess.Popen], timeout: float = 180) -> None:
+    """Until the webserver answers /server_info; a child that exits meanwhile is an error."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                raise CliError(f"a process of the stack exited with {child.returncode} at start")
+        try:
+            if requests.get(url + "/server_info", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise CliError(f"the webserver did not answer at {url} within {timeout:.0f}s")
+        time.sleep(0.5)
+
+
 def stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None:
     """SIGTERM every child (the last started first), then SIGKILL what is left after `timeout`."""
     with held():
@@ -126,9 +149,9 @@ def stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None
 @click.command("dev")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address the webserver binds")
 @click.option("--port", type=PORT, default=3000, show_default=True, help="port the webserver binds")
-def dev(host: str, port: int) -> None:
-    """`dagster dev` for this project: a code server, the webserver and `backfill-pipeline daemon`,
-    so a backfill's first run starts within seconds; stopped together on Ctrl-C (exit 128 + signal)."""
+@json_option
+def dev(host: str, port: int, as_json: bool) -> None:
+    """`dagster dev` for this project: code server, webserver and `daemon`, runs started warm."""
     require_dagster_home()
     code_port = free_port()
     bin_dir = Path(sys.executable).parent
@@ -158,6 +181,12 @@ def dev(host: str, port: int) -> None:
             start(
                 "the daemon", [sys.executable, "-m", "backfill_pipeline.cli", "daemon", "-w", str(workspace)]
             )
+            url = f"http://{host}:{port}"
+            wait_for_webserver(url, children)
+            if as_json:
+                print_json_line({"dagsterUrl": url, "codeServerPort": code_port, "pid": os.getpid()})
+            else:
+                click.echo(f"Dagster at {url} (Ctrl-C stops it all)", err=True)
             while True:
                 for child in children:
                     if child.poll() is not None:
