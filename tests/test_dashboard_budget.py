@@ -215,3 +215,43 @@ def test_a_backfills_share_paces_all_its_runs_together(tmp_path):
     # 10/s together (not 10/s each), over 2 s, whichever of them asks.
     assert 19 <= len(grants) <= 23
     assert max_in_window(sorted(grants)) <= 11
+
+
+class SlowToReturnStore(SqliteBudgetStore):
+    """A store whose first granted slot reaches its caller `delay_ms` late (a descheduled process)."""
+
+    def __init__(self, *args, delay_ms: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay_ms = delay_ms
+        self.granted: list[int] = []
+
+    def try_grant(self, now_ms=None) -> int:
+        wait = super().try_grant(now_ms)
+        if wait == 0:
+            self.granted.append(self.last_grant_ms)
+            if len(self.granted) == 1:
+                time.sleep(self.delay_ms / 1000)
+        return wait
+
+
+def test_a_slot_reached_too_late_is_let_go_and_the_next_one_taken(tmp_path):
+    # At 2/s a request sent 60 ms after its slot lands 60 ms nearer the next caller's: three
+    # in a row then fit in less than a second. The late caller takes the next slot instead.
+    store = SlowToReturnStore(tmp_path / "budget.sqlite", 2.0, delay_ms=60)
+    budget = SharedBudget(store, Lane.BACKFILL)
+    began = time.time()
+    budget.acquire()
+    sent = time.time()
+    assert budget.late_grants == 1
+    assert len(store.granted) == 2 and store.granted[1] - store.granted[0] >= store.spacing_ms
+    assert sent * 1000 - store.granted[1] <= 20  # what was used is fresh
+    assert sent - began >= store.spacing_ms / 1000
+    store.close()
+
+
+def test_a_slot_reached_in_time_is_used(tmp_path):
+    store = SlowToReturnStore(tmp_path / "budget.sqlite", 2.0, delay_ms=5)
+    budget = SharedBudget(store, Lane.BACKFILL)
+    assert budget.acquire() < 0.2
+    assert budget.late_grants == 0 and len(store.granted) == 1
+    store.close()

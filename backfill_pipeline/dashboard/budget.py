@@ -34,6 +34,11 @@ GUARD = 0.05
 # STALE_AFTER seconds (its process died) no longer holds the others back.
 POLL_SECONDS = 0.05
 STALE_AFTER = 2.0
+# A grant is a slot at the moment it is granted: a caller that reaches its request later than
+# this (descheduled on a loaded machine, or waiting on the lanes' file to withdraw) would land
+# closer to the next caller's request than the spacing allows, so it lets the slot go unused and
+# takes the next one. Measured: 61 ms late made 3 requests in 0.989 s at 2/s under CI load.
+LATE_MS = 20
 # Old grants are removed from the bucket every this many acquisitions.
 LEAK_EVERY = 64
 GRANTS = "budget_grants"
@@ -87,8 +92,11 @@ def spacing_ms(rate: float) -> int:
 class BudgetStore(Protocol):
     """Where the budget's grants and the urgent lanes' announcements live."""
 
-    def try_grant(self, now_ms: int) -> int:
-        """Take the next slot if it is free: 0; else the milliseconds until it may be."""
+    last_grant_ms: int
+
+    def try_grant(self, now_ms: int | None = None) -> int:
+        """Take the next slot if it is free: 0 (its time in `last_grant_ms`); else the
+        milliseconds until it may be. Without `now_ms` the slot is stamped once the store is held."""
         ...
 
     def announce(self, waiter: str, lane: Lane) -> None:
@@ -194,6 +202,7 @@ class SqliteBudgetStore:
         self._lanes.execute(f"CREATE TABLE IF NOT EXISTS {SHARES} (name TEXT PRIMARY KEY, next_ms INTEGER)")
         self._lock = threading.Lock()
         self._grants = 0
+        self.last_grant_ms = 0
 
     @property
     def spacing_ms(self) -> int:
@@ -204,14 +213,18 @@ class SqliteBudgetStore:
         """Wall-clock milliseconds: every process on the machine shares it."""
         return int(self._clock() * 1000)
 
-    def try_grant(self, now_ms: int) -> int:
+    def try_grant(self, now_ms: int | None = None) -> int:
         """Take the next slot if it is free: 0; else the milliseconds until it may be."""
-        item = RateItem("dashboard", now_ms)
-        with self._lock:
+        # The file lock first (the bucket takes it again, reentrant): a slot stamped before a
+        # wait for the lock would be stamped earlier than its request can go out.
+        with self._lock, self._file_lock:
+            stamp = self.now_ms() if now_ms is None else now_ms
+            item = RateItem("dashboard", stamp)
             if self._bucket.put(item):
+                self.last_grant_ms = stamp
                 self._grants += 1
                 if self._grants % LEAK_EVERY == 0:
-                    self._bucket.leak(now_ms)
+                    self._bucket.leak(stamp)
                 return 0
             waiting = self._bucket.waiting(item)
             assert isinstance(waiting, int)  # the SQLite bucket is synchronous
@@ -286,6 +299,7 @@ class SharedBudget:
         self._clock = clock
         self._waiter = uuid.uuid4().hex
         self.waited_seconds = 0.0
+        self.late_grants = 0
 
     def acquire(self) -> float:
         """Wait until the budget has a slot and no more urgent lane waits; the seconds waited.
@@ -306,17 +320,21 @@ class SharedBudget:
                 # The urgent caller takes the next slot: look again about when it has.
                 wait_ms = min(self.store.spacing_ms, int(POLL_SECONDS * 1000) * 4)
             else:
-                wait_ms = self.store.try_grant(self.store.now_ms())
+                wait_ms = self.store.try_grant()
                 if wait_ms == 0:
-                    break
+                    if announced:
+                        self.store.withdraw(self._waiter)
+                        announced = False
+                    if self.store.now_ms() - self.store.last_grant_ms <= LATE_MS:
+                        break
+                    self.late_grants += 1  # too late to use politely: the next slot
+                    continue
             if self.lane < Lane.BACKFILL:
                 # Renewed on every turn, so the later lanes keep yielding while this one waits.
                 self.store.announce(self._waiter, self.lane)
                 announced = True
                 wait_ms = min(wait_ms, int(POLL_SECONDS * 1000) * 4)
             self._sleep(wait_ms / 1000)
-        if announced:
-            self.store.withdraw(self._waiter)
         waited = self._clock() - started
         self.waited_seconds += waited
         return waited
@@ -384,6 +402,7 @@ class PostgresBudgetStore:
         self._bucket = PostgresBucket(self._pool, table, [self.rate])
         self._lock = threading.Lock()
         self._grants = 0
+        self.last_grant_ms = 0
         with self._pool.connection() as conn:
             # Processes starting together would race on CREATE TABLE IF NOT EXISTS (a duplicate
             # key in pg_type): one at a time, as pyrate-limiter does for its own table.
@@ -407,14 +426,16 @@ class PostgresBudgetStore:
         assert isinstance(now, int)
         return now
 
-    def try_grant(self, now_ms: int) -> int:
+    def try_grant(self, now_ms: int | None = None) -> int:
         """Take the next slot if it is free: 0; else the milliseconds until it may be."""
-        item = RateItem("dashboard", now_ms)
+        stamp = self.now_ms() if now_ms is None else now_ms
+        item = RateItem("dashboard", stamp)
         with self._lock:
             if self._bucket.put(item):
+                self.last_grant_ms = stamp
                 self._grants += 1
                 if self._grants % LEAK_EVERY == 0:
-                    self._bucket.leak(now_ms)
+                    self._bucket.leak(stamp)
                 return 0
             waiting = self._bucket.waiting(item)
             assert isinstance(waiting, int)
