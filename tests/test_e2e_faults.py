@@ -185,7 +185,17 @@ def test_a_run_worker_killed_mid_batch_is_retried_and_each_partition_materialize
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    wait_until(lambda: keys(dates) <= materialized(stack), 420, "the retried run")
+    try:
+        wait_until(lambda: keys(dates) <= materialized(stack), 420, "the retried run")
+    except AssertionError:
+        # What CI needs to tell a stuck retry from a slow one.
+        victim_now = instance.get_run_by_id(victim.run_id)
+        retries = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": victim.run_id}))
+        print("victim:", victim.run_id, victim_now and victim_now.status, victim_now and victim_now.tags)
+        print("retries:", [(r.run_id, r.status) for r in retries])
+        print("missing:", sorted(keys(dates) - materialized(stack)))
+        print((stack["root"].parent / "daemon.log").read_text()[-6000:])
+        raise
     print(f"run worker SIGKILLed: every partition collected {time.monotonic() - killed:.0f} s after")
     assert instance.get_run_by_id(victim.run_id).status == dg.DagsterRunStatus.FAILURE
     retries = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": victim.run_id}))
