@@ -4,7 +4,7 @@ evaluates a year x 128 districts backfill (issue 11: nothing else gets worse).
 `backfill-pipeline dev` with the default BACKFILL_START_DATE and 128 districts (about 112,000
 date x district partitions), a week of materializations reported, then the asset page's query
 timed before and while a one-year backfill of every district (about 47,000 partitions) is in
-flight, and the backfill cancelled. scripts/bench_partitions.py measures the same query at other
+flight. scripts/bench_partitions.py measures the same query at other
 sizes (0.05-0.19 s on this machine); the bound here leaves room for a loaded CI machine.
 """
 
@@ -28,7 +28,6 @@ ASSET_PAGE = PARTITION_STATUSES.replace(
 # The asset page's query must answer within this, every time (measured: 0.05 s when idle).
 PAGE_BOUND_S = 3.0
 SEEDED_DAYS = 7
-TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
 def seed(instance, first: dt.date, last: dt.date) -> None:
@@ -93,17 +92,11 @@ def test_the_asset_page_answers_while_a_year_of_every_district_is_evaluated(tmp_
         while time.monotonic() < deadline:
             busy.append(page_seconds(graphql))
             time.sleep(0.5)
-        # The daemon was at it all along: its first evaluation of ~47,000 partitions takes longer.
+        # The daemon was at it all along: its first evaluation of ~47,000 partitions takes minutes
+        # here (a cancel sent now was carried out 2 minutes later), so the backfill is still
+        # requested; stopping the stack ends it.
         assert graphql.backfill(backfill_id)["status"] == "REQUESTED"
-        cancelled = time.monotonic()
-        graphql.cancel_backfill(backfill_id)
-        deadline = time.monotonic() + 180
-        while (status := graphql.backfill(backfill_id)["status"]) not in TERMINAL:
-            assert time.monotonic() < deadline, f"the backfill is still {status}"
-            time.sleep(2)
-        assert status == "CANCELED"
-        print(f"cancelled in {time.monotonic() - cancelled:.0f} s; seeded in {seeded:.0f} s")
 
-    print(f"asset page: idle {statistics.median(idle):.2f} s, busy median {statistics.median(busy):.2f} s")
-    print(f"busy max {max(busy):.2f} s over {len(busy)} queries")
+    print(f"seeded in {seeded:.0f} s; asset page idle {statistics.median(idle):.2f} s")
+    print(f"busy: median {statistics.median(busy):.2f} s, max {max(busy):.2f} s over {len(busy)} queries")
     assert max(idle + busy) < PAGE_BOUND_S, (idle, busy)
