@@ -127,6 +127,8 @@ def bounded_decimal(text: str) -> Decimal | None:
 def absurd_number(value: str) -> bool:
     """True for a numeric-looking cell no figure could be: more than 30 significant digits, a power
     of ten beyond 10**30 or 10**-30 (`1e30000000`, `1e400%`, a 5000-digit integer). Bounded time."""
+    if len(value) <= MAX_SIGNIFICANT_DIGITS and "e" not in value and "E" not in value:
+        return False  # number_text only removes characters: the cell is too short to be absurd
     text = number_text(value)
     if len(text) <= MAX_SIGNIFICANT_DIGITS and "e" not in text and "E" not in text:
         return False  # too short to be absurd: the common case, decided without a regex
