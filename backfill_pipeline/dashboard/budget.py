@@ -27,18 +27,15 @@ from ..dataroot import DataRoot
 
 # Requests are spaced 1/rate apart plus this margin: a request granted at t reaches the dashboard
 # a few milliseconds later, and that delay varies, so a spacing of exactly 1/rate lets two
-# requests land in a window that should hold one. 5% keeps the dashboard's 1-second windows at
-# the budget (measured: tests/test_e2e_budget.py) for 5% of throughput.
-GUARD = 0.05
+# requests land in a window that should hold one. The margin is what budget + 1 requests in a
+# row may be squeezed by and still span a second: 8% is 80 ms. 5% (50 ms) was not enough on a
+# loaded 2-core machine: tests/test_e2e_budget.py saw 3 requests within 0.989 s and 0.981 s at
+# 2/s in CI (61 and 69 ms squeezed, with warm run starts and the brisk daemon beside them).
+GUARD = 0.08
 # A waiting caller of an urgent lane renews its announcement this often; one not renewed for
 # STALE_AFTER seconds (its process died) no longer holds the others back.
 POLL_SECONDS = 0.05
 STALE_AFTER = 2.0
-# A grant is a slot at the moment it is granted: a caller that reaches its request later than
-# this (descheduled on a loaded machine, or waiting on the lanes' file to withdraw) would land
-# closer to the next caller's request than the spacing allows, so it lets the slot go unused and
-# takes the next one. Measured: 61 ms late made 3 requests in 0.989 s at 2/s under CI load.
-LATE_MS = 20
 # Old grants are removed from the bucket every this many acquisitions.
 LEAK_EVERY = 64
 GRANTS = "budget_grants"
@@ -299,7 +296,6 @@ class SharedBudget:
         self._clock = clock
         self._waiter = uuid.uuid4().hex
         self.waited_seconds = 0.0
-        self.late_grants = 0
 
     def acquire(self) -> float:
         """Wait until the budget has a slot and no more urgent lane waits; the seconds waited.
@@ -322,19 +318,15 @@ class SharedBudget:
             else:
                 wait_ms = self.store.try_grant()
                 if wait_ms == 0:
-                    if announced:
-                        self.store.withdraw(self._waiter)
-                        announced = False
-                    if self.store.now_ms() - self.store.last_grant_ms <= LATE_MS:
-                        break
-                    self.late_grants += 1  # too late to use politely: the next slot
-                    continue
+                    break
             if self.lane < Lane.BACKFILL:
                 # Renewed on every turn, so the later lanes keep yielding while this one waits.
                 self.store.announce(self._waiter, self.lane)
                 announced = True
                 wait_ms = min(wait_ms, int(POLL_SECONDS * 1000) * 4)
             self._sleep(wait_ms / 1000)
+        if announced:
+            self.store.withdraw(self._waiter)
         waited = self._clock() - started
         self.waited_seconds += waited
         return waited
