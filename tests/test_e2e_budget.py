@@ -4,7 +4,6 @@ and the refresh served first."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -55,11 +54,8 @@ def export_times(sandbox_url: str) -> list[dict]:
 def test_two_backfills_the_refresh_and_a_fetch_share_one_budget(tmp_path):
     env = {"BACKFILL_START_DATE": "2025-01-01", "BACKFILL_RATE": str(BUDGET), "BACKFILL_BATCH_SIZE": "25"}
     sandbox, dagster = start_configured_stack(tmp_path, today=TODAY.isoformat(), districts=DISTRICTS, env=env)
-    # The sandbox stands in for the dashboard, which runs on its own machine: its clock stamps
-    # arrivals, and on these 2 shared cores it would otherwise add its own scheduling delays
-    # (tens of ms under the whole suite) to what it measures. The clients keep their priority.
-    with contextlib.suppress(PermissionError):
-        os.setpriority(os.PRIO_PROCESS, sandbox.process.pid, -10)
+    # The sandbox stands in for a dashboard on its own machine: it stamps each request with the
+    # kernel's arrival time, so its own scheduling delays on these 2 shared cores do not count.
     root = tmp_path / "data"
     cli_env = {**env, "BACKFILL_DATA_ROOT": str(root), "BACKFILL_DASHBOARD_URL": sandbox.url}
     cli_env["BACKFILL_DAGSTER_URL"] = dagster.url
@@ -121,10 +117,14 @@ def test_two_backfills_the_refresh_and_a_fetch_share_one_budget(tmp_path):
     # The tightest the budget's own spacing let any budget + 1 consecutive requests arrive.
     n = int(BUDGET)
     tightest = min(times[i + n] - times[i] for i in range(len(times) - n))
+    # The same as the sandbox's threads saw it: the difference is the sandbox's own delay.
+    handled = sorted(r["handled"] for r in log)
+    tightest_handled = min(handled[i + n] - handled[i] for i in range(len(handled) - n))
+    print(f"tightest {n + 1} in a row: {tightest:.3f}s arriving, {tightest_handled:.3f}s handled")
     # Never above the budget by more than 10% in any 1-second window (2.2 at 2/s: at most 2).
     assert busiest <= BUDGET * 1.1, (
         f"{busiest} requests in one second against a budget of {BUDGET}/s "
-        f"({n + 1} in a row within {tightest:.3f}s)"
+        f"({n + 1} in a row within {tightest:.3f}s arriving, {tightest_handled:.3f}s as handled)"
     )
     # Used while work waits: both backfills still had dates to ask for through the first minute.
     first_minute = [t for t in times if t < times[0] + MEASURED]

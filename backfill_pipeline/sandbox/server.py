@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import io
 import json
 import socket
 import struct
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from . import data, exports, render
+from .arrival import StampedSocketIO, arrival_or_now, stamp_arrivals, stamped_reader
 from .faults import FaultPlan, FaultRule, FaultSet
 from .publication import (
     DEFAULT_SEED,
@@ -60,6 +62,10 @@ class _HTTPServer(ThreadingHTTPServer):
         super().__init__(address, handler)
         self.sandbox = sandbox
 
+    def server_bind(self) -> None:
+        super().server_bind()
+        stamp_arrivals(self.socket)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
@@ -67,8 +73,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "SandboxDashboard/1.0"
     timeout = 60
 
+    raw: StampedSocketIO | None = None
+
     def setup(self) -> None:
         super().setup()
+        self.rfile.close()
+        self.raw, self.rfile = stamped_reader(self.connection, io.DEFAULT_BUFFER_SIZE)
         self.server.sandbox._track(self.connection, True)
 
     def finish(self) -> None:
@@ -314,7 +324,8 @@ class SandboxServer:
 
     def _export(self, h: _Handler, path: str, path_py: str | None, query: str) -> None:
         entry = {
-            "t": time.time(),
+            "t": arrival_or_now(h.raw),  # when the request reached the machine
+            "handled": time.time(),  # when the sandbox got round to it
             "path": h.path,
             "report": None,
             "district": None,
