@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
@@ -72,6 +73,26 @@ def should_wake(
     return bool(now_in_flight) and runs_ended
 
 
+@dataclass(frozen=True)
+class Iteration:
+    """When an iteration began (the monotonic clock for resting, the wall clock for the run
+    storage's `updated_after`) and the backfills in flight then."""
+
+    started: float
+    started_at: dt.datetime
+    seen: frozenset[tuple[str, str]]
+
+    @classmethod
+    def begin(cls, instance: DagsterInstance) -> Iteration:
+        return cls(time.monotonic(), dt.datetime.now(dt.UTC), in_flight_backfills(instance))
+
+    def rested(self, evaluations_ended: float | None, now: float) -> bool:
+        """Whether the evaluations it started have ended and rested REST_PER_WORK x their time."""
+        if evaluations_ended is None:
+            return False
+        return now - evaluations_ended >= REST_PER_WORK * (evaluations_ended - self.started)
+
+
 class BriskBackfillDaemon(BackfillDaemon):
     """Dagster's backfill daemon, evaluating a backfill within about a second of it needing it."""
 
@@ -81,9 +102,7 @@ class BriskBackfillDaemon(BackfillDaemon):
         instance = workspace_process_context.instance
         futures: dict[str, Future] = {}
         while not shutdown_event.is_set():
-            started = time.monotonic()
-            started_at = dt.datetime.now(dt.UTC)
-            seen = in_flight_backfills(instance)
+            iteration = Iteration.begin(instance)
             yield SpanMarker.START_SPAN
             try:
                 yield from execute_backfill_iteration(
@@ -98,30 +117,26 @@ class BriskBackfillDaemon(BackfillDaemon):
                     exc_info=sys.exc_info(), logger=self._logger, log_message="BackfillDaemon caught an error"
                 )
             yield SpanMarker.END_SPAN
-            yield from self._wait_for_work(instance, shutdown_event, seen, started_at, started, futures)
+            yield from self._wait_for_work(instance, shutdown_event, iteration, futures)
 
     def _wait_for_work(
         self,
         instance: DagsterInstance,
         shutdown_event: threading.Event,
-        seen: frozenset[tuple[str, str]],
-        since: dt.datetime,
-        started: float,
+        iteration: Iteration,
         futures: dict[str, Future],
     ) -> Iterator[None]:
         ended = EvaluationsEnded(futures.values())
-        while not shutdown_event.is_set() and time.monotonic() - started < IDLE_SECONDS:
+        while not shutdown_event.is_set() and time.monotonic() - iteration.started < IDLE_SECONDS:
             shutdown_event.wait(POLL_SECONDS)
             yield None  # a heartbeat between looks, as Dagster's loops do
-            # A run's end waits until the evaluations have rested REST_PER_WORK times as long
-            # as they took; a new or cancelled backfill does not wait.
-            finished = ended.at
-            rested = finished is not None and time.monotonic() - finished >= REST_PER_WORK * (
-                finished - started
-            )
+            # A run's end waits until the evaluations have rested; a new or cancelled backfill
+            # does not wait.
+            rested = iteration.rested(ended.at, time.monotonic())
             try:
                 in_flight = in_flight_backfills(instance)
-                if should_wake(seen, in_flight, rested and runs_ended_since(instance, since)):
+                ran = rested and runs_ended_since(instance, iteration.started_at)
+                if should_wake(iteration.seen, in_flight, ran):
                     return
             except Exception:
                 # The storage hiccuped: fall back to an iteration, which reports its own errors.

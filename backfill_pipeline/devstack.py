@@ -18,11 +18,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import requests
 
@@ -47,13 +47,17 @@ def prepare_dagster_home(home: Path | str) -> Path:
     return home
 
 
-def wait_for(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Poll `url` until it answers 200; fail early if `process` died."""
+def wait_for(
+    url: str, timeout: float, process: subprocess.Popen | Sequence[subprocess.Popen] | None = None
+) -> None:
+    """Poll `url` until it answers 200; fail early if `process` (or any of several) died."""
+    watched = [] if process is None else [process] if isinstance(process, subprocess.Popen) else process
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        for child in watched:
+            if child.poll() is not None:
+                raise ProcessExited(child, url)
         try:
             r = requests.get(url, timeout=2)
             if r.status_code == 200:
@@ -63,6 +67,14 @@ def wait_for(url: str, timeout: float, process: subprocess.Popen | None = None) 
             last = str(exc)
         time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s ({last})")
+
+
+class ProcessExited(RuntimeError):
+    """A process that was to serve a URL exited before the URL answered."""
+
+    def __init__(self, process: subprocess.Popen, url: str) -> None:
+        super().__init__(f"process exited with {process.returncode} before {url} answered")
+        self.process = process
 
 
 # The signals that stop a command that started processes: Ctrl-C, `kill`, a closing terminal.
@@ -148,10 +160,36 @@ def held() -> Iterator[None]:
             yield
 
 
+class ProcStat(NamedTuple):
+    """What /proc/<pid>/stat says of a process that matters here."""
+
+    state: str
+    pgrp: int
+    cpu_seconds: float  # user + system
+
+
+def proc_stat(pid: int | str) -> ProcStat | None:
+    """/proc/<pid>/stat of a running process (Linux); None once it is gone or unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # pid (comm) state ppid pgrp ... utime stime: comm may hold spaces and parentheses.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < 13:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return ProcStat(fields[0], int(fields[2]), (int(fields[11]) + int(fields[12])) / ticks)
+
+
+def pids() -> list[str]:
+    """The ids of every process /proc lists."""
+    return [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
 def group_alive(pgid: int) -> bool:
     """True while a process of the group is running (zombies waiting for their parent excluded)."""
-    proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: any member, zombie or not
+    if not Path("/proc").is_dir():  # not Linux: any member, zombie or not
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
@@ -159,16 +197,9 @@ def group_alive(pgid: int) -> bool:
         except PermissionError:
             return True
         return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+    for pid in pids():
+        stat = proc_stat(pid)
+        if stat is not None and stat.pgrp == pgid and stat.state not in ("Z", "X"):
             return True
     return False
 

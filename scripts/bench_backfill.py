@@ -33,7 +33,7 @@ from pathlib import Path
 
 import requests
 
-from backfill_pipeline.devstack import StopSignals, start_configured_stack, stop_all
+from backfill_pipeline.devstack import StopSignals, pids, proc_stat, start_configured_stack, stop_all
 
 TODAY = "2026-11-29"
 FIRST_DATE = dt.date(2025, 7, 1)
@@ -206,19 +206,15 @@ def utilisation(times: list[float], rate: float) -> tuple[float, float]:
 def daemon_cpu_seconds(group: int) -> float:
     """CPU seconds used so far by the daemon process(es) of a process group (Linux /proc)."""
     total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in pids():
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            stat = (entry / "stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()
+        stat = proc_stat(pid)
         is_daemon = b"backfill_pipeline.cli daemon" in cmdline or b"dagster._daemon run" in cmdline
-        if int(fields[2]) != group or not is_daemon:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if stat is not None and stat.pgrp == group and is_daemon:
+            total += stat.cpu_seconds
     return total
 
 

@@ -42,6 +42,8 @@ CASES = [
     (["sandbox", "--port", "²"], "--port"),
     (["api", "--port", "²"], "--port"),
     (["api", "--port", "70000"], "--port"),
+    (["dev", "--port", "0"], "--port"),  # a port the webserver would pick and `dev` not know
+    (["dev", "--port", "²"], "--port"),
 ]
 
 

@@ -1,13 +1,22 @@
 """The brisk backfill daemon's wake rule, the daemons it runs, and the refusals of `daemon`/`dev`."""
 
+import datetime as dt
 import subprocess
 import sys
+import time
+from concurrent.futures import Future
 
 import pytest
 from dagster import DagsterInstance
 from dagster._daemon.daemon import BackfillDaemon
 
-from backfill_pipeline.daemon import BriskBackfillDaemon, brisk_daemons, should_wake
+from backfill_pipeline.daemon import (
+    BriskBackfillDaemon,
+    EvaluationsEnded,
+    Iteration,
+    brisk_daemons,
+    should_wake,
+)
 from backfill_pipeline.devstack import prepare_dagster_home
 
 A_REQUESTED = frozenset({("a", "REQUESTED")})
@@ -85,3 +94,36 @@ def test_the_code_server_starts_runs_from_a_preloaded_forkserver():
     for module in PRELOAD:
         done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, timeout=120)
         assert done.returncode == 0, done.stderr
+
+
+def test_evaluations_ended_waits_for_the_last_of_them():
+    first, second = Future(), Future()
+    ended = EvaluationsEnded([first, second])
+    assert ended.at is None
+    first.set_result(None)
+    assert ended.at is None
+    before = time.monotonic()
+    second.set_exception(RuntimeError("an evaluation that failed has ended too"))
+    assert ended.at is not None and before <= ended.at <= time.monotonic()
+
+
+def test_evaluations_ended_at_once_when_none_runs():
+    done = Future()
+    done.set_result(None)
+    assert EvaluationsEnded([]).at is not None
+    assert EvaluationsEnded([done]).at is not None
+
+
+@pytest.mark.parametrize(
+    ("ended", "now", "rested"),
+    [
+        (None, 100.0, False),  # still evaluating
+        (12.0, 12.5, False),  # took 2 s, rested 0.5 s
+        (12.0, 17.9, False),  # rested just under 3 x 2 s
+        (12.0, 18.0, True),  # rested 3 x 2 s
+        (10.0, 10.0, True),  # took nothing, rests nothing
+    ],
+)
+def test_a_run_end_wakes_the_daemon_once_its_evaluations_rested(ended, now, rested):
+    iteration = Iteration(10.0, dt.datetime.now(dt.UTC), frozenset())
+    assert iteration.rested(ended, now) is rested

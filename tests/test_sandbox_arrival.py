@@ -25,7 +25,7 @@ def test_the_arrival_is_the_kernels_stamp_not_the_moment_of_reading():
                 assert reader.readline() == b"GET / HTTP/1.1\r\n"
                 read_at = time.time()
                 arrived = arrival_or_now(raw)
-                assert abs(arrived - sent) < 0.05, (arrived - sent)
+                assert abs(arrived - sent) < 0.05, arrived - sent
                 assert read_at - arrived > 0.25
                 reader.close()
 

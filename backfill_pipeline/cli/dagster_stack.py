@@ -20,8 +20,8 @@ from pathlib import Path
 import click
 from dagster_shared.cli import WorkspaceOpts, workspace_options
 
-from ..devstack import Interrupted, StopSignals, free_port, held
-from .common import PORT, CliError, json_option, print_json_line
+from ..devstack import Interrupted, ProcessExited, StopSignals, free_port, held, wait_for
+from .common import AsciiInt, CliError, json_option, print_json_line
 from .exit_codes import ExitCode
 
 MODULE = "backfill_pipeline.definitions"
@@ -29,6 +29,9 @@ MODULE = "backfill_pipeline.definitions"
 # under either re-execute under the other.
 LOCATION = MODULE
 CODE_SERVER_TIMEOUT = 180.0
+WEBSERVER_TIMEOUT = 180.0
+# Not 0: the webserver would bind a port `dev` could not announce or wait for.
+LISTEN_PORT = AsciiInt(1, 65535)
 
 
 def require_dagster_home() -> Path:
@@ -112,25 +115,6 @@ def wait_for_code_server(port: int, process: subprocess.Popen, timeout: float = 
             time.sleep(0.5)
 
 
-def wait_for_webserver(url: str, children: list[subprocess.Popen], timeout: float = 180) -> None:
-    """Until the webserver answers /server_info; a child that exits meanwhile is an error."""
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while True:
-        for child in children:
-            if child.poll() is not None:
-                raise CliError(f"a process of the stack exited with {child.returncode} at start")
-        try:
-            if requests.get(url + "/server_info", timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise CliError(f"the webserver did not answer at {url} within {timeout:.0f}s")
-        time.sleep(0.5)
-
-
 def stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None:
     """SIGTERM every child (the last started first), then SIGKILL what is left after `timeout`."""
     with held():
@@ -148,7 +132,7 @@ def stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None
 
 @click.command("dev")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address the webserver binds")
-@click.option("--port", type=PORT, default=3000, show_default=True, help="port the webserver binds")
+@click.option("--port", type=LISTEN_PORT, default=3000, show_default=True, help="port the webserver binds")
 @json_option
 def dev(host: str, port: int, as_json: bool) -> None:
     """`dagster dev` for this project: code server, webserver and `daemon`, runs started warm."""
@@ -182,7 +166,16 @@ def dev(host: str, port: int, as_json: bool) -> None:
                 "the daemon", [sys.executable, "-m", "backfill_pipeline.cli", "daemon", "-w", str(workspace)]
             )
             url = f"http://{host}:{port}"
-            wait_for_webserver(url, children)
+            try:
+                wait_for(url + "/server_info", WEBSERVER_TIMEOUT, children)
+            except ProcessExited as exc:
+                raise CliError(
+                    f"{names[exc.process.pid]} exited with {exc.process.returncode} at start"
+                    f" (is {host}:{port} free and an address of this machine?)"
+                ) from None
+            except TimeoutError:
+                waited = f"{WEBSERVER_TIMEOUT:.0f}s"
+                raise CliError(f"the webserver did not answer at {url} within {waited}") from None
             if as_json:
                 print_json_line({"dagsterUrl": url, "codeServerPort": code_port, "pid": os.getpid()})
             else:

@@ -34,23 +34,22 @@ def stamp_arrivals(sock: socket.socket) -> bool:
     return True
 
 
-class StampedSocketIO(socket.SocketIO):
+class StampedSocketIO(io.RawIOBase):
     """A socket's raw reader that keeps the kernel's arrival time of the last bytes read."""
 
-    arrived: float | None = None
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self.arrived: float | None = None
 
-    def readinto(self, b) -> int | None:  # type: ignore[override]
-        self._checkClosed()
-        self._checkReadable()
-        if self._timeout_occurred:
-            raise OSError("cannot read from timed out object")
-        try:
-            n, ancillary, _flags, _addr = self._sock.recvmsg_into([b], _ANCILLARY)
-        except TimeoutError:
-            self._timeout_occurred = True
-            raise
-        except BlockingIOError:
-            return None
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def readinto(self, buffer) -> int:
+        n, ancillary, _flags, _addr = self._sock.recvmsg_into([buffer], _ANCILLARY)
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
                 seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
@@ -59,9 +58,8 @@ class StampedSocketIO(socket.SocketIO):
 
 
 def stamped_reader(sock: socket.socket, buffer_size: int) -> tuple[StampedSocketIO, io.BufferedReader]:
-    """A buffered reader over `sock` whose raw part keeps arrival times (as `sock.makefile("rb")`)."""
-    raw = StampedSocketIO(sock, "rb")
-    sock._io_refs += 1  # type: ignore[attr-defined]  # as makefile does, so close() waits for us
+    """A buffered reader over `sock` whose raw part keeps arrival times (closing it leaves `sock` open)."""
+    raw = StampedSocketIO(sock)
     return raw, io.BufferedReader(raw, buffer_size)
 
 
