@@ -7,6 +7,8 @@ import time
 
 import pytest
 from conftest import AS_OF, a_detailed, a_summary, club_row, district_row, summary_row
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from backfill_pipeline.dataroot import district_file_name
@@ -155,3 +157,25 @@ def test_summary_figures_with_an_absurd_cell_keep_the_others():
     figures = derive_summary_figures(summary_row("42", club_growth="1e400%", active="1e30000000"))
     assert figures.club_growth_pct is None and figures.active_clubs is None
     assert figures.payment_growth_pct == 2.5
+
+
+def _parse_int_by_decimal(value: str) -> int | None:
+    # parse_int before its plain-digits shortcut: every cell through bounded_decimal.
+    from backfill_pipeline.dashboard.csvparse import bounded_decimal
+
+    text = value.strip().replace(",", "")
+    if text.upper() in {"", "N/A", "NA", "-", "--"}:
+        return None
+    number = bounded_decimal(text)
+    return None if number is None or number != number.to_integral_value() else int(number)
+
+
+@given(
+    st.one_of(
+        st.integers(-(10**20), 10**20).map(str),
+        st.text(alphabet="0123456789+-., e٣", max_size=24),
+        st.text(max_size=12),
+    )
+)
+def test_the_plain_digits_shortcut_reads_as_the_decimal_path_does(value):
+    assert parse_int(value) == _parse_int_by_decimal(value)

@@ -228,6 +228,9 @@ def parse_report(body: bytes, report: Report) -> ParsedCsv:
 
 def _refuse_absurd_numbers(report: Report, n: int, row: dict[str, str]) -> None:
     for column, value in row.items():
+        # absurd_number's own first test, inlined: a call per cell was a fifth of a re-run's CPU.
+        if len(value) <= MAX_SIGNIFICANT_DIGITS and "e" not in value and "E" not in value:
+            continue
         if absurd_number(value):
             raise AbsurdNumber(
                 f"{report.value} CSV row {n}, column {quoted(column)}: absurd number {quoted(value, 40)}",

@@ -21,6 +21,8 @@ from .models import (
 Row = Mapping[str, str]
 
 _MISSING = {"", "N/A", "NA", "-", "--"}
+# A whole number of at most this many ASCII digits is read with int() directly.
+_PLAIN_DIGITS = 18
 _STATUSES = ("active", "low", "suspended", "ineligible")
 _TIERS = {"D": "distinguished", "S": "select", "P": "presidents"}
 
@@ -32,6 +34,9 @@ def parse_int(value: str | None) -> int | None:
     power of ten beyond 10**30 before any arithmetic.
     """
     text = (value or "").strip().replace(",", "")
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if 0 < len(digits) <= _PLAIN_DIGITS and digits.isascii() and digits.isdigit():
+        return int(text)  # the common case, without a Decimal: a re-run parses millions of cells
     if text.upper() in _MISSING:
         return None
     number = bounded_decimal(text)
