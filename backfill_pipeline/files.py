@@ -78,9 +78,10 @@ def remove_dead_temps(target: Path) -> None:
             temp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = True) -> None:
     """Write `data` to `path` so that readers see the old or the new file, never a torn one
-    (and sweep the temporary files a killed writer of `path` left behind)."""
+    (and sweep the temporary files a killed writer of `path` left behind). `sync_dir=False`
+    leaves the rename's durability to the caller's one `fsync_dir` after several writes."""
     make_dirs(path.parent, durable=durable)
     remove_dead_temps(path)
     tmp = temp_path(path)
@@ -94,5 +95,5 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)

@@ -37,7 +37,7 @@ from filelock import FileLock
 
 from ..dataroot import COLLECTIONS, MANIFEST, METADATA, RANKINGS, DataRoot, district_file_name
 from ..district_ids import normalise_district_id, sort_district_ids
-from ..files import atomic_write_bytes, fingerprint, make_dirs
+from ..files import atomic_write_bytes, fingerprint, fsync_dir, make_dirs
 from . import readers
 from .models import (
     MAX_ERRORS_KEPT,
@@ -182,7 +182,7 @@ class PerDistrictFileSnapshotStore:
                 name = district_file_name(final.district_id)
                 data = final.model_dump_json().encode()
                 path = self.root.date_file(as_of, name)
-                atomic_write_bytes(path, data, durable=self.durable)
+                atomic_write_bytes(path, data, durable=self.durable, sync_dir=False)
                 known[name] = (entry_for(name, data, final, fingerprint(path)), final)
                 written.append(final.district_id)
                 results.append(
@@ -197,7 +197,7 @@ class PerDistrictFileSnapshotStore:
                 kept_errors=kept_errors,
                 summary_answered=summary_answered,
             )
-            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
+            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections, sync_dir=False)
             self._rebuild_locked(as_of, previous, known=known, collections=collections)
         return results
 
@@ -215,7 +215,7 @@ class PerDistrictFileSnapshotStore:
                 date_unavailable=True,
                 unavailable_final=final,
             )
-            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
+            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections, sync_dir=False)
             previous = read_json_model(self.root.date_file(as_of, MANIFEST), Manifest)
             metadata = self._rebuild_locked(as_of, previous, collections=collections)
         log.info("%s marked unavailable%s", as_of, f": {reason}" if reason else "")
@@ -230,7 +230,7 @@ class PerDistrictFileSnapshotStore:
             collections = record_collection(
                 read_collections(self.root, as_of), context, utc_now(), summary_error=error
             )
-            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
+            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections, sync_dir=False)
             previous = read_json_model(self.root.date_file(as_of, MANIFEST), Manifest)
             return self._rebuild_locked(as_of, previous, collections=collections)
 
@@ -385,11 +385,15 @@ class PerDistrictFileSnapshotStore:
         for name in scan.temp_files:
             self.root.date_file(as_of, name).unlink(missing_ok=True)
         if reconcile_collections(collections, scan):
-            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections)
+            self.write_model(self.root.date_file(as_of, COLLECTIONS), collections, sync_dir=False)
         manifest = build_manifest(as_of, scan, collections)
         metadata = build_metadata(as_of, scan, collections, manifest)
-        self.write_model(self.root.date_file(as_of, MANIFEST), manifest)
-        self.write_model(self.root.date_file(as_of, METADATA), metadata)
+        self.write_model(self.root.date_file(as_of, MANIFEST), manifest, sync_dir=False)
+        self.write_model(self.root.date_file(as_of, METADATA), metadata, sync_dir=False)
+        # One fsync makes every rename in the date's directory durable (the district files and
+        # collections its callers wrote under the same lock too), before the pointer names it.
+        if self.durable:
+            fsync_dir(self.root.date_dir(as_of))
         self._advance_pointer(as_of, metadata.status)
         return metadata
 
@@ -413,9 +417,12 @@ class PerDistrictFileSnapshotStore:
                 return
             self.write_model(self.root.pointer, LatestPointer(as_of_date=as_of, status=status))
 
-    def write_model(self, path: Path, model) -> None:
-        """Atomically write a stored model as indented camelCase JSON (callers hold the lock)."""
-        atomic_write_bytes(path, model.model_dump_json(indent=2).encode(), durable=self.durable)
+    def write_model(self, path: Path, model, *, sync_dir: bool = True) -> None:
+        """Atomically write a stored model as indented camelCase JSON (callers hold the lock;
+        `sync_dir=False` when `_rebuild_locked` syncs the directory next)."""
+        atomic_write_bytes(
+            path, model.model_dump_json(indent=2).encode(), durable=self.durable, sync_dir=sync_dir
+        )
 
 
 def newest_successful_on_disk(root: DataRoot) -> tuple[dt.date, DateStatus] | None:
