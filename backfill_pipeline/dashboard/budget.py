@@ -30,8 +30,9 @@ from ..dataroot import DataRoot
 # requests land in a window that should hold one. The margin is what budget + 1 requests in a
 # row may be squeezed by and still span a second: 8% is 80 ms. 5% (50 ms) was not enough on a
 # loaded 2-core machine: tests/test_e2e_budget.py saw 3 requests within 0.989 s and 0.981 s at
-# 2/s in CI (61 and 69 ms squeezed, with warm run starts and the brisk daemon beside them),
-# and once 0.986 s (94 ms) even at 8%: a request delayed after its grant, cause not yet found.
+# 2/s in CI (61 and 69 ms squeezed), once 0.986 s even at 8%. The sandbox then stamped a request
+# when its thread read it; it now takes the kernel's arrival time, so its own delays no longer
+# count, and the margin is left at 8% until CI shows what our side alone needs.
 GUARD = 0.08
 # A waiting caller of an urgent lane renews its announcement this often; one not renewed for
 # STALE_AFTER seconds (its process died) no longer holds the others back.
