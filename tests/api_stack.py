@@ -139,6 +139,7 @@ class FakeDagster(DagsterGraphQL):
         self.districts = list(districts)
         self.materialized: dict[str, set[str]] = {SUMMARY_ASSET: set(), DISTRICT_ASSET: set()}
         self.failed: dict[str, set[str]] = {SUMMARY_ASSET: set(), DISTRICT_ASSET: set()}
+        self.materializing: dict[str, set[str]] = {SUMMARY_ASSET: set(), DISTRICT_ASSET: set()}
         self.launches: list[dict] = []
         self.backfills_by_id: dict[str, dict] = {}
         self.error: Exception | None = None
@@ -166,7 +167,9 @@ class FakeDagster(DagsterGraphQL):
     def partition_statuses(self, asset_path: list[str]) -> PartitionStatuses:
         self._answer()
         (asset,) = asset_path
-        return PartitionStatuses(set(self.materialized[asset]), set(self.failed[asset]))
+        return PartitionStatuses(
+            set(self.materialized[asset]), set(self.failed[asset]), set(self.materializing[asset])
+        )
 
     def pool(self, key: str) -> dict:
         self._answer()

@@ -8,7 +8,7 @@ from typing import get_args
 
 import jsonschema
 import pytest
-from api_stack import CONTRACT, EXPOSED, FakeApi
+from api_stack import CONTRACT, EXPOSED, TOKEN, FakeApi
 
 from backfill_pipeline.api import openapi
 from backfill_pipeline.api.app import create_app
@@ -31,6 +31,8 @@ ONE = "/api/backfills/{backfillId}"
 RETRY = "/api/backfills/{backfillId}/retry"
 COVERAGE = "/api/coverage"
 HEAL = "/api/heal"
+MATRIX = "/api/coverage/matrix"
+SESSION = "/api/session"
 REQUEST = {"startDate": "2025-04-14", "targetDistricts": ["42"]}
 # Nothing is collected in the `api` fixture's store: every cell is missing, so a heal launches.
 HEAL_REQUEST = {"startDate": "2025-04-14", "endDate": "2025-04-15"}
@@ -70,6 +72,11 @@ def _as(headers: dict, method: str, path: str, body: dict | None = None):
         return client.request(method, path, json=body)
 
     return scenario
+
+
+def _browser(api: FakeApi):
+    """A client with no token, as a browser before sign-in."""
+    return api.client_with(api.client.app.state.security, headers={})
 
 
 def _exposed(method: str, path: str):
@@ -151,6 +158,19 @@ SCENARIOS: dict[tuple[str, str, str], Callable[[FakeApi], object]] = {
     ),
     ("POST", HEAL, "422"): _reused(HEAL, HEAL_REQUEST, {**HEAL_REQUEST, "includeMissing": False}),
     ("GET", COVERAGE, "401"): _exposed("GET", f"{COVERAGE}?start=2025-04-14&end=2025-04-15"),
+    ("GET", MATRIX, "200"): lambda api: api.client.get(f"{MATRIX}?start=2025-04-14&end=2025-04-15"),
+    ("GET", MATRIX, "400"): lambda api: api.client.get(f"{MATRIX}?start=yesterday"),
+    ("GET", MATRIX, "401"): _exposed("GET", f"{MATRIX}?start=2025-04-14"),
+    ("GET", SESSION, "200"): _as(NO_TOKEN, "GET", SESSION),
+    ("POST", SESSION, "200"): _as(NO_TOKEN, "POST", SESSION, {"token": TOKEN}),
+    ("POST", SESSION, "400"): _as(NO_TOKEN, "POST", SESSION, {"token": ""}),
+    ("POST", SESSION, "401"): _as(NO_TOKEN, "POST", SESSION, {"token": "not-the-token"}),
+    ("POST", SESSION, "403"): _as({"Origin": "http://evil.example"}, "POST", SESSION, {"token": TOKEN}),
+    ("POST", SESSION, "413"): lambda api: _browser(api).post(
+        SESSION, content=b" " * (MAX_BODY + 1), headers=JSON
+    ),
+    ("POST", SESSION, "415"): lambda api: _browser(api).post(SESSION, content=b"token=x", headers=TEXT),
+    ("DELETE", SESSION, "200"): _as(NO_TOKEN, "DELETE", SESSION),
 }
 for _method, _template, _path, _body in [
     ("GET", HEALTH, HEALTH, None),
@@ -185,8 +205,12 @@ def test_openapi_document_describes_exactly_the_app_routes(api):
         for method in item
         if method != "parameters"
     }
+    # The console's page and files are not the API's: only /api/ routes are documented.
     served = {
-        (route.path, method) for route in create_app().routes for method in route.methods if method != "HEAD"
+        (route.path, method)
+        for route in create_app().routes
+        for method in route.methods
+        if method != "HEAD" and route.path.startswith("/api/")
     }
     assert documented == served
 

@@ -159,7 +159,7 @@ def test_unknown_backfill_answers_404(api, backfill_id):
 
 def test_unknown_route_and_method_answer_error_bodies(api):
     error_schema = CONTRACT.schema("POST", LIST, 400)
-    for path in ("/api/backfills/a/b/c", "/api/../etc/passwd", "/api", "/"):
+    for path in ("/api/backfills/a/b/c", "/api/../etc/passwd", "/api", "/console", "/index.html"):
         r = api.client.get(path)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not-found", path
         validate(r.json(), error_schema)

@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import inputs, openapi
+from . import console, inputs, openapi
+from .appstate import service_of as _service
 from .errors import EXCEPTION_HANDLERS, ApiError, answer
 from .launching import Launched
 from .models import (
@@ -101,16 +102,6 @@ class Planning:
                 self.slots.release()
         finally:
             self.admitted -= 1
-
-
-async def _service(request: Request) -> BackfillService:
-    state = request.app.state
-    if getattr(state, "service", None) is None:
-        # Only reached when the server runs without lifespan events; build it once.
-        async with state.service_lock:
-            if getattr(state, "service", None) is None:
-                state.service = await run_in_threadpool(state.service_factory)
-    return state.service
 
 
 REPLAYED = {"Idempotent-Replayed": "true"}
@@ -259,6 +250,10 @@ ROUTES = [
     _route("/api/backfills/{backfillId}/retry", POST=retry_backfill),
     _route("/api/coverage", GET=coverage),
     _route("/api/heal", POST=heal),
+    _route("/api/session", GET=console.session_state, POST=console.sign_in, DELETE=console.sign_out),
+    _route("/api/coverage/matrix", GET=console.matrix),
+    _route("/", GET=console.page),
+    _route("/console/{name}", GET=console.console_file),
 ]
 
 

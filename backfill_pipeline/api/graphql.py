@@ -70,7 +70,18 @@ query Backfills($limit: Int, $cursor: String) {
   partitionBackfillsOrError(limit: $limit, cursor: $cursor) {
     __typename
     ... on PartitionBackfills {
-      results { id status numPartitions timestamp endTimestamp title tags { key value } }
+      results {
+        id status numPartitions timestamp endTimestamp title tags { key value }
+        assetBackfillData {
+          assetBackfillStatuses {
+            __typename
+            ... on AssetPartitionsStatusCounts {
+              assetKey { path } numPartitionsTargeted numPartitionsInProgress
+              numPartitionsMaterialized numPartitionsFailed
+            }
+          }
+        }
+      }
     }
     ... on Error { message }
   }
@@ -173,6 +184,7 @@ class PartitionStatuses:
 
     materialized: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
+    in_progress: set[str] = field(default_factory=set)
 
 
 def _days(start: str, end: str) -> list[str]:
@@ -182,7 +194,11 @@ def _days(start: str, end: str) -> list[str]:
 
 def _time_ranges(ranges: list[dict], out: PartitionStatuses) -> None:
     for r in ranges:
-        target = {"MATERIALIZED": out.materialized, "FAILED": out.failed}.get(r["status"])
+        target = {
+            "MATERIALIZED": out.materialized,
+            "FAILED": out.failed,
+            "MATERIALIZING": out.in_progress,
+        }.get(r["status"])
         if target is not None:
             target.update(_days(r["startKey"], r["endKey"]))
 
@@ -328,6 +344,7 @@ class DagsterGraphQL:
         elif kind == "DefaultPartitionStatuses":
             out.materialized.update(statuses["materializedPartitions"])
             out.failed.update(statuses["failedPartitions"])
+            out.in_progress.update(statuses.get("materializingPartitions") or [])
         else:
             # Multi-partitions: ranges of the date dimension, each with district statuses.
             for r in statuses["ranges"]:
@@ -338,4 +355,7 @@ class DagsterGraphQL:
                         district_key(d, k) for k in second.get("materializedPartitions", [])
                     )
                     out.failed.update(district_key(d, k) for k in second.get("failedPartitions", []))
+                    out.in_progress.update(
+                        district_key(d, k) for k in second.get("materializingPartitions") or []
+                    )
         return out

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from ..planning.request import BackfillRequest, HealRequest, field_errors
 from .errors import ApiError
 from .idempotency import checked_key
-from .models import MAX_BODY, MAX_REQUESTER, CoverageQuery, FieldError
+from .models import MAX_BODY, MAX_REQUESTER, CoverageQuery, FieldError, SignIn
 
 Model = TypeVar("Model", bound=BaseModel)
 Ranged = TypeVar("Ranged", BackfillRequest, HealRequest)
@@ -76,6 +76,11 @@ def _validated(model: type[Model], data: dict, what: str) -> Model:
     summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
     raise ApiError(400, "invalid-request", f"invalid {what}: {summary}{more}", fields=fields)
+
+
+def sign_in(body: dict) -> SignIn:
+    """The console's sign-in body; ApiError 400 naming the field at fault."""
+    return _validated(SignIn, body, "sign-in")
 
 
 def backfill_request(body: dict) -> BackfillRequest:

@@ -273,6 +273,9 @@ class BackfillSummary(ApiModel):
     strategy: str | None
     requester: str | None
     created_at: Timestamp | None
+    progress: AssetCounts | None = Field(
+        default=None, description="Partitions by outcome, as Dagster counts them (asset backfills)."
+    )
 
 
 class BackfillList(ApiModel):
@@ -495,3 +498,46 @@ class ErrorBody(ApiModel):
     """Every answer other than success: `{"error": {"code", "message", ...}}`."""
 
     error: ErrorDetail
+
+
+# -- the console ------------------------------------------------------------------------------------
+
+
+class SignIn(CamelModel):
+    """The console's sign-in: the API's token, exchanged for a session cookie."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=1024)
+
+
+class SessionState(ApiModel):
+    """Whether the caller is signed in (the session cookie, or a bearer token, of this API)."""
+
+    signed_in: bool
+
+
+class CoverageMatrix(ApiModel):
+    """A range as a dates x districts matrix of one-letter states (the console's heatmap): one
+    string per date, a letter per district in `districts` order, `codes` naming the letters."""
+
+    start: dt.date
+    end: dt.date
+    dates: list[dt.date]
+    districts: list[str]
+    codes: dict[str, str]
+    rows: list[str]
+    totals: StateTotals
+    in_progress: Count = Field(description="Cells a run is collecting now (code `R`).")
+    in_progress_known: bool = Field(description="False when Dagster did not answer: no `R` shown.")
+    by_district: dict[str, dict[str, Count]]
+    by_date: dict[str, dict[str, Count]]
+    details: dict[str, CoverageCell] = Field(
+        description="The cells that are not complete and have a cause (attempts, last error), by "
+        "`date|district` key."
+    )
+    dagster_url: str
+
+    def to_json(self) -> dict:
+        """The answer as JSON data (a cell's absent keys stay absent)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)

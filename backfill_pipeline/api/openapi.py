@@ -26,6 +26,7 @@ from .models import (
     BackfillList,
     BackfillStatus,
     Coverage,
+    CoverageMatrix,
     CoverageQuery,
     DryRun,
     ErrorBody,
@@ -33,6 +34,8 @@ from .models import (
     LaunchedBody,
     NothingToRun,
     Retried,
+    SessionState,
+    SignIn,
 )
 
 VERSION = "1.0.0"
@@ -46,6 +49,8 @@ RESPONSES: list[type[BaseModel]] = [
     Retried,
     Health,
     Coverage,
+    CoverageMatrix,
+    SessionState,
     ErrorBody,
 ]
 
@@ -100,6 +105,7 @@ def _schemas() -> dict[str, Any]:
         [
             (BackfillRequest, "validation"),
             (HealRequest, "validation"),
+            (SignIn, "validation"),
             *((m, "serialization") for m in RESPONSES),
         ],
         by_alias=True,
@@ -436,6 +442,59 @@ def _paths() -> dict:
                 parameters=_query_parameters(CoverageQuery),
                 security=_READ,
             )
+        },
+        "/api/coverage/matrix": {
+            "get": _operation(
+                "getCoverageMatrix",
+                "Every cell of a range as a dates x districts matrix of one-letter states, with "
+                "totals per district and per date and the causes of incomplete cells (the "
+                "console's heatmap; read from the store, no Dagster).",
+                {
+                    "200": _json(_ref(CoverageMatrix), "The matrix."),
+                    "400": _error("A bad parameter (`invalid-request`, with `fields` naming it)."),
+                },
+                parameters=_query_parameters(CoverageQuery),
+                security=_READ,
+            )
+        },
+        "/api/session": {
+            "get": _operation(
+                "getSession",
+                "Whether the caller is signed in: the console's session cookie or a bearer token.",
+                {"200": _json(_ref(SessionState), "Signed in or not.")},
+                security=_OPEN,
+            ),
+            "post": _operation(
+                "signIn",
+                "Sign a browser in: the API's token, answered by an HttpOnly, SameSite=Strict "
+                "session cookie that authenticates like the token (the console).",
+                {
+                    "200": _json(
+                        _ref(SessionState),
+                        "Signed in: the session cookie (an HMAC of the token) in `Set-Cookie`.",
+                        {
+                            "Set-Cookie": {
+                                "description": "The session cookie: HttpOnly, SameSite=Strict.",
+                                "required": True,
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    ),
+                    "400": _error('Not `{"token": "..."}` (`invalid-request` or `invalid-json`).'),
+                    "401": _error("Not this API's token (`invalid-token`); no cookie."),
+                    "403": _error("Sent from a page of another origin (`cross-origin`)."),
+                    "413": _error("A body larger than the API takes (`too-large`)."),
+                    "415": _UNSUPPORTED,
+                },
+                requestBody=_body(SignIn),
+                security=_OPEN,
+            ),
+            "delete": _operation(
+                "signOut",
+                "Sign a browser out: the session cookie cleared.",
+                {"200": _json(_ref(SessionState), "Signed out: the session cookie cleared.")},
+                security=_OPEN,
+            ),
         },
         "/api/heal": {
             "post": _operation(

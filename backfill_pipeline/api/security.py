@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .auth import TOKEN_VARIABLE, is_loopback
 from .errors import error_response
 from .inputs import MAX_DRAIN
+from .session import cookie_from, cookie_value
 
 REALM = "backfill_pipeline"
 # Calls that change nothing; every other method needs the token.
@@ -27,6 +28,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Read without a token even off loopback: the health check (it then shows no version) and the
 # document (public: the shape of the API, nothing of the deployment).
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json"})
+# The console's page and files: public (they hold no data; the data calls need the token or the
+# session cookie).
+CONSOLE_PREFIX = "/console/"
+# Signing in gives the token in the body (the route checks it); signing out needs nothing.
+SESSION_PATH = "/api/session"
 # The names a loopback API always answers to.
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 JSON_TYPE = "application/json"
@@ -124,18 +130,28 @@ class Guard:
         self.app = app
         self.security = security
         self._token = security.token.encode()
+        self._session = cookie_value(security.token).encode()
 
     def authenticated(self, headers: Headers) -> bool | None:
-        """True for this API's token, False for another one, None for no bearer token."""
+        """True for this API's token (or the console's cookie for it), False for another one,
+        None for neither a bearer token nor a session cookie."""
         values = headers.getlist("authorization")
         if not values:
-            return None
+            return self.signed_in(headers)
         scheme, _, credentials = values[0].strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             return None
         given = credentials.strip().encode("latin-1", errors="replace")
         # compare_digest takes as long whatever the first differing byte; two headers never pass.
         return hmac.compare_digest(given, self._token) and len(values) == 1
+
+    def signed_in(self, headers: Headers) -> bool | None:
+        """True for the console's session cookie of this API's token, False for a stale or forged
+        one, None without one."""
+        given = cookie_from(headers.get("cookie"))
+        if given is None:
+            return None
+        return hmac.compare_digest(given.encode("latin-1", errors="replace"), self._session)
 
     def refusal(self, scope: Scope) -> tuple[int, str, str, dict[str, str]] | None:
         """(status, code, message, headers) of the refusal of this request, or None to let it in."""
@@ -155,11 +171,18 @@ class Guard:
         token = self.authenticated(headers)
         state = scope.setdefault("state", {})
         state["authenticated"] = token is True
-        needs_token = method not in SAFE_METHODS or (
-            self.security.reads_need_token and method != "OPTIONS" and path not in OPEN_PATHS
+        public = path in OPEN_PATHS or path in ("/", SESSION_PATH) or path.startswith(CONSOLE_PREFIX)
+        needs_token = (method not in SAFE_METHODS and path != SESSION_PATH) or (
+            self.security.reads_need_token and method != "OPTIONS" and not public
         )
         if needs_token and token is not True:
             return _unauthorized(given=token is False)
+        if method not in SAFE_METHODS and not headers.getlist("authorization"):
+            # A browser's write (the cookie, or signing in) from a page of another origin is
+            # refused even when SameSite let the cookie through (an older browser).
+            origin = headers.get("origin")
+            if origin is not None and host_name(origin.partition("://")[2]) != name:
+                return 403, "cross-origin", f"a write from the page of another origin ({origin[:100]})", {}
         if method not in SAFE_METHODS and (_has_body(headers) or "content-type" in headers):
             content_type = headers.get("content-type", "")
             if not is_json(content_type):

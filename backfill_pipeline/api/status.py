@@ -46,16 +46,7 @@ class StatusReader:
         b = self.graphql.backfill(checked_id(backfill_id))
         record = self.records.read(backfill_id)
         tags = _tags(b)
-        per_asset = {
-            s["assetKey"]["path"][0]: AssetCounts(
-                targeted=s["numPartitionsTargeted"],
-                materialized=s["numPartitionsMaterialized"],
-                failed=s["numPartitionsFailed"],
-                in_progress=s["numPartitionsInProgress"],
-            )
-            for s in (b.get("assetBackfillData") or {}).get("assetBackfillStatuses", [])
-            if "assetKey" in s
-        }
+        per_asset = asset_counts(b)
         detailed = tags.get(STRATEGY_TAG) == "per-district"
         progress, errors, unavailable = self._store_progress(b["id"], record.plan, detailed)
         counts = BackfillCounts(
@@ -161,6 +152,7 @@ class StatusReader:
                 strategy=tags.get(STRATEGY_TAG),
                 requester=self.records.read(b["id"]).requester or tags.get(REQUESTER_TAG),
                 created_at=_time(b.get("timestamp")),
+                progress=total_counts(asset_counts(b)),
             )
             out.append(summary)
         return out
@@ -172,6 +164,32 @@ class StatusReader:
             raise NotCancellable(f"backfill {backfill_id} is {b['status']}: nothing to cancel")
         self.graphql.cancel_backfill(b["id"])
         return self.status(b["id"])
+
+
+def asset_counts(backfill: dict) -> dict[str, AssetCounts]:
+    """Partitions by outcome for each asset of an asset backfill, as Dagster counts them."""
+    return {
+        s["assetKey"]["path"][0]: AssetCounts(
+            targeted=s["numPartitionsTargeted"],
+            materialized=s["numPartitionsMaterialized"],
+            failed=s["numPartitionsFailed"],
+            in_progress=s["numPartitionsInProgress"],
+        )
+        for s in (backfill.get("assetBackfillData") or {}).get("assetBackfillStatuses") or []
+        if "assetKey" in s
+    }
+
+
+def total_counts(per_asset: dict[str, AssetCounts]) -> AssetCounts | None:
+    """The sum over the assets; None when Dagster gave no counts (not an asset backfill)."""
+    if not per_asset:
+        return None
+    return AssetCounts(
+        targeted=sum(a.targeted for a in per_asset.values()),
+        materialized=sum(a.materialized for a in per_asset.values()),
+        failed=sum(a.failed for a in per_asset.values()),
+        in_progress=sum(a.in_progress for a in per_asset.values()),
+    )
 
 
 def _tags(backfill: dict) -> dict[str, str]:
