@@ -159,6 +159,16 @@ def test_cells_a_run_is_collecting_are_shown_in_progress(tmp_path):
         assert CODES["in-progress"] not in "".join(m["rows"])
 
 
+def test_the_list_carries_each_backfills_progress(api):
+    failed_one = api.launch({"startDate": "2025-04-14", "endDate": "2025-04-15", "targetDistricts": ["42"]})
+    api.dagster.finish(failed_one, ["2025-04-14|42"])
+    running = api.launch({"startDate": "2025-04-16", "targetDistricts": ["61"]})
+    listed = {b["id"]: b for b in api.client.get("/api/backfills").json()["backfills"]}
+    ended = listed[failed_one]["progress"]
+    assert ended["failed"] == 1 and ended["materialized"] == ended["targeted"] - 1 > 0
+    assert listed[running]["progress"]["materialized"] == 0 < listed[running]["progress"]["targeted"]
+
+
 def test_the_matrix_names_a_bad_parameter(api):
     r = api.client.get("/api/coverage/matrix?start=2025-13-01")
     assert r.status_code == 400 and "start" in r.json()["error"]["message"]

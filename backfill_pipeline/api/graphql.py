@@ -32,16 +32,19 @@ fragment BackfillFields on PartitionBackfill {
   tags { key value }
   assetSelection { path }
   error { message }
-  assetBackfillData {
-    assetBackfillStatuses {
-      __typename
-      ... on AssetPartitionsStatusCounts {
-        assetKey { path } numPartitionsTargeted numPartitionsInProgress
-        numPartitionsMaterialized numPartitionsFailed
-      }
+  assetBackfillData { ...Progress }
+  runs(limit: 1000) { runId status tags { key value } }
+}"""
+# Partitions by outcome for each asset of an asset backfill (status.asset_counts reads them).
+_PROGRESS_FRAGMENT = """
+fragment Progress on AssetBackfillData {
+  assetBackfillStatuses {
+    __typename
+    ... on AssetPartitionsStatusCounts {
+      assetKey { path } numPartitionsTargeted numPartitionsInProgress
+      numPartitionsMaterialized numPartitionsFailed
     }
   }
-  runs(limit: 1000) { runId status tags { key value } }
 }"""
 
 LAUNCH = """
@@ -63,29 +66,25 @@ query Backfill($id: String!) {
   }
 }"""
     + _BACKFILL_FRAGMENT
+    + _PROGRESS_FRAGMENT
 )
 
-BACKFILLS = """
+BACKFILLS = (
+    """
 query Backfills($limit: Int, $cursor: String) {
   partitionBackfillsOrError(limit: $limit, cursor: $cursor) {
     __typename
     ... on PartitionBackfills {
       results {
         id status numPartitions timestamp endTimestamp title tags { key value }
-        assetBackfillData {
-          assetBackfillStatuses {
-            __typename
-            ... on AssetPartitionsStatusCounts {
-              assetKey { path } numPartitionsTargeted numPartitionsInProgress
-              numPartitionsMaterialized numPartitionsFailed
-            }
-          }
-        }
+        assetBackfillData { ...Progress }
       }
     }
     ... on Error { message }
   }
 }"""
+    + _PROGRESS_FRAGMENT
+)
 
 BACKFILLS_SINCE = """
 query BackfillsSince($limit: Int, $cursor: String, $after: Float) {

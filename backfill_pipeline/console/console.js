@@ -26,7 +26,13 @@ async function api(path, options = {}) {
   if (init.body !== undefined) init.headers["Content-Type"] = "application/json";
   const response = await fetch(path, init);
   const text = await response.text();
-  const body = text ? JSON.parse(text) : null;
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // Not the API's JSON (a proxy's error page): say what came back instead of a parse error.
+    body = { error: { message: `${response.status} ${response.statusText}: not JSON` } };
+  }
   if (!response.ok) {
     const error = new Error((body && body.error && body.error.message) || `${response.status} ${response.statusText}`);
     error.status = response.status;
@@ -611,7 +617,7 @@ $("l-launch").addEventListener("click", async () => {
       headers: { "Content-Type": "application/json", "Idempotency-Key": launch.key },
       body: JSON.stringify(launchBody(false)),
     });
-    const body = await response.json();
+    const body = await response.json().catch(() => ({ error: { message: `${response.status}: not JSON` } }));
     if (response.status === 409 && body.error && body.error.code === "plan-changed") {
       launch.key = crypto.randomUUID();
       showPlan(body.error.plan, "The plan changed since the preview (other work collected some of it): " +
