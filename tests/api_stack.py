@@ -171,6 +171,9 @@ class FakeDagster(DagsterGraphQL):
             set(self.materialized[asset]), set(self.failed[asset]), set(self.materializing[asset])
         )
 
+    def materializing_keys(self, asset_path: list[str]) -> set[str]:
+        return self.partition_statuses(asset_path).in_progress
+
     def pool(self, key: str) -> dict:
         self._answer()
         return {"slotCount": 2, "activeSlotCount": 0, "limit": 2, "pendingStepCount": 0, "activeRunIds": []}

@@ -6,14 +6,12 @@ And `backfill-pipeline api-token`, which prints the token its clients send."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
-import subprocess
-import sys
 
 import pytest
 import requests
+from api_process import start, stop
 from click.testing import CliRunner
 
 from backfill_pipeline.cli import main
@@ -21,27 +19,6 @@ from backfill_pipeline.devstack import free_port, wait_for
 
 TOKEN = "a-token-from-the-environment-0123"
 REQUEST = {"startDate": "2025-04-14", "dryRun": True}
-
-
-def start(*argv: str, env: dict | None = None) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "backfill_pipeline.cli", "api", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**clean, **(env or {})},
-    )
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> int:
-    proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_api_announces_itself_as_json_and_serves(tmp_path):

@@ -6,22 +6,16 @@ Screenshots go to tmp_path, or to $CONSOLE_SCREENSHOTS when set (the README's co
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from api_process import running_api
+from browser import chromium_page, heatmap_margins, move_cursor, shots
 from conftest import AS_OF, TODAY
 from console_world import DAY_2, DAY_3, DISTRICTS, EXPECTED, every_state
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from backfill_pipeline.devstack import free_port, wait_for
+from backfill_pipeline.devstack import free_port
 
 pytestmark = pytest.mark.slow
-CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "console-test-token-0123456789"
 LABELS = {
     "detailed": "Detailed",
@@ -39,46 +33,15 @@ def console(tmp_path):
     """The API process over the every-state world; Dagster's URL is a closed port."""
     root = tmp_path / "data"
     every_state(root)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
-    env = {**clean, "BACKFILL_API_TOKEN": TOKEN}
-    argv = ["--port", "0", "--json", "--root", str(root), "--today", TODAY.isoformat()]
-    argv += ["--dagster-url", f"http://127.0.0.1:{free_port()}"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backfill_pipeline.cli", "api", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        api = json.loads(proc.stdout.readline())["url"]
-        wait_for(f"{api}/openapi.json", 30, proc)
-        yield api.removesuffix("/api")
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    closed = f"http://127.0.0.1:{free_port()}"
+    with running_api(root, token=TOKEN, dagster_url=closed, today=TODAY.isoformat()) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/setup-system"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            yield context.new_page()
-        finally:
-            browser.close()
-
-
-def shots(tmp_path: Path) -> Path:
-    out = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    with chromium_page() as page:
+        yield page
 
 
 def show_range(page) -> None:
@@ -89,19 +52,6 @@ def show_range(page) -> None:
     expect(page.locator("#legend li[data-state=detailed]")).to_have_text("Detailed: 1")
 
 
-def go_to(page, row: int, col: int) -> None:
-    """Move the heatmap's cursor to (district row, date column) with the keyboard only."""
-    canvas = page.locator("#heatmap")
-    canvas.focus()
-    page.keyboard.press("Home")
-    for _ in range(len(DISTRICTS)):
-        page.keyboard.press("ArrowUp")
-    for _ in range(col):
-        page.keyboard.press("ArrowRight")
-    for _ in range(row):
-        page.keyboard.press("ArrowDown")
-
-
 def test_the_heatmap_tells_every_known_cell_by_keyboard_and_pointer(console, page, tmp_path):
     page.goto(console + "/")
     expect(page.locator("#session-state")).to_have_text("Not signed in: reading only")
@@ -110,7 +60,7 @@ def test_the_heatmap_tells_every_known_cell_by_keyboard_and_pointer(console, pag
     readout = page.locator("#cell-readout")
     for (date, district), state in EXPECTED.items():
         col = (date - AS_OF).days
-        go_to(page, DISTRICTS.index(district), col)
+        move_cursor(page, DISTRICTS.index(district), col)
         expect(readout).to_have_attribute("data-state", state)
         text = readout.inner_text()
         assert text.startswith(f"{date.isoformat()}, district {district}: {LABELS[state]}"), text
@@ -122,9 +72,9 @@ def test_the_heatmap_tells_every_known_cell_by_keyboard_and_pointer(console, pag
         assert f"partition={date.isoformat()}%7C{district}" in link.get_attribute("href")
     # The pointer tells the same as the keyboard.
     box = page.locator("#heatmap").bounding_box()
-    # The canvas has 44 px of district labels on the left and 18 px of month labels on top.
-    row_height = (box["height"] - 18) / len(DISTRICTS)
-    page.mouse.move(box["x"] + 44 + 2, box["y"] + 18 + (DISTRICTS.index("10") + 0.5) * row_height)
+    left, top = heatmap_margins(page)  # the district labels' and the month labels' room
+    row_height = (box["height"] - top) / len(DISTRICTS)
+    page.mouse.move(box["x"] + left + 2, box["y"] + top + (DISTRICTS.index("10") + 0.5) * row_height)
     expect(page.locator("#tooltip")).to_be_visible()
     expect(page.locator("#tooltip")).to_contain_text(f"{AS_OF.isoformat()}, district 10: Failed (permanent)")
     # The text equivalent of the whole picture.
@@ -148,7 +98,7 @@ def test_signing_in_sets_an_httponly_cookie_and_a_selection_is_planned(console, 
     assert page.locator("#token").input_value() == ""
     # A range of cells selected with the keyboard is offered for collection, with its plan first.
     show_range(page)
-    go_to(page, DISTRICTS.index("09"), 0)
+    move_cursor(page, DISTRICTS.index("09"), 0)
     page.keyboard.press("Shift+ArrowDown")
     page.keyboard.press("Shift+ArrowRight")
     expect(page.locator("#selection-text")).to_have_text(

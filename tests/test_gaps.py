@@ -114,3 +114,30 @@ def test_districts_default_to_the_configured_then_the_listed_ones(tmp_path):
     gaps = find_gaps(store, AS_OF, AS_OF)
     assert gaps.districts == ["61", "109"]
     assert states(gaps) == {(AS_OF.isoformat(), "61"): "summary", (AS_OF.isoformat(), "109"): "missing"}
+
+
+def test_a_date_is_read_again_after_every_write_to_it_and_not_otherwise(tmp_path, monkeypatch):
+    """The cells of a date are kept between calls (the console asks for the same year again and
+    again) and read again as soon as a write replaced the date's manifest or metadata."""
+    store = PerDistrictFileSnapshotStore(tmp_path)
+    store.write_districts(AS_OF, [a_summary("42"), a_summary("61")], context=REFRESH, summary_answered=True)
+    assert states(find_gaps(store, AS_OF, DAY_2, ["42", "61"]))[(AS_OF.isoformat(), "42")] == "summary"
+    reads = []
+    real = PerDistrictFileSnapshotStore.read_manifest
+    monkeypatch.setattr(
+        PerDistrictFileSnapshotStore, "read_manifest", lambda self, d: reads.append(d) or real(self, d)
+    )
+    find_gaps(PerDistrictFileSnapshotStore(tmp_path), AS_OF, DAY_2, ["42", "61"])
+    assert reads == []  # nothing changed: nothing read
+    # Each write shows at once, read from its date alone.
+    store.write_district(a_detailed("42"), context=BACKFILL)
+    got = states(find_gaps(store, AS_OF, DAY_2, ["42", "61"]))
+    assert got[(AS_OF.isoformat(), "42")] == "detailed" and reads == [AS_OF]
+    store.write_district(a_failure("61"), context=BACKFILL)
+    assert states(find_gaps(store, AS_OF, DAY_2, ["42", "61"]))[(AS_OF.isoformat(), "61")] == "summary"
+    assert reads == [AS_OF, AS_OF]
+    store.mark_date_unavailable(DAY_2, context=REFRESH)
+    got = states(find_gaps(store, AS_OF, DAY_2, ["42", "61"]))
+    assert got[(DAY_2.isoformat(), "61")] == "unavailable-pending" and reads[-1] == DAY_2
+    # Another choice of districts is its own entry.
+    assert {c.district for c in find_gaps(store, AS_OF, AS_OF, ["61"]).cells} == {"61"}

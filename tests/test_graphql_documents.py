@@ -21,6 +21,7 @@ NAMES = [
     "REPOSITORIES",
     "ADD_PARTITION",
     "POOL",
+    "MATERIALIZING",
 ]
 
 

@@ -81,8 +81,8 @@ def in_progress(service) -> set[str] | None:
     """The keys Dagster's runs are collecting now (the summary's as bare dates); None when Dagster
     does not answer: the matrix is the store's alone then, and says so."""
     try:
-        keys = set(service.graphql.partition_statuses([DISTRICT_ASSET]).in_progress)
-        keys |= service.graphql.partition_statuses([SUMMARY_ASSET]).in_progress
+        keys = service.graphql.materializing_keys([DISTRICT_ASSET])
+        keys |= service.graphql.materializing_keys([SUMMARY_ASSET])
     except (DagsterUnreachable, DagsterGraphQLError):
         return None
     return keys

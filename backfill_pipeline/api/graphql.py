@@ -170,6 +170,15 @@ mutation Add($key: String!, $def: String!, $repo: RepositorySelector!) {
   }
 }"""
 
+MATERIALIZING = """
+query Materializing($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    __typename
+    ... on AssetNode { partitionStats { numMaterializing } }
+    ... on Error { message }
+  }
+}"""
+
 POOL = """
 query Pool($key: String!) {
   instance { concurrencyLimit(concurrencyKey: $key) { slotCount activeSlotCount limit
@@ -330,6 +339,15 @@ class DagsterGraphQL:
         data = self.execute(PARTITION_KEYS, {"path": asset_path})
         node = self._result(data, "assetNodeOrError", "AssetNode")
         return {d["name"]: d["partitionKeys"] for d in node["partitionKeysByDimension"]}
+
+    def materializing_keys(self, asset_path: list[str]) -> set[str]:
+        """The partition keys of an asset that runs are materializing now. The count is asked
+        first: it is all most calls need, and the statuses of a year of partitions are not."""
+        data = self.execute(MATERIALIZING, {"path": asset_path})
+        stats = self._result(data, "assetNodeOrError", "AssetNode")["partitionStats"]
+        if not stats or not stats["numMaterializing"]:
+            return set()
+        return self.partition_statuses(asset_path).in_progress
 
     def partition_statuses(self, asset_path: list[str]) -> PartitionStatuses:
         """Every partition key of an asset that is materialized or failed."""

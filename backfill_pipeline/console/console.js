@@ -146,6 +146,8 @@ function paint() {
   canvas.height = cssHeight * ratio;
   canvas.style.width = `${cssWidth}px`;
   canvas.style.height = `${cssHeight}px`;
+  canvas.dataset.left = String(LEFT);
+  canvas.dataset.top = String(TOP);
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, cssWidth, cssHeight);
@@ -281,7 +283,12 @@ $("heatmap").addEventListener("keydown", (event) => {
     ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
     PageUp: [0, -7], PageDown: [0, 7], Home: [0, -1e6], End: [0, 1e6],
   };
-  if (event.key in steps) {
+  if ((event.key === "Home" || event.key === "End") && event.ctrlKey) {
+    // The grid's corners, as in a spreadsheet: Ctrl+Home the first cell, Ctrl+End the last.
+    event.preventDefault();
+    const far = event.key === "Home" ? -1e6 : 1e6;
+    move(far, far, event.shiftKey);
+  } else if (event.key in steps) {
     event.preventDefault();
     move(...steps[event.key], event.shiftKey);
   } else if (event.key === "Escape") {
@@ -668,14 +675,17 @@ function route() {
     loadBackfill(id);
     follow = setInterval(() => loadBackfill(id), REFRESH_MS);
   } else if (page === "coverage" && !view.matrix) {
-    loadCoverage();
+    return loadCoverage();
   }
+  return Promise.resolve();
 }
 
 window.addEventListener("hashchange", route);
 legend(null);
-showSession().catch(() => {}).finally(async () => {
-  route();
+// The session and the first page's data are asked for at once: the first paint waits for the
+// matrix only, and the matrix is asked for once.
+showSession().catch(() => {});
+route().then(async () => {
   if (!view.matrix) await loadCoverage();
   if (view.matrix) knownDistricts(view.matrix.districts);
 });

@@ -4,11 +4,14 @@ which cells a heal would collect again. Read from manifests and metadata only; n
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, get_args
 
+from ..dataroot import MANIFEST, METADATA
 from ..district_ids import normalise_district_id, sort_district_ids
 from ..names import district_key
 from ..scope import DistrictConfig
@@ -144,10 +147,53 @@ def find_gaps(
         wanted = DistrictConfig(store.root).list() or (store.listed_districts(dates) or [])
     gaps = Gaps(start=start, end=end, districts=wanted)
     for as_of in dates:
-        manifest = store.read_manifest(as_of)
-        metadata = store.read_metadata(as_of) if manifest is not None else None
-        gaps.cells.extend(_date_cells(as_of, wanted, manifest, metadata))
+        gaps.cells.extend(_DATES.cells(store, as_of, tuple(wanted)))
     return gaps
+
+
+class _DateCellsCache:
+    """A date's cells, read again only when its manifest or metadata file changed (by inode,
+    mtime and size: every write replaces them by a rename). The API's console asks for the same
+    year over and over; reading and validating its 732 files is most of an answer's time."""
+
+    def __init__(self, most: int = 4096) -> None:
+        self.most = most
+        self._entries: OrderedDict[tuple, tuple[tuple, tuple[Cell, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def cells(
+        self, store: PerDistrictFileSnapshotStore, as_of: dt.date, wanted: tuple[str, ...]
+    ) -> tuple[Cell, ...]:
+        """The cells of `as_of` for `wanted`, from the cache when both files are unchanged."""
+        manifest_path = store.root.date_file(as_of, MANIFEST)
+        signature = (_stat(manifest_path), _stat(store.root.date_file(as_of, METADATA)))
+        key = (str(manifest_path), wanted)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and hit[0] == signature:
+                self._entries.move_to_end(key)
+                return hit[1]
+        manifest = store.read_manifest(as_of) if signature[0] is not None else None
+        metadata = store.read_metadata(as_of) if manifest is not None else None
+        cells = tuple(_date_cells(as_of, list(wanted), manifest, metadata))
+        with self._lock:
+            # Stamped with the signature taken before reading: a write in between is seen next time.
+            self._entries[key] = (signature, cells)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.most:
+                self._entries.popitem(last=False)
+        return cells
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+_DATES = _DateCellsCache()
 
 
 def _date_cells(
