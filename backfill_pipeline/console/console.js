@@ -22,7 +22,8 @@ const $ = (id) => document.getElementById(id);
 const view = { matrix: null, byCode: {}, cursor: { row: 0, col: 0 }, anchor: null, cell: { w: 3, h: 5 } };
 
 async function api(path, options = {}) {
-  const init = { credentials: "same-origin", headers: {}, ...options };
+  // Writes say where they came from: the backfill's requester reads "console".
+  const init = { credentials: "same-origin", ...options, headers: { "X-Requested-By": "console", ...options.headers } };
   if (init.body !== undefined) init.headers["Content-Type"] = "application/json";
   const response = await fetch(path, init);
   const text = await response.text();
@@ -526,6 +527,7 @@ async function loadBackfill(id) {
 
 $("backfill-cancel").addEventListener("click", async () => {
   const b = current.backfill;
+  if (!window.confirm(`Cancel backfill ${b.title || b.id}? Runs not yet started will not run.`)) return;
   try {
     await api(`/api/backfills/${encodeURIComponent(b.id)}`, { method: "DELETE" });
     $("backfill-action-result").textContent = "Cancel requested.";
@@ -621,7 +623,7 @@ $("l-launch").addEventListener("click", async () => {
     const response = await fetch("/api/backfills", {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "Idempotency-Key": launch.key },
+      headers: { "Content-Type": "application/json", "Idempotency-Key": launch.key, "X-Requested-By": "console" },
       body: JSON.stringify(launchBody(false)),
     });
     const body = await response.json().catch(() => ({ error: { message: `${response.status}: not JSON` } }));
