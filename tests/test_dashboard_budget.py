@@ -215,3 +215,38 @@ def test_a_backfills_share_paces_all_its_runs_together(tmp_path):
     # 10/s together (not 10/s each), over 2 s, whichever of them asks.
     assert 19 <= len(grants) <= 23
     assert max_in_window(sorted(grants)) <= 11
+
+
+def test_a_request_that_leaves_late_has_its_slot_stamped_at_its_send(tmp_path):
+    """What happens between a grant and its send (a busy CPU) must not squeeze the spacing at
+    the dashboard: the late request's slot moves to its send, and the next grant is a full
+    spacing after that. A prompt send, or a grant that is no longer the newest, stays as it was."""
+    now = [1_000_000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    store = SqliteBudgetStore(tmp_path / "budget.sqlite", 2.0, clock=lambda: now[0])
+    first, second = (SharedBudget(store, Lane.BACKFILL, sleep=sleep, clock=lambda: now[0]) for _ in range(2))
+    first.acquire()
+    granted = store.last_grant_ms
+    now[0] += 0.2  # the request leaves 200 ms after its grant
+    first.sending()
+    second.acquire()
+    # (pyrate-limiter's wait may round up by a millisecond or two)
+    assert store.spacing_ms <= store.last_grant_ms - (granted + 200) < store.spacing_ms + 10
+    # Sent at once: nothing moves.
+    second.sending()
+    sent = store.last_grant_ms
+    first.acquire()
+    assert store.spacing_ms <= store.last_grant_ms - sent < store.spacing_ms + 10
+    # A grant overtaken by a newer one (its send later than a whole spacing) is left where it
+    # was: moving it could not make the newer one later, only muddle the log.
+    late = store.last_grant_ms
+    now[0] += 1.0
+    second.acquire()
+    newest = store.last_grant_ms
+    first.sending()
+    stamps = [row[0] for row in store._bucket.conn.execute("SELECT item_timestamp FROM budget_grants")]
+    assert late in stamps and newest == max(stamps)
+    store.close()

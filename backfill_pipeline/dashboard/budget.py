@@ -34,6 +34,9 @@ from ..dataroot import DataRoot
 # when its thread read it; it now takes the kernel's arrival time, so its own delays no longer
 # count, and the margin is left at 8% until CI shows what our side alone needs.
 GUARD = 0.08
+# A request leaving this long after its grant has its slot stamped again at its send (see
+# SharedBudget.sending); below it, one more write to the store per request buys nothing.
+LATE_MS = 3
 # A waiting caller of an urgent lane renews its announcement this often; one not renewed for
 # STALE_AFTER seconds (its process died) no longer holds the others back.
 POLL_SECONDS = 0.05
@@ -71,6 +74,10 @@ class Limiter(Protocol):
         """Wait for permission to send one request; the seconds waited."""
         ...
 
+    def sending(self) -> None:
+        """The request granted last is going out now (its slot is stamped no earlier)."""
+        ...
+
 
 def check_rate(rate: float | str, what: str = "rate") -> float:
     """`rate` when it is a finite number above 0; ValueError naming `what` otherwise."""
@@ -96,6 +103,11 @@ class BudgetStore(Protocol):
     def try_grant(self, now_ms: int | None = None) -> int:
         """Take the next slot if it is free: 0 (its time in `last_grant_ms`); else the
         milliseconds until it may be. Without `now_ms` the slot is stamped once the store is held."""
+        ...
+
+    def restamp(self, granted_ms: int) -> None:
+        """The grant stamped `granted_ms` goes out only now: while it is still the newest, its
+        stamp moves to now, so the next slot is a full spacing after the request's real start."""
         ...
 
     def announce(self, waiter: str, lane: Lane) -> None:
@@ -229,6 +241,20 @@ class SqliteBudgetStore:
             assert isinstance(waiting, int)  # the SQLite bucket is synchronous
             return max(1, waiting)
 
+    def restamp(self, granted_ms: int) -> None:
+        """Move the grant stamped `granted_ms` to now while it is the newest grant."""
+        with self._lock, self._file_lock:
+            stamp = self.now_ms()
+            if stamp <= granted_ms:
+                return
+            conn = self._bucket.conn
+            conn.execute(
+                f"UPDATE {GRANTS} SET item_timestamp = ? WHERE item_timestamp = ? "
+                f"AND NOT EXISTS (SELECT 1 FROM {GRANTS} WHERE item_timestamp > ?)",
+                (stamp, granted_ms, granted_ms),
+            )
+            conn.commit()
+
     def announce(self, waiter: str, lane: Lane) -> None:
         """Say that `waiter` of `lane` is waiting (renewed while it waits)."""
         with self._lock:
@@ -298,6 +324,7 @@ class SharedBudget:
         self._clock = clock
         self._waiter = uuid.uuid4().hex
         self.waited_seconds = 0.0
+        self._granted_ms: int | None = None
 
     def acquire(self) -> float:
         """Wait until the budget has a slot and no more urgent lane waits; the seconds waited.
@@ -327,11 +354,24 @@ class SharedBudget:
                 announced = True
                 wait_ms = min(wait_ms, int(POLL_SECONDS * 1000) * 4)
             self._sleep(wait_ms / 1000)
+        self._granted_ms = self.store.last_grant_ms
         if announced:
             self.store.withdraw(self._waiter)
         waited = self._clock() - started
         self.waited_seconds += waited
         return waited
+
+    def sending(self) -> None:
+        """Stamp the last grant at this moment when the request is leaving late: what happens
+        between a grant and its send (the lane's bookkeeping, a busy CPU) must not squeeze the
+        spacing at the dashboard. BudgetUnavailable when the store cannot be used."""
+        granted, self._granted_ms = self._granted_ms, None
+        if granted is None or self.store.now_ms() - granted < LATE_MS:
+            return
+        try:
+            self.store.restamp(granted)
+        except Exception as exc:
+            raise BudgetUnavailable(f"the dashboard budget's store cannot be used: {exc}") from exc
 
 
 class SharedShare:
@@ -364,6 +404,9 @@ class SharedShare:
         self.waited_seconds += wait_ms / 1000
         return wait_ms / 1000
 
+    def sending(self) -> None:
+        """Nothing to do: a share is fairness, the budget keeps the spacing."""
+
 
 class CappedBudget:
     """A share inside the budget: at most `share` requests/s for this caller, then the budget."""
@@ -381,6 +424,10 @@ class CappedBudget:
         """Wait for the share, then for the budget."""
         return self.share.acquire() + self.budget.acquire()
 
+    def sending(self) -> None:
+        """The budget's grant is going out now."""
+        self.budget.sending()
+
 
 class PostgresBudgetStore:
     """The budget in PostgreSQL (pyrate-limiter's Postgres bucket, the database's clock): every
@@ -394,6 +441,8 @@ class PostgresBudgetStore:
         self.rate = Rate(1, spacing_ms(rate))
         self._pool = ConnectionPool(url, min_size=1, max_size=4, open=True, kwargs={"autocommit": False})
         self._bucket = PostgresBucket(self._pool, table, [self.rate])
+        # The bucket's own table (pyrate-limiter prefixes the name it is given).
+        self._grants_table = self._bucket._full_tbl
         self._lock = threading.Lock()
         self._grants = 0
         self.last_grant_ms = 0
@@ -435,6 +484,21 @@ class PostgresBudgetStore:
             assert isinstance(waiting, int)
             # The bucket was locked by another machine's grant (NOWAIT): look again at once.
             return max(1, waiting)
+
+    def restamp(self, granted_ms: int) -> None:
+        """Move the grant stamped `granted_ms` to the database's now while it is the newest grant."""
+        from psycopg import sql
+
+        with self._pool.connection() as conn:
+            # The bucket's column is a TIMESTAMP written as TO_TIMESTAMP(ms / 1000): matched alike.
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {t} SET item_timestamp = clock_timestamp() "
+                    "WHERE item_timestamp = TO_TIMESTAMP(%s) AND clock_timestamp() > item_timestamp "
+                    "AND NOT EXISTS (SELECT 1 FROM {t} WHERE item_timestamp > TO_TIMESTAMP(%s))"
+                ).format(t=sql.Identifier(self._grants_table)),
+                (granted_ms / 1000, granted_ms / 1000),
+            )
 
     def reserve(self, name: str, spacing_ms: int) -> int:
         """Book the next slot of the share `name` (the database's clock): the milliseconds until it."""

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 import urllib3.exceptions
@@ -187,10 +188,14 @@ class DashboardHttp:
     def _get_once(self, url: str) -> bytes:
         if self.breaker:
             self.breaker.before_request()
+        # The request is prepared before the budget is asked: between a grant and the send
+        # nothing but the send itself should happen.
+        prepared = self._prepare(url)
         self.limiter.acquire()
+        self.limiter.sending()
         self.stats.requests += 1
         try:
-            response = self._send(url)
+            response = self._send(url, prepared)
         except RetryableError:
             if self.breaker:
                 self.breaker.record_failure()
@@ -204,15 +209,26 @@ class DashboardHttp:
             self.breaker.record_success()
         return response
 
-    def _send(self, url: str) -> bytes:
+    def _prepare(self, url: str) -> tuple[requests.PreparedRequest, Any]:
+        """The GET as requests would build it (the session's headers, the environment's proxies
+        and certificates), ready to send."""
+        try:
+            prepared = self.session.prepare_request(requests.Request("GET", url))
+            settings = self.session.merge_environment_settings(prepared.url, {}, True, None, None)
+        except requests.RequestException as exc:
+            raise ConnectionFailed(f"request to {url} failed: {exc}", url=url) from exc
+        return prepared, settings
+
+    def _send(self, url: str, prepared: tuple[requests.PreparedRequest, Any]) -> bytes:
         started = self._clock()
         connect_timeout, read_timeout = self.timeout
+        request, settings = prepared
         try:
-            r = self.session.get(
-                url,
+            r = self.session.send(
+                request,
                 timeout=(connect_timeout, min(read_timeout, self.deadline)),
                 allow_redirects=False,
-                stream=True,
+                **settings,
             )
         except requests.Timeout as exc:
             raise RequestTimedOut(f"timed out waiting for an answer from {url}: {exc}", url=url) from exc

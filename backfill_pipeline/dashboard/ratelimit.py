@@ -46,3 +46,6 @@ class TokenBucket:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    def sending(self) -> None:
+        """Nothing to do: the bucket paces by acquisitions."""
