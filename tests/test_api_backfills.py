@@ -8,6 +8,8 @@ import datetime as dt
 from api_stack import CONTRACT, DISTRICTS
 from conftest import BACKFILL, REFRESH, a_failure, a_summary
 
+from backfill_pipeline.dashboard.budget import SqliteBudgetStore
+from backfill_pipeline.dataroot import DataRoot
 from backfill_pipeline.names import (
     DISTRICT_ASSET,
     PLAN_HASH_TAG,
@@ -184,3 +186,23 @@ def test_a_failed_detail_kept_beside_summary_data_counts_as_the_districts_failur
     assert status["districts"]["61"]["failed"] == 1 and status["districts"]["61"]["done"] == 0
     assert status["districts"]["61"]["lastError"] == "2025-04-21: TimeoutError: read timed out"
     assert [(e["district"], e["errorClass"]) for e in status["districtErrors"]] == [("61", "TimeoutError")]
+
+
+def test_the_status_tells_the_deployments_requests_per_second_now_against_the_budget(api):
+    backfill_id = api.launch({"startDate": "2025-04-14", "targetDistricts": ["42"]})
+    one = f"/api/backfills/{backfill_id}"
+    performance = CONTRACT.check(api.client.get(one), "GET", ONE, 200)["performance"]
+    assert performance["budgetRateNow"] == 0.0  # nothing has asked the dashboard yet
+    budget = performance["budgetRate"]
+    # Runs (any process) drew 15 grants from the deployment's budget within the last 10 s.
+    store = SqliteBudgetStore(DataRoot(api.root).budget_file, budget)
+    now = store.now_ms()
+    for i in range(15):
+        assert store.try_grant(now - 9_000 + i * (store.spacing_ms + 1)) == 0
+    store.close()
+    performance = CONTRACT.check(api.client.get(one), "GET", ONE, 200)["performance"]
+    assert performance["budgetRateNow"] == 1.5
+    # A budget file that cannot be read: "not known", never an error page.
+    DataRoot(api.root).budget_file.write_bytes(b"not a database" * 100)
+    performance = CONTRACT.check(api.client.get(one), "GET", ONE, 200)["performance"]
+    assert performance["budgetRateNow"] is None and performance["budgetRate"] == budget

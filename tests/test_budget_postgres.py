@@ -11,7 +11,14 @@ import pytest
 from pg_server import postgres_server
 from test_dashboard_budget import max_in_window
 
-from backfill_pipeline.dashboard.budget import Lane, PostgresBudgetStore, SharedBudget, open_store, spacing_ms
+from backfill_pipeline.dashboard.budget import (
+    Lane,
+    PostgresBudgetStore,
+    SharedBudget,
+    open_store,
+    recent_rate,
+    spacing_ms,
+)
 from backfill_pipeline.dataroot import DataRoot
 
 # Seconds of real servers, processes or generated requests, but no Dagster process: the full
@@ -103,5 +110,18 @@ def test_a_late_send_moves_its_slot_in_the_database_too(database):
         budget.acquire()
         # The next grant is a spacing after the send, not after the grant.
         assert store.last_grant_ms - granted >= 200 + store.spacing_ms - 5
+    finally:
+        store.close()
+
+
+def test_the_deployments_rate_now_is_read_from_the_database(database, tmp_path):
+    store = PostgresBudgetStore(database, 1000.0)
+    try:
+        granted = 0
+        for _ in range(20):
+            granted += store.try_grant() == 0
+            time.sleep(0.005)
+        # Every grant of the last 10 s, this test's and the module's others' alike.
+        assert recent_rate(database, DataRoot(tmp_path), seconds=10) * 10 >= granted > 0
     finally:
         store.close()

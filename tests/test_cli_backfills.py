@@ -96,6 +96,8 @@ def a_status(state: str = "succeeded", done: int = 2, failed: int = 0, backfill_
             "poolSlotsInUse": 0,
             "poolLimit": 2,
             "breakerState": "closed",
+            "budgetRate": 2.0,
+            "budgetRateNow": 1.9,
         },
         "plan": None,
         "error": None,
@@ -291,6 +293,7 @@ def test_status_text_and_json(script, models):
     text = cli("status", "abc123")
     assert text.exit_code == 0 and text.stdout.startswith("backfill abc123  succeeded  (per-district)")
     assert "requests 4, cache hit rate 0.0" in text.stdout
+    assert "the whole deployment now: 1.9 requests/s of the budget's 2.0" in text.stdout
     as_json = cli("status", "abc123", "--json")
     assert as_json.exit_code == 0 and json.loads(as_json.stdout) == a_status()
 

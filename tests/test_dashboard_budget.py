@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import statistics
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from backfill_pipeline.dashboard.budget import (
+    LEAK_EVERY,
     STALE_AFTER,
     CappedBudget,
     Lane,
@@ -19,6 +21,7 @@ from backfill_pipeline.dashboard.budget import (
     SqliteBudgetStore,
     check_rate,
     open_store,
+    recent_rate,
 )
 from backfill_pipeline.dashboard.ratelimit import TokenBucket
 from backfill_pipeline.dataroot import DataRoot
@@ -250,3 +253,26 @@ def test_a_request_that_leaves_late_has_its_slot_stamped_at_its_send(tmp_path):
     stamps = [row[0] for row in store._bucket.conn.execute("SELECT item_timestamp FROM budget_grants")]
     assert late in stamps and newest == max(stamps)
     store.close()
+
+
+def test_the_deployments_rate_now_is_read_from_the_budget_without_writing(tmp_path):
+    root = DataRoot(tmp_path)
+    assert recent_rate(None, root) == 0.0 and not root.budget_file.exists()  # never used
+    store = SqliteBudgetStore(root.budget_file, 1000.0)
+    now_ms = store.now_ms()
+    for i in range(30):  # 30 grants within the last 10 s
+        assert store.try_grant(now_ms - 9000 + i * 300) == 0
+    before = root.budget_file.stat().st_mtime_ns
+    assert recent_rate(None, root, seconds=10) == 3.0
+    assert root.budget_file.stat().st_mtime_ns == before
+    # More grants than LEAK_EVERY stay readable for a minute: the leak keeps HISTORY_MS.
+    start = store.now_ms()
+    assert all(store.try_grant(start + 10 + i * 5) == 0 for i in range(LEAK_EVERY * 2))
+    assert recent_rate(None, root, seconds=10) * 10 == 30 + LEAK_EVERY * 2
+    store.close()
+    # A file that is not a budget: an error for the caller to say "not known", nothing written.
+    bad = tmp_path / "not-a-budget.sqlite"
+    bad.write_bytes(b"garbage" * 100)
+    with pytest.raises(sqlite3.DatabaseError):
+        recent_rate(str(bad), root)
+    assert bad.read_bytes() == b"garbage" * 100

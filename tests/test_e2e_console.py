@@ -155,6 +155,9 @@ def test_launch_follow_see_the_failing_district_and_cancel(stack, tmp_path):
             # While its run collects, the heatmap's matrix shows those cells in progress.
             running = in_progress(stack, slow[0], slow[-1])
             assert running and running <= {f"{d}|{x}" for d in slow for x in DISTRICTS}, running
+            # The deployment's requests/s now, against its budget (20/s here, slowed by latency).
+            now = fact(page, "Requests/s now (every run, last 10 s)")
+            expect(now).to_have_text(re.compile(r"^\d+(\.\d+)? of the budget's 20(\.0)?$"))
             page.on("dialog", lambda dialog: dialog.accept())
             cancel.click()
             expect(page.locator("#backfill-action-result")).to_have_text("Cancel requested.")

@@ -237,6 +237,11 @@ class Performance(ApiModel):
     pool_slots_in_use: int | None
     pool_limit: int | None
     breaker_state: str
+    budget_rate: float = Field(description="The deployment's budget at the dashboard, requests/s.")
+    budget_rate_now: float | None = Field(
+        description="Requests/s the whole deployment was granted over the last 10 s (every run, "
+        "the refresh and CLI fetches); null when the budget's store could not be read."
+    )
 
 
 class BackfillStatus(ApiModel):

@@ -49,6 +49,7 @@ class BackfillService:
         self.batch_size = settings.batch_size
         # The deployment's budget at the dashboard: a backfill's rate is a share of it.
         self.budget = settings.rate
+        self.budget_store = settings.budget_store
         self.today = today
         # How long a launch record left `launching` waits before it may be launched again.
         self.settle = SETTLE_SECONDS
@@ -65,7 +66,7 @@ class BackfillService:
         )
 
     def _reader(self) -> StatusReader:
-        return StatusReader(self.graphql, self.root)
+        return StatusReader(self.graphql, self.root, budget=self.budget, budget_store=self.budget_store)
 
     def world(self, dates: list[dt.date] | None = None) -> World:
         """What Dagster and the store hold now (partition statuses, districts, scope)."""

@@ -8,6 +8,7 @@ from collections import Counter
 
 from ..collecting.run_stats import read_run_stats
 from ..dashboard.breaker import CircuitBreaker
+from ..dashboard.budget import recent_rate
 from ..dataroot import DataRoot
 from ..names import PARENT_BACKFILL_TAG, POOL, REQUEST_ID_TAG, REQUESTER_TAG, STRATEGY_TAG
 from ..snapshots.models import DistrictError
@@ -27,6 +28,9 @@ from .models import (
 )
 from .records import BackfillRecords, checked_id
 
+# The deployment's requests/s "now" is what its budget granted over this many seconds.
+BUDGET_WINDOW_S = 10.0
+
 
 class NotCancellable(Exception):
     """The backfill has already ended."""
@@ -35,9 +39,13 @@ class NotCancellable(Exception):
 class StatusReader:
     """Reads backfills from Dagster, the store and the run statistics; never blocks a run."""
 
-    def __init__(self, graphql: DagsterGraphQL, root: DataRoot) -> None:
+    def __init__(
+        self, graphql: DagsterGraphQL, root: DataRoot, *, budget: float, budget_store: str | None = None
+    ) -> None:
         self.graphql = graphql
         self.root = root
+        self.budget = budget
+        self.budget_store = budget_store
         self.store = PerDistrictFileSnapshotStore(root)
         self.records = BackfillRecords(root)
 
@@ -136,7 +144,16 @@ class StatusReader:
             pool_slots_in_use=pool.get("activeSlotCount"),
             pool_limit=pool.get("limit"),
             breaker_state=CircuitBreaker(self.root).state().state,
+            budget_rate=self.budget,
+            budget_rate_now=self._budget_now(),
         )
+
+    def _budget_now(self) -> float | None:
+        try:
+            return round(recent_rate(self.budget_store, self.root, BUDGET_WINDOW_S), 2)
+        except Exception:
+            # Any driver's error alike (a locked file, a lost database): the page says "not known".
+            return None
 
     def list(self, limit: int = 50) -> list[BackfillSummary]:
         """The latest backfills, newest first."""

@@ -82,6 +82,10 @@ def print_status(status: dict[str, Any]) -> None:
         f"{p['rateLimitWaitSeconds']}s on the rate limiter, pool {p['poolSlotsInUse']}/"
         f"{p['poolLimit']} slots, breaker {p['breakerState']}"
     )
+    now = p.get("budgetRateNow")
+    if p.get("budgetRate") is not None:
+        known = "not known" if now is None else f"{now} requests/s"
+        click.echo(f"  the whole deployment now: {known} of the budget's {p['budgetRate']}")
 
 
 def print_list(rows: list[dict[str, Any]]) -> None:

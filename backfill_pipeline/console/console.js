@@ -513,6 +513,8 @@ async function loadBackfill(id) {
     facts($("backfill-performance"), [
       ["Requests made / planned", `${p.requestsMade} / ${planned === null ? "?" : planned}`],
       ["Budget share", b.plan ? `${b.plan.ratePerRun} requests/s` : null],
+      ["Requests/s now (every run, last 10 s)", p.budgetRateNow === null ? "not known" :
+        `${p.budgetRateNow} of the budget's ${p.budgetRate}`],
       ["Cache hits", `${p.cacheHits}${p.cacheHitRate === null ? "" : ` (${Math.round(p.cacheHitRate * 100)}%)`}`],
       ["Waited on the limiter", `${p.rateLimitWaitSeconds.toFixed(1)} s`],
       ["Retries", p.retries],

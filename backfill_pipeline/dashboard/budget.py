@@ -41,9 +41,13 @@ LATE_MS = 3
 # STALE_AFTER seconds (its process died) no longer holds the others back.
 POLL_SECONDS = 0.05
 STALE_AFTER = 2.0
-# Old grants are removed from the bucket every this many acquisitions.
+# Old grants are removed from the bucket every this many acquisitions, keeping the last
+# HISTORY_MS of them: what the console reads as the deployment's requests/s now.
 LEAK_EVERY = 64
+HISTORY_MS = 60_000
 GRANTS = "budget_grants"
+# PostgreSQL: pyrate-limiter's bucket table is named ratelimit___<this>.
+GRANTS_PG = "budget"
 # The backfills' shares (next free slot per backfill); one unused this long is deleted.
 SHARES = "budget_shares"
 SHARE_FORGET_MS = 3_600_000
@@ -235,7 +239,7 @@ class SqliteBudgetStore:
                 self.last_grant_ms = stamp
                 self._grants += 1
                 if self._grants % LEAK_EVERY == 0:
-                    self._bucket.leak(stamp)
+                    self._bucket.leak(stamp - HISTORY_MS)
                 return 0
             waiting = self._bucket.waiting(item)
             assert isinstance(waiting, int)  # the SQLite bucket is synchronous
@@ -433,7 +437,7 @@ class PostgresBudgetStore:
     """The budget in PostgreSQL (pyrate-limiter's Postgres bucket, the database's clock): every
     machine whose runs reach the same database shares it."""
 
-    def __init__(self, url: str, rate: float, *, table: str = "budget") -> None:
+    def __init__(self, url: str, rate: float, *, table: str = GRANTS_PG) -> None:
         # Imported here: only a deployment on PostgreSQL needs the driver loaded.
         from psycopg_pool import ConnectionPool
         from pyrate_limiter import PostgresBucket
@@ -478,7 +482,7 @@ class PostgresBudgetStore:
                 self.last_grant_ms = stamp
                 self._grants += 1
                 if self._grants % LEAK_EVERY == 0:
-                    self._bucket.leak(stamp)
+                    self._bucket.leak(stamp - HISTORY_MS)
                 return 0
             waiting = self._bucket.waiting(item)
             assert isinstance(waiting, int)
@@ -548,6 +552,55 @@ class PostgresBudgetStore:
     def close(self) -> None:
         """Close the connection pool."""
         self._pool.close()
+
+
+def recent_rate(where: str | None, root: DataRoot, seconds: float = 10.0) -> float:
+    """Requests/s the whole deployment was granted over the last `seconds` (at most HISTORY_MS),
+    read without writing anything: 0 when the budget has never been used. OSError (or the
+    database driver's error) when the store cannot be read."""
+    window_ms = int(min(seconds * 1000, HISTORY_MS))
+    if where is not None and where.startswith(("postgresql://", "postgres://")):
+        count = _recent_in_postgres(where, window_ms)
+    else:
+        count = _recent_in_sqlite(root.budget_file if where is None else Path(where), window_ms)
+    return count / (window_ms / 1000)
+
+
+def _recent_in_sqlite(path: Path, window_ms: int) -> int:
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        row = conn.execute(
+            f"SELECT COUNT(*) FROM {GRANTS} WHERE item_timestamp >= ?",
+            (int(time.time() * 1000) - window_ms,),
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return 0
+        raise
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0
+
+
+def _recent_in_postgres(url: str, window_ms: int) -> int:
+    import psycopg
+    from psycopg import sql
+
+    name = f"ratelimit___{GRANTS_PG}"
+    with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+        if exists is None or exists[0] is None:
+            return 0
+        row = conn.execute(
+            sql.SQL(
+                "SELECT COUNT(*) FROM {t} "
+                "WHERE item_timestamp >= clock_timestamp() - make_interval(secs => %s)"
+            ).format(t=sql.Identifier(name)),
+            (window_ms / 1000,),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def open_store(where: str | None, root: DataRoot, rate: float) -> SqliteBudgetStore | PostgresBudgetStore:
