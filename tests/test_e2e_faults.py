@@ -18,7 +18,7 @@ from backfill_pipeline.api.graphql import DagsterGraphQL
 from backfill_pipeline.dataroot import DataRoot
 from backfill_pipeline.devstack import start_split_stack
 from backfill_pipeline.files import is_temp_name
-from backfill_pipeline.names import HEAL_TAG
+from backfill_pipeline.names import HEAL_TAG, POOL
 from backfill_pipeline.planning.gaps import find_gaps
 from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
 from backfill_pipeline.snapshots.verify import verify_store
@@ -194,6 +194,11 @@ def test_a_run_worker_killed_mid_batch_is_retried_and_each_partition_materialize
         print("victim:", victim.run_id, victim_now and victim_now.status, victim_now and victim_now.tags)
         print("retries:", [(r.run_id, r.status) for r in retries])
         print("missing:", sorted(keys(dates) - materialized(stack)))
+        # A dead worker's pool slots stay claimed unless run monitoring frees them
+        # (free_slots_after_run_end_seconds): a pool with no free slot holds every retry back.
+        info = instance.event_log_storage.get_concurrency_info(POOL)
+        print("pool:", info.slot_count, "slots,", info.active_slot_count, "claimed by", info.active_run_ids)
+        print("pending steps:", info.pending_step_count)
         print((stack["root"].parent / "daemon.log").read_text()[-6000:])
         raise
     print(f"run worker SIGKILLed: every partition collected {time.monotonic() - killed:.0f} s after")
