@@ -145,6 +145,27 @@ def test_launch_follow_see_the_failing_district_and_cancel(stack, tmp_path):
         expect(readout).to_have_attribute("data-state", "detailed")
         page.screenshot(path=str(out / "console-coverage-after.png"), full_page=True)
 
+        # District 109 was left out: the summaries gave it summary-level data only. Its row,
+        # selected on the heatmap, is planned (its exact cost first), then collected from there.
+        page.goto(f"{stack['url']}/#coverage?start={dates[0]}&end={dates[-1]}&districts=42,61,109")
+        expect(page.locator("#by-district-rows tr")).to_have_count(3)  # the new range is painted
+        move_cursor(page, 2, 0)
+        expect(readout).to_have_attribute("data-state", "summary")
+        page.keyboard.press("Shift+End")
+        expect(page.locator("#selection-text")).to_have_text(
+            f"Selected 3 cells: {dates[0]} to {dates[-1]}, districts 109"
+        )
+        expect(page.locator("#collect-launch")).to_be_hidden()
+        page.click("#collect-preview")
+        expect(page.locator("#collect-result")).to_contain_text("3 district_snapshot")
+        expect(page.locator("#collect-result")).to_contain_text("9 requests")
+        page.screenshot(path=str(out / "console-collect-these.png"), full_page=True)
+        page.click("#collect-launch")
+        page.wait_for_url(re.compile(r"#backfill/.+"))
+        expect(fact(page, "State")).to_have_text("succeeded", timeout=ENDED_MS)
+        row = page.locator("#backfill-districts tr[data-district='109'] td")
+        expect(row.nth(0)).to_have_text("3")
+
         # A slow backfill, one run at a time, cancelled from its page.
         faults(stack, [{"kind": "latency", "latencyMs": 800}])
         try:
@@ -156,7 +177,7 @@ def test_launch_follow_see_the_failing_district_and_cancel(stack, tmp_path):
             running = in_progress(stack, slow[0], slow[-1])
             assert running and running <= {f"{d}|{x}" for d in slow for x in DISTRICTS}, running
             # The deployment's requests/s now, against its budget (20/s here, slowed by latency).
-            now = fact(page, "Requests/s now (every run, last 10 s)")
+            now = fact(page, "Requests/s now (every run, last 10 s)", "#backfill-performance")
             expect(now).to_have_text(re.compile(r"^\d+(\.\d+)? of the budget's 20(\.0)?$"))
             page.on("dialog", lambda dialog: dialog.accept())
             cancel.click()

@@ -260,6 +260,12 @@ function selection() {
 function showSelection() {
   const sel = selection();
   $("selection").hidden = !sel;
+  if (JSON.stringify(selectionBody()) !== JSON.stringify(collect.body)) {
+    // Another selection: the plan shown was for the last one, and is not launched.
+    collect.body = null;
+    $("collect-launch").hidden = true;
+    $("collect-result").textContent = "";
+  }
   if (!sel) return;
   const m = view.matrix;
   const districts = m.districts.slice(sel.r0, sel.r1 + 1);
@@ -338,25 +344,59 @@ $("heatmap").addEventListener("click", (event) => {
   readout();
 });
 
-$("collect-preview").addEventListener("click", async () => {
+// The selection's plan, once previewed: "Collect these" launches exactly it.
+const collect = { body: null, planHash: null, key: null };
+
+function selectionBody() {
   const sel = selection();
-  if (!sel) return;
+  if (!sel) return null;
   const m = view.matrix;
-  const body = {
+  return {
     startDate: m.dates[sel.c0],
     endDate: m.dates[sel.c1],
     targetDistricts: m.districts.slice(sel.r0, sel.r1 + 1),
-    dryRun: true,
   };
+}
+
+function showCollectPlan(answer, note) {
+  collect.planHash = answer.plan.planHash;
+  collect.key = crypto.randomUUID();
+  $("collect-result").textContent = (note ? `${note} ` : "") + planText(answer);
+  $("collect-launch").hidden = answer.plan.partitions.total === 0;
+  $("collect-launch").disabled = false;
+}
+
+$("collect-preview").addEventListener("click", async () => {
+  const body = selectionBody();
+  if (!body) return;
   const out = $("collect-result");
+  $("collect-launch").hidden = true;
   out.textContent = "Planning…";
   try {
-    const plan = await api("/api/backfills", { method: "POST", body: JSON.stringify(body) });
-    out.textContent = planText(plan);
+    const answer = await api("/api/backfills", { method: "POST", body: JSON.stringify({ ...body, dryRun: true }) });
+    collect.body = body;
+    showCollectPlan(answer);
   } catch (error) {
     out.textContent = error.status === 401
       ? "Sign in to plan or launch a collection."
       : `The plan was refused: ${error.message}`;
+  }
+});
+
+$("collect-launch").addEventListener("click", async () => {
+  $("collect-launch").disabled = true;
+  try {
+    const result = await launchPlanned({ ...collect.body, planHash: collect.planHash }, collect.key);
+    if (result.changed) {
+      showCollectPlan({ plan: result.changed }, CHANGED);
+    } else if (result.nothing) {
+      $("collect-result").textContent = result.nothing;
+    } else {
+      location.hash = `#backfill/${result.backfillId}`;
+    }
+  } catch (error) {
+    $("collect-result").textContent = `The launch was refused: ${error.message}`;
+    $("collect-launch").disabled = false;
   }
 });
 
@@ -618,29 +658,40 @@ $("launch-form").addEventListener("submit", async (event) => {
   }
 });
 
+// Launch a previewed plan: the body with its planHash, once per Idempotency-Key. The answer:
+// { backfillId } launched, { changed: plan } when the plan changed since the preview (shown
+// again, never launched), { nothing: message } when nothing was left to run.
+async function launchPlanned(body, key) {
+  const response = await fetch("/api/backfills", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "Idempotency-Key": key, "X-Requested-By": "console" },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({ error: { message: `${response.status}: not JSON` } }));
+  if (response.status === 409 && answer.error && answer.error.code === "plan-changed") {
+    return { changed: answer.error.plan };
+  }
+  if (!response.ok) throw new Error((answer.error && answer.error.message) || response.statusText);
+  if (!answer.backfillId) return { nothing: answer.message || "Nothing to run." };
+  return { backfillId: answer.backfillId };
+}
+
+const CHANGED = "The plan changed since the preview (other work collected some of it): review it and launch again.";
+
 $("l-launch").addEventListener("click", async () => {
   $("launch-error").textContent = "";
   $("l-launch").disabled = true;
   try {
-    const response = await fetch("/api/backfills", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "Idempotency-Key": launch.key, "X-Requested-By": "console" },
-      body: JSON.stringify(launchBody(false)),
-    });
-    const body = await response.json().catch(() => ({ error: { message: `${response.status}: not JSON` } }));
-    if (response.status === 409 && body.error && body.error.code === "plan-changed") {
+    const result = await launchPlanned(launchBody(false), launch.key);
+    if (result.changed) {
       launch.key = crypto.randomUUID();
-      showPlan(body.error.plan, "The plan changed since the preview (other work collected some of it): " +
-        "review it and launch again.");
-      return;
+      showPlan(result.changed, CHANGED);
+    } else if (result.nothing) {
+      $("launch-error").textContent = result.nothing;
+    } else {
+      location.hash = `#backfill/${result.backfillId}`;
     }
-    if (!response.ok) throw new Error((body.error && body.error.message) || response.statusText);
-    if (!body.backfillId) {
-      $("launch-error").textContent = body.message || "Nothing to run.";
-      return;
-    }
-    location.hash = `#backfill/${body.backfillId}`;
   } catch (error) {
     $("launch-error").textContent = `The launch was refused: ${error.message}`;
     $("l-launch").disabled = false;
