@@ -12,6 +12,7 @@ joins them.
                idempotency/<sha256>.json (+ .lock)         launches asked with an Idempotency-Key
   backfills/   <backfill id>.json                          what each API or CLI backfill asked
   alerts/      run-failures.jsonl                          one line per failed run
+  tables/      <table>/as_of=<YYYY-MM-DD>/part-0.parquet   the analyst tables, one file per date
 ```
 
 Every name that comes from outside (a district id, a run or backfill id, a report) is checked
@@ -200,6 +201,13 @@ class DataRoot:
     def run_failure_log(self) -> Path:
         """`alerts/run-failures.jsonl`: one line per failed run."""
         return self.path / "alerts" / "run-failures.jsonl"
+
+    # -- tables/ ------------------------------------------------------------------------------
+
+    @property
+    def tables(self) -> Path:
+        """`tables/`: the analyst tables as hive-partitioned Parquet datasets, one per table."""
+        return self.path / "tables"
 
     # -- snapshots/ ---------------------------------------------------------------------------
 
