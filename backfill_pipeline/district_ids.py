@@ -18,7 +18,11 @@ def normalise_district_id(raw: str) -> str:
     """`District 42`, ` 42 ` and `42` all become `42`; leading zeros are kept; letters upper-cased."""
     if not isinstance(raw, str):
         raise InvalidDistrictId(f"district id must be a string, got {type(raw).__name__}")
-    return _normalise(raw)
+    # Only ids of a plausible length are kept: a padded one from a request body is not.
+    return _normalise(raw) if len(raw) <= _CACHED_LENGTH else _normalise.__wrapped__(raw)
+
+
+_CACHED_LENGTH = 32
 
 
 # Bounded: the store reads every manifest entry's id through here (187,000 for a year of 128

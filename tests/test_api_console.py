@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from api_stack import EXPOSED, LOOPBACK, TOKEN, api_client, fake_service
-from conftest import AS_OF
+from conftest import AS_OF, REFRESH, a_summary
 from console_world import DAY_3, DISTRICTS, EXPECTED, every_state
 
 from backfill_pipeline.api.app import create_app
@@ -14,6 +14,7 @@ from backfill_pipeline.api.graphql import DagsterUnreachable
 from backfill_pipeline.api.security import Security
 from backfill_pipeline.api.session import COOKIE, cookie_value
 from backfill_pipeline.planning.matrix import CODES
+from backfill_pipeline.snapshots import PerDistrictFileSnapshotStore
 
 pytest_plugins = ["api_stack"]
 DRY_RUN = {"startDate": "2025-04-14", "targetDistricts": ["42"], "dryRun": True}
@@ -136,6 +137,16 @@ def test_the_matrix_holds_every_cell_of_the_range_with_its_state_and_cause(tmp_p
     assert m["dagsterUrl"].startswith("http")
 
 
+def test_the_api_process_loads_pandas_only_for_a_matrix():
+    """pandas 3 brings pyarrow (about 70 MB): the API's other work must not carry it."""
+    import subprocess
+    import sys
+
+    code = "import sys, backfill_pipeline.api.app; print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_cells_a_run_is_collecting_are_shown_in_progress(tmp_path):
     root = tmp_path / "data"
     every_state(root)
@@ -152,6 +163,13 @@ def test_cells_a_run_is_collecting_are_shown_in_progress(tmp_path):
         assert m["rows"][0][DISTRICTS.index("13")] == CODES["in-progress"]
         assert set(m["rows"][2]) == {CODES["in-progress"]}  # the summary's date: every district
         assert m["byDistrict"]["13"]["in-progress"] == 2
+        # Asked for the store's states alone (the console's first paint): Dagster is not asked.
+        dagster.error = AssertionError("Dagster was asked")
+        m = client.get(query + "&inProgress=false").json()
+        assert m["inProgressKnown"] is False and m["inProgress"] == 0
+        assert m["rows"][0][DISTRICTS.index("13")] == CODES["missing"]
+        r = client.get(query + "&inProgress=perhaps")
+        assert r.status_code == 400 and "inProgress" in r.json()["error"]["message"]
         # Dagster down: the store's states alone, and the answer says so.
         dagster.error = DagsterUnreachable("down")
         m = client.get(query).json()
@@ -172,3 +190,25 @@ def test_the_list_carries_each_backfills_progress(api):
 def test_the_matrix_names_a_bad_parameter(api):
     r = api.client.get("/api/coverage/matrix?start=2025-13-01")
     assert r.status_code == 400 and "start" in r.json()["error"]["message"]
+
+
+def test_a_kept_matrix_is_answered_only_for_the_same_range_and_store(tmp_path):
+    """The API keeps the last matrices it sent; two empty ranges of equal length, or a write to
+    a date, must never get an answer built for something else."""
+    root = tmp_path / "data"
+    every_state(root)
+    from api_stack import FakeDagster
+
+    app = create_app(lambda: fake_service(root, FakeDagster()), security=LOOPBACK)
+    districts = ",".join(DISTRICTS)
+    with api_client(app) as client:
+        one = client.get(f"/api/coverage/matrix?start=2025-01-01&end=2025-01-03&districts={districts}").json()
+        two = client.get(f"/api/coverage/matrix?start=2025-02-01&end=2025-02-03&districts={districts}").json()
+        assert one["dates"][0] == "2025-01-01" and two["dates"][0] == "2025-02-01"
+        query = f"/api/coverage/matrix?start={AS_OF}&end={DAY_3}&districts={districts}&inProgress=false"
+        before = client.get(query).json()
+        assert before["rows"][0][DISTRICTS.index("13")] == CODES["missing"]
+        store = PerDistrictFileSnapshotStore(root)
+        store.write_districts(AS_OF, [a_summary("13")], context=REFRESH)
+        after = client.get(query).json()
+        assert after["rows"][0][DISTRICTS.index("13")] == CODES["summary"]

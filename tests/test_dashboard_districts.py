@@ -62,3 +62,13 @@ def test_summary_ids_are_normalised():
 
 def test_sort_is_numeric_not_lexical():
     assert sort_district_ids(["9", "10", "100", "A"]) == ["9", "10", "100", "A"]
+
+
+def test_a_padded_id_normalises_without_filling_the_cache():
+    from backfill_pipeline.district_ids import _normalise
+
+    before = _normalise.cache_info().currsize
+    assert normalise_district_id(" " * 100_000 + "District 42" + " " * 100_000) == "42"
+    assert _normalise.cache_info().currsize == before
+    assert normalise_district_id(" 42 ") == "42"  # a plausible one is kept
+    assert _normalise.cache_info().currsize <= before + 1

@@ -156,3 +156,20 @@ def test_a_late_success_does_not_close_an_open_circuit(tmp_path):
     assert breaker.state().state == OPEN
     with pytest.raises(CircuitOpen):
         breaker.before_request()
+
+
+def test_a_request_that_cannot_be_built_does_not_take_the_half_open_probe(tmp_path):
+    from backfill_pipeline.dashboard.errors import ConnectionFailed
+    from backfill_pipeline.dashboard.http import DashboardHttp
+
+    clock = FakeClock()
+    breaker = CircuitBreaker(tmp_path, failure_threshold=1, cooldown=10, clock=clock)
+    breaker.before_request()
+    breaker.record_failure()
+    clock.now += 10  # the cool-down is over: the next request is the probe
+    http = DashboardHttp(limiter=TokenBucket(1000), breaker=breaker, sleep=clock.sleep)
+    with pytest.raises(ConnectionFailed):
+        http.get("http://[not-a-host/export.aspx", max_attempts=1)
+    assert http.stats.requests == 0
+    breaker.before_request()  # the probe is still there for a real request
+    assert breaker.state().state == HALF_OPEN

@@ -9,21 +9,15 @@ sizes (0.05-0.19 s on this machine); the bound here leaves room for a loaded CI 
 """
 
 import datetime as dt
-import importlib.util
 import statistics
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
-import requests
-from api_process import running_api
-from browser import chromium_page, shots
 
 from backfill_pipeline.api.graphql import PARTITION_STATUSES, DagsterGraphQL
 from backfill_pipeline.devstack import dagster_service, free_port
 from backfill_pipeline.names import concurrency_tag
-from backfill_pipeline.scope import DistrictConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
 
@@ -33,15 +27,6 @@ ASSET_PAGE = PARTITION_STATUSES.replace(
 )
 # The asset page's query must answer within this, every time (measured: 0.05 s when idle).
 PAGE_BOUND_S = 3.0
-# When the page asked for the matrix and when the answer had arrived, in seconds from navigation.
-MATRIX_FETCH = """performance.getEntriesByType('resource').filter((e) => e.name.includes('/coverage/matrix'))
-  .map((e) => [Math.round(e.startTime) / 1000, Math.round(e.responseEnd) / 1000])"""
-# The store of a year of every district's summaries is written by the coverage benchmark's builder.
-_spec = importlib.util.spec_from_file_location(
-    "bench_coverage", Path(__file__).resolve().parent.parent / "scripts" / "bench_coverage.py"
-)
-bench_coverage = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_coverage)
 SEEDED_DAYS = 7
 
 
@@ -123,34 +108,3 @@ def test_the_asset_page_answers_while_a_year_of_every_district_is_evaluated(scal
     print(f"asset page idle {statistics.median(idle):.2f} s")
     print(f"busy: median {statistics.median(busy):.2f} s, max {max(busy):.2f} s over {len(busy)} queries")
     assert max(idle + busy) < PAGE_BOUND_S, (idle, busy)
-
-
-def test_the_console_paints_a_year_of_128_districts_within_a_second(scale, tmp_path):
-    """Issue 12: the heatmap's first paint at 128 districts x 366 days, in Chromium, with the API
-    process reading a store of that size and asking this Dagster what is in progress."""
-    service, yesterday = scale
-    first = yesterday - dt.timedelta(days=365)
-    root = tmp_path / "data"
-    bench_coverage.build(root, DISTRICTS, first, 366)
-    DistrictConfig(root).set(DISTRICTS)
-    today = (yesterday + dt.timedelta(days=1)).isoformat()
-    with running_api(root, token="scale-token-0123456789", dagster_url=service.url, today=today) as url:
-        query = f"start={first.isoformat()}&end={yesterday.isoformat()}"
-        # The API has answered once before, as a running server has.
-        began = time.perf_counter()
-        requests.get(f"{url}/api/coverage/matrix?{query}", timeout=60).raise_for_status()
-        server_first = time.perf_counter() - began
-        paints, fetches = [], []
-        for attempt in range(3):
-            with chromium_page() as page:
-                page.goto(f"{url}/#coverage?{query}")
-                page.wait_for_selector("body[data-heatmap-painted]", state="attached", timeout=30_000)
-                paints.append(float(page.evaluate("document.body.dataset.heatmapPainted")) / 1000)
-                fetches.append(page.evaluate(MATRIX_FETCH))
-                legend = page.locator("#legend li[data-state=summary]").inner_text()
-                if attempt == 0:
-                    page.screenshot(path=str(shots(tmp_path) / "console-coverage-year.png"), full_page=True)
-    print(f"matrix, the server's first answer: {server_first:.2f} s")
-    print(f"first paint, s: {[round(p, 2) for p in paints]}; the matrix's fetch (start, end): {fetches}")
-    assert legend == f"Summary only: {len(DISTRICTS) * 366}"
-    assert statistics.median(paints) < 1.0, paints

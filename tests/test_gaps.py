@@ -139,5 +139,8 @@ def test_a_date_is_read_again_after_every_write_to_it_and_not_otherwise(tmp_path
     store.mark_date_unavailable(DAY_2, context=REFRESH)
     got = states(find_gaps(store, AS_OF, DAY_2, ["42", "61"]))
     assert got[(DAY_2.isoformat(), "61")] == "unavailable-pending" and reads[-1] == DAY_2
-    # Another choice of districts is its own entry.
-    assert {c.district for c in find_gaps(store, AS_OF, AS_OF, ["61"]).cells} == {"61"}
+    # Another choice of districts reads nothing again, and still gets its own cells.
+    reads.clear()
+    cells = find_gaps(store, AS_OF, AS_OF, ["61", "99"]).cells
+    assert [(c.district, c.state) for c in cells] == [("61", "summary"), ("99", "missing")]
+    assert reads == []

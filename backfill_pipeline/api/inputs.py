@@ -13,7 +13,7 @@ from starlette.requests import Request
 from ..planning.request import BackfillRequest, HealRequest, field_errors
 from .errors import ApiError
 from .idempotency import checked_key
-from .models import MAX_BODY, MAX_REQUESTER, CoverageQuery, FieldError, SignIn
+from .models import MAX_BODY, MAX_REQUESTER, CoverageQuery, FieldError, MatrixQuery, SignIn
 
 Model = TypeVar("Model", bound=BaseModel)
 Ranged = TypeVar("Ranged", BackfillRequest, HealRequest)
@@ -96,6 +96,15 @@ def heal_request(body: dict) -> HealRequest:
 def coverage_query(request: Request) -> CoverageQuery:
     """The query string as a CoverageQuery: lists comma-separated or repeated, empty values as not
     given; ApiError 400 naming every parameter at fault (an unknown one too)."""
+    return _query(request, CoverageQuery)
+
+
+def matrix_query(request: Request) -> MatrixQuery:
+    """The matrix's query string, read as `coverage_query` reads its own."""
+    return _query(request, MatrixQuery)
+
+
+def _query(request: Request, model: type[Model]) -> Model:
     lists: dict[str, list[str]] = {}
     single: dict[str, str] = {}
     seen: set[str] = set()
@@ -112,7 +121,7 @@ def coverage_query(request: Request) -> CoverageQuery:
         if value.strip():
             single[name] = value
     data: dict[str, object] = {**single, **{k: v for k, v in lists.items() if v}}
-    return _validated(CoverageQuery, data, "coverage query")
+    return _validated(model, data, "coverage query")
 
 
 def requester(request: Request) -> str:

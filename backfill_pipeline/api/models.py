@@ -417,6 +417,13 @@ def coverage_dict(gaps: Gaps, query: CoverageQuery) -> dict:
 DateTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
+class MatrixQuery(CoverageQuery):
+    """`GET /api/coverage/matrix`'s query: a coverage query, and whether to ask Dagster which
+    cells its runs are collecting now (the console paints first without, then with)."""
+
+    in_progress: bool = True
+
+
 class StateTotals(ApiModel):
     """Cells per state (every state listed)."""
 

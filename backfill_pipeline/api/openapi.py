@@ -32,6 +32,7 @@ from .models import (
     ErrorBody,
     Health,
     LaunchedBody,
+    MatrixQuery,
     NothingToRun,
     Retried,
     SessionState,
@@ -94,6 +95,8 @@ _QUERY_DESCRIPTIONS = {
     "end": "Last as-of date, YYYY-MM-DD (default: yesterday, UTC); not after yesterday.",
     "districts": f"{_DISTRICT_IDS} Comma-separated or repeated. Absent: the configured districts, "
     "none configured: every district the collected summaries list.",
+    "inProgress": "Ask Dagster which cells its runs are collecting now (`true`, the default) or "
+    "answer from the store alone, at once (`false`: `inProgressKnown` is false).",
     "state": "List only the cells in these states (comma-separated or repeated). Absent: the cells "
     f"that are not complete ({', '.join(GAP_STATES)}, and summary cells whose detail failed).",
 }
@@ -448,12 +451,13 @@ def _paths() -> dict:
                 "getCoverageMatrix",
                 "Every cell of a range as a dates x districts matrix of one-letter states, with "
                 "totals per district and per date and the causes of incomplete cells (the "
-                "console's heatmap; read from the store, no Dagster).",
+                "console's heatmap): read from the store, with the cells Dagster's runs are "
+                "collecting now laid over them unless `inProgress=false`.",
                 {
                     "200": _json(_ref(CoverageMatrix), "The matrix."),
                     "400": _error("A bad parameter (`invalid-request`, with `fields` naming it)."),
                 },
-                parameters=_query_parameters(CoverageQuery),
+                parameters=_query_parameters(MatrixQuery),
                 security=_READ,
             )
         },

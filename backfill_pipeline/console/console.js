@@ -72,7 +72,7 @@ $("sign-out").addEventListener("click", async () => {
 
 // -- coverage heatmap ------------------------------------------------------------------------
 
-function legend(matrix) {
+function legend(matrix, asking = false) {
   const totals = matrix ? { ...matrix.totals, "in-progress": matrix.inProgress } : null;
   const list = $("legend");
   list.replaceChildren();
@@ -88,7 +88,9 @@ function legend(matrix) {
   }
   if (matrix && !matrix.inProgressKnown) {
     const item = document.createElement("li");
-    item.textContent = "(what runs are collecting now is not known: Dagster did not answer)";
+    item.textContent = asking
+      ? "(asking Dagster what its runs are collecting now…)"
+      : "(what runs are collecting now is not known: Dagster did not answer)";
     list.append(item);
   }
 }
@@ -102,25 +104,47 @@ function coverageQuery() {
   return params.toString();
 }
 
+function showMatrix(matrix, asking = false) {
+  view.matrix = matrix;
+  view.byCode = Object.fromEntries(Object.entries(matrix.codes).map(([state, code]) => [code, state]));
+  legend(matrix, asking);
+  byDistrictTable(matrix);
+  paint();
+  readout();
+}
+
+let coverageAsked = 0;
+
 async function loadCoverage() {
   $("coverage-error").textContent = "";
+  const query = coverageQuery();
+  const path = `/api/coverage/matrix?${query ? `${query}&` : ""}`;
+  // Only the latest ask is shown: an earlier answer arriving late is dropped.
+  const ask = ++coverageAsked;
+  let first;
   try {
-    const query = coverageQuery();
-    const matrix = await api(`/api/coverage/matrix${query ? `?${query}` : ""}`);
-    view.matrix = matrix;
-    view.byCode = Object.fromEntries(Object.entries(matrix.codes).map(([state, code]) => [code, state]));
+    // The store's states first, at once; then the same with what Dagster's runs are collecting
+    // now laid over them: a busy Dagster never holds the first paint back.
+    first = await api(`${path}inProgress=false`);
+    if (ask !== coverageAsked) return;
     view.cursor = { row: 0, col: 0 };
     view.anchor = null;
-    if (!$("cov-start").value) $("cov-start").value = matrix.start;
-    if (!$("cov-end").value) $("cov-end").value = matrix.end;
-    legend(matrix);
-    byDistrictTable(matrix);
-    paint();
+    if (!$("cov-start").value) $("cov-start").value = first.start;
+    if (!$("cov-end").value) $("cov-end").value = first.end;
+    showMatrix(first, true);
     document.body.dataset.heatmapPainted = String(performance.now());
-    readout();
   } catch (error) {
-    $("coverage-error").textContent = `Coverage could not be read: ${error.message}`;
+    if (ask === coverageAsked) $("coverage-error").textContent = `Coverage could not be read: ${error.message}`;
+    return;
   }
+  try {
+    const full = await api(path.slice(0, -1));
+    if (ask === coverageAsked) showMatrix(full);
+  } catch (error) {
+    // The store's picture stays, and says that "in progress" is not known.
+    if (ask === coverageAsked) legend(first);
+  }
+  if (ask === coverageAsked) document.body.dataset.heatmapComplete = String(performance.now());
 }
 
 function stateAt(row, col) {
@@ -374,6 +398,8 @@ $("collect-preview").addEventListener("click", async () => {
   out.textContent = "Planning…";
   try {
     const answer = await api("/api/backfills", { method: "POST", body: JSON.stringify({ ...body, dryRun: true }) });
+    // The selection moved while the plan was asked for: this plan is not for what is selected.
+    if (JSON.stringify(selectionBody()) !== JSON.stringify(body)) return;
     collect.body = body;
     showCollectPlan(answer);
   } catch (error) {
@@ -384,15 +410,20 @@ $("collect-preview").addEventListener("click", async () => {
 });
 
 $("collect-launch").addEventListener("click", async () => {
+  const body = collect.body;
+  if (!body) return;
   $("collect-launch").disabled = true;
   try {
-    const result = await launchPlanned({ ...collect.body, planHash: collect.planHash }, collect.key);
-    if (result.changed) {
-      showCollectPlan({ plan: result.changed }, CHANGED);
-    } else if (result.nothing) {
-      $("collect-result").textContent = result.nothing;
-    } else {
+    const result = await launchPlanned({ ...body, planHash: collect.planHash }, collect.key);
+    if (result.backfillId) {
       location.hash = `#backfill/${result.backfillId}`;
+    } else if (collect.body !== body) {
+      // The selection changed meanwhile: a changed plan of the old one is not offered again.
+      $("collect-result").textContent = "";
+    } else if (result.changed) {
+      showCollectPlan({ plan: result.changed }, CHANGED);
+    } else {
+      $("collect-result").textContent = result.nothing;
     }
   } catch (error) {
     $("collect-result").textContent = `The launch was refused: ${error.message}`;

@@ -37,6 +37,8 @@ GUARD = 0.08
 # A request leaving this long after its grant has its slot stamped again at its send (see
 # SharedBudget.sending); below it, one more write to the store per request buys nothing.
 LATE_MS = 3
+# A request overtaken by a newer grant waits for a new slot at most this many times.
+MAX_REGRANTS = 3
 # A waiting caller of an urgent lane renews its announcement this often; one not renewed for
 # STALE_AFTER seconds (its process died) no longer holds the others back.
 POLL_SECONDS = 0.05
@@ -109,9 +111,10 @@ class BudgetStore(Protocol):
         milliseconds until it may be. Without `now_ms` the slot is stamped once the store is held."""
         ...
 
-    def restamp(self, granted_ms: int) -> None:
+    def restamp(self, granted_ms: int) -> bool:
         """The grant stamped `granted_ms` goes out only now: while it is still the newest, its
-        stamp moves to now, so the next slot is a full spacing after the request's real start."""
+        stamp moves to now, so the next slot is a full spacing after the request's real start.
+        False when a newer grant was given meanwhile (nothing moved)."""
         ...
 
     def announce(self, waiter: str, lane: Lane) -> None:
@@ -245,19 +248,26 @@ class SqliteBudgetStore:
             assert isinstance(waiting, int)  # the SQLite bucket is synchronous
             return max(1, waiting)
 
-    def restamp(self, granted_ms: int) -> None:
-        """Move the grant stamped `granted_ms` to now while it is the newest grant."""
+    def restamp(self, granted_ms: int) -> bool:
+        """Move the grant stamped `granted_ms` to now while it is the newest grant; False when a
+        newer one was given meanwhile."""
         with self._lock, self._file_lock:
             stamp = self.now_ms()
             if stamp <= granted_ms:
-                return
+                return True
             conn = self._bucket.conn
-            conn.execute(
-                f"UPDATE {GRANTS} SET item_timestamp = ? WHERE item_timestamp = ? "
-                f"AND NOT EXISTS (SELECT 1 FROM {GRANTS} WHERE item_timestamp > ?)",
-                (stamp, granted_ms, granted_ms),
-            )
-            conn.commit()
+            try:
+                moved = conn.execute(
+                    f"UPDATE {GRANTS} SET item_timestamp = ? WHERE item_timestamp = ? "
+                    f"AND NOT EXISTS (SELECT 1 FROM {GRANTS} WHERE item_timestamp > ?)",
+                    (stamp, granted_ms, granted_ms),
+                ).rowcount
+                conn.commit()
+            except BaseException:
+                # Never leave the shared file's write lock held by a failed transaction.
+                conn.rollback()
+                raise
+            return moved > 0
 
     def announce(self, waiter: str, lane: Lane) -> None:
         """Say that `waiter` of `lane` is waiting (renewed while it waits)."""
@@ -350,6 +360,8 @@ class SharedBudget:
                 # The urgent caller takes the next slot: look again about when it has.
                 wait_ms = min(self.store.spacing_ms, int(POLL_SECONDS * 1000) * 4)
             else:
+                # Taken before the attempt: the stamp is no earlier, so lateness is never missed.
+                attempt_at = self._clock()
                 wait_ms = self.store.try_grant()
                 if wait_ms == 0:
                     break
@@ -360,7 +372,7 @@ class SharedBudget:
                 wait_ms = min(wait_ms, int(POLL_SECONDS * 1000) * 4)
             self._sleep(wait_ms / 1000)
         self._granted_ms = self.store.last_grant_ms
-        self._granted_at = self._clock()
+        self._granted_at = attempt_at
         if announced:
             self.store.withdraw(self._waiter)
         waited = self._clock() - started
@@ -370,16 +382,23 @@ class SharedBudget:
     def sending(self) -> None:
         """Stamp the last grant at this moment when the request is leaving late: what happens
         between a grant and its send (the lane's bookkeeping, a busy CPU) must not squeeze the
-        spacing at the dashboard. BudgetUnavailable when the store cannot be used."""
-        granted, self._granted_ms = self._granted_ms, None
-        # Lateness by this process's own clock: asking the store's (a database round trip on
-        # PostgreSQL) for every request would cost more than the rule saves.
-        if granted is None or (self._clock() - self._granted_at) * 1000 < LATE_MS:
-            return
-        try:
-            self.store.restamp(granted)
-        except Exception as exc:
-            raise BudgetUnavailable(f"the dashboard budget's store cannot be used: {exc}") from exc
+        spacing at the dashboard. A grant so late that a newer one was given meanwhile is given
+        up, and a new slot waited for. BudgetUnavailable when the store cannot be used."""
+        for _ in range(MAX_REGRANTS):
+            granted, self._granted_ms = self._granted_ms, None
+            # Lateness by this process's own clock: asking the store's (a database round trip on
+            # PostgreSQL) for every request would cost more than the rule saves.
+            if granted is None or (self._clock() - self._granted_at) * 1000 < LATE_MS:
+                return
+            try:
+                if self.store.restamp(granted):
+                    return
+            except Exception as exc:
+                raise BudgetUnavailable(f"the dashboard budget's store cannot be used: {exc}") from exc
+            self.acquire()
+        # Overtaken again and again (a machine too busy to send on time): go out late, as the
+        # newest grant; the next slot is still a spacing after it.
+        self._granted_ms = None
 
 
 class SharedShare:
@@ -493,20 +512,31 @@ class PostgresBudgetStore:
             # The bucket was locked by another machine's grant (NOWAIT): look again at once.
             return max(1, waiting)
 
-    def restamp(self, granted_ms: int) -> None:
-        """Move the grant stamped `granted_ms` to the database's now while it is the newest grant."""
+    def restamp(self, granted_ms: int) -> bool:
+        """Move the grant stamped `granted_ms` to the database's now while it is the newest grant;
+        False when a newer one was given meanwhile."""
         from psycopg import sql
 
+        table = sql.Identifier(self._grants_table)
         with self._pool.connection() as conn:
             # The bucket's column is a TIMESTAMP written as TO_TIMESTAMP(ms / 1000): matched alike.
-            conn.execute(
+            moved = conn.execute(
                 sql.SQL(
                     "UPDATE {t} SET item_timestamp = clock_timestamp() "
                     "WHERE item_timestamp = TO_TIMESTAMP(%s) AND clock_timestamp() > item_timestamp "
                     "AND NOT EXISTS (SELECT 1 FROM {t} WHERE item_timestamp > TO_TIMESTAMP(%s))"
-                ).format(t=sql.Identifier(self._grants_table)),
+                ).format(t=table),
                 (granted_ms / 1000, granted_ms / 1000),
-            )
+            ).rowcount
+            if moved:
+                return True
+            newer = conn.execute(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} WHERE item_timestamp > TO_TIMESTAMP(%s))").format(
+                    t=table
+                ),
+                (granted_ms / 1000,),
+            ).fetchone()
+        return not (newer and newer[0])
 
     def reserve(self, name: str, spacing_ms: int) -> int:
         """Book the next slot of the share `name` (the database's clock): the milliseconds until it."""
@@ -593,14 +623,14 @@ def _recent_in_postgres(url: str, window_ms: int) -> int:
     from psycopg import sql
 
     name = f"ratelimit___{GRANTS_PG}"
-    with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
+    # A status page waits on this: a database that does not answer is "not known" in 2 s.
+    with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
         if exists is None or exists[0] is None:
             return 0
         row = conn.execute(
             sql.SQL(
-                "SELECT COUNT(*) FROM {t} "
-                "WHERE item_timestamp >= clock_timestamp() - make_interval(secs => %s)"
+                "SELECT COUNT(*) FROM {t} WHERE item_timestamp >= now() - make_interval(secs => %s)"
             ).format(t=sql.Identifier(name)),
             (window_ms / 1000,),
         ).fetchone()

@@ -186,11 +186,12 @@ class DashboardHttp:
         raise AssertionError("unreachable")
 
     def _get_once(self, url: str) -> bytes:
+        # The request is prepared before the budget is asked (between a grant and the send
+        # nothing but the send itself should happen), and before the breaker may let a probe
+        # through: a request that cannot be built must not hold the half-open breaker.
+        prepared = self._prepare(url)
         if self.breaker:
             self.breaker.before_request()
-        # The request is prepared before the budget is asked: between a grant and the send
-        # nothing but the send itself should happen.
-        prepared = self._prepare(url)
         self.limiter.acquire()
         self.limiter.sending()
         self.stats.requests += 1

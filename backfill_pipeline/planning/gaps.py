@@ -7,12 +7,13 @@ import datetime as dt
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
 from ..dataroot import MANIFEST, METADATA
 from ..district_ids import normalise_district_id, sort_district_ids
+from ..files import fingerprint
 from ..names import district_key
 from ..scope import DistrictConfig
 from ..snapshots.models import (
@@ -107,6 +108,8 @@ class Gaps:
     end: dt.date
     districts: list[str]
     cells: list[Cell] = field(default_factory=list)
+    # What the cells were read from: equal only while no date of the range was written to.
+    version: tuple = ()
 
     def totals(self) -> dict[str, int]:
         """Cells per state, every state listed."""
@@ -146,79 +149,95 @@ def find_gaps(
     else:
         wanted = DistrictConfig(store.root).list() or (store.listed_districts(dates) or [])
     gaps = Gaps(start=start, end=end, districts=wanted)
-    for as_of in dates:
-        gaps.cells.extend(_DATES.cells(store, as_of, tuple(wanted)))
+    views = [_DATES.view(store, as_of) for as_of in dates]
+    for view in views:
+        gaps.cells.extend(view.cell(d) for d in wanted)
+    gaps.version = (str(store.root.path), start, end, tuple(wanted), tuple(v.signature for v in views))
     return gaps
 
 
-class _DateCellsCache:
-    """A date's cells, read again only when its manifest or metadata file changed (by inode,
-    mtime and size: every write replaces them by a rename). The API's console asks for the same
-    year over and over; reading and validating its 732 files is most of an answer's time."""
+@dataclass(frozen=True)
+class _DateView:
+    """What a date's manifest and metadata say of its cells: the districts it has, and the one
+    state of every district it does not have."""
 
-    def __init__(self, most: int = 4096) -> None:
-        self.most = most
-        self._entries: OrderedDict[tuple, tuple[tuple, tuple[Cell, ...]]] = OrderedDict()
-        self._lock = threading.Lock()
+    as_of: dt.date
+    known: dict[str, Cell]
+    manifest: Manifest | None
+    signature: tuple = ()
 
-    def cells(
-        self, store: PerDistrictFileSnapshotStore, as_of: dt.date, wanted: tuple[str, ...]
-    ) -> tuple[Cell, ...]:
-        """The cells of `as_of` for `wanted`, from the cache when both files are unchanged."""
-        manifest_path = store.root.date_file(as_of, MANIFEST)
-        signature = (_stat(manifest_path), _stat(store.root.date_file(as_of, METADATA)))
-        key = (str(manifest_path), wanted)
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None and hit[0] == signature:
-                self._entries.move_to_end(key)
-                return hit[1]
-        manifest = store.read_manifest(as_of) if signature[0] is not None else None
-        metadata = store.read_metadata(as_of) if manifest is not None else None
-        cells = tuple(_date_cells(as_of, list(wanted), manifest, metadata))
-        with self._lock:
-            # Stamped with the signature taken before reading: a write in between is seen next time.
-            self._entries[key] = (signature, cells)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.most:
-                self._entries.popitem(last=False)
-        return cells
+    def cell(self, district: str) -> Cell:
+        """The district's cell on this date."""
+        known = self.known.get(district)
+        if known is not None:
+            return known
+        manifest, as_of = self.manifest, self.as_of
+        if manifest is None:
+            return Cell(as_of, district, "missing")
+        if manifest.status == "unavailable" and not manifest.districts:
+            state: CellState = "unavailable-final" if manifest.unavailable_final else "unavailable-pending"
+            return Cell(as_of, district, state, seen_at=manifest.updated_at)
+        if manifest.summary_errors:
+            return _failed(as_of, district, manifest.summary_errors)
+        return Cell(as_of, district, "missing")
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-_DATES = _DateCellsCache()
-
-
-def _date_cells(
-    as_of: dt.date, districts: list[str], manifest: Manifest | None, metadata: Metadata | None
-) -> Iterable[Cell]:
+def _date_view(as_of: dt.date, manifest: Manifest | None, metadata: Metadata | None) -> _DateView:
     if manifest is None:
-        for d in districts:
-            yield Cell(as_of, d, "missing")
-        return
-    entries = {e.district_id: e for e in manifest.districts}
+        return _DateView(as_of, {}, None)
     kept: dict[str, list[DistrictError]] = {}
     for error in metadata.errors_with_data_kept if metadata is not None else []:
         kept.setdefault(error.district, []).append(error)
-    summary_errors = manifest.summary_errors
-    for d in districts:
-        entry = entries.get(d)
-        if entry is not None:
-            yield _entry_cell(as_of, entry, kept.get(d, []))
-        elif manifest.status == "unavailable" and not manifest.districts:
-            state: CellState = "unavailable-final" if manifest.unavailable_final else "unavailable-pending"
-            yield Cell(as_of, d, state, seen_at=manifest.updated_at)
-        elif summary_errors:
-            yield _failed(as_of, d, summary_errors)
-        else:
-            yield Cell(as_of, d, "missing")
+    known = {e.district_id: _entry_cell(as_of, e, kept.get(e.district_id, [])) for e in manifest.districts}
+    return _DateView(as_of, known, manifest)
+
+
+class _DateCellsCache:
+    """Each date's view, read again only when its manifest or metadata file changed (every write
+    replaces them by a rename, so their fingerprints change). The API's console asks for the same
+    year over and over; reading and validating its 732 files is most of an answer's time. Bounded
+    by the cells it holds, whatever districts each caller asks for."""
+
+    def __init__(self, most_cells: int = 250_000) -> None:
+        self.most_cells = most_cells
+        self._views: OrderedDict[str, tuple[tuple, _DateView]] = OrderedDict()
+        self._cells = 0
+        self._lock = threading.Lock()
+
+    def view(self, store: PerDistrictFileSnapshotStore, as_of: dt.date) -> _DateView:
+        """The date's view, read from its files when they changed since last time."""
+        manifest_path = store.root.date_file(as_of, MANIFEST)
+        signature = (_fingerprint(manifest_path), _fingerprint(store.root.date_file(as_of, METADATA)))
+        key = str(manifest_path)
+        with self._lock:
+            hit = self._views.get(key)
+            if hit is not None and hit[0] == signature:
+                self._views.move_to_end(key)
+                return hit[1]
+        manifest = store.read_manifest(as_of) if signature[0] is not None else None
+        metadata = store.read_metadata(as_of) if manifest is not None else None
+        view = replace(_date_view(as_of, manifest, metadata), signature=signature)
+        with self._lock:
+            # Stamped with the signature taken before reading: a write in between is seen next time.
+            old = self._views.pop(key, None)
+            if old is not None:
+                self._cells -= len(old[1].known)
+            self._views[key] = (signature, view)
+            self._cells += len(view.known)
+            while self._cells > self.most_cells and len(self._views) > 1:
+                _, (_, dropped) = self._views.popitem(last=False)
+                self._cells -= len(dropped.known)
+        return view
+
+
+def _fingerprint(path: Path) -> str | None:
+    try:
+        return fingerprint(path)
+    except FileNotFoundError:
+        return None
+
+
+_DATES = _DateCellsCache()
 
 
 def _entry_cell(as_of: dt.date, entry: ManifestEntry, kept: list[DistrictError]) -> Cell:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-import pandas as pd
-
 from .gaps import STATES, Gaps
 
 # One letter per state, in the legend's order (`in-progress` is laid over by the console from
@@ -38,6 +36,10 @@ def coverage_matrix(gaps: Gaps, in_progress: Iterable[str] | None = None) -> dic
     totals per state for each district and each date, and the details of incomplete cells.
     `in_progress`: the `date|district` keys (or bare dates: every district) being collected now,
     None when that is not known (Dagster did not answer)."""
+    # Imported on the first matrix: pandas 3 loads pyarrow with it (about 70 MB), which the API
+    # process needs only once the console asks for a heatmap.
+    import pandas as pd
+
     dates = [gaps.start + dt.timedelta(days=i) for i in range((gaps.end - gaps.start).days + 1)]
     districts = list(gaps.districts)
     cells = pd.DataFrame(
