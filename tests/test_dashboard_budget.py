@@ -274,3 +274,29 @@ def test_the_deployments_rate_now_is_read_from_the_budget_without_writing(tmp_pa
     with pytest.raises(sqlite3.DatabaseError):
         recent_rate(str(bad), root)
     assert bad.read_bytes() == b"garbage" * 100
+
+
+def _open_and_grant(path: str, out) -> None:
+    try:
+        store = SqliteBudgetStore(Path(path), 1000.0)
+        store.try_grant()
+        store.close()
+        out.put("ok")
+    except Exception as exc:  # what a run would have died of
+        out.put(repr(exc))
+
+
+def test_processes_opening_a_new_budget_at_once_all_open_it(tmp_path):
+    """Each fresh file is opened by six processes together: the first switches it to WAL while
+    the others arrive (CI saw 'database is locked' from that race)."""
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        out = ctx.Queue()
+        path = str(tmp_path / f"budget-{attempt}.sqlite")
+        procs = [ctx.Process(target=_open_and_grant, args=(path, out)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=10)
+        assert results == ["ok"] * 6, results

@@ -213,11 +213,17 @@ class SqliteBudgetStore:
         # bucket's count and its insert would make SQLite refuse the insert (a stale snapshot).
         lanes = path.with_name(path.stem + "-lanes" + path.suffix)
         self._lanes = sqlite3.connect(lanes, timeout=10, isolation_level=None, check_same_thread=False)
-        self._lanes.execute("PRAGMA journal_mode=WAL")
-        self._lanes.execute(
-            "CREATE TABLE IF NOT EXISTS budget_waiters (waiter TEXT PRIMARY KEY, lane INTEGER, seen REAL)"
-        )
-        self._lanes.execute(f"CREATE TABLE IF NOT EXISTS {SHARES} (name TEXT PRIMARY KEY, next_ms INTEGER)")
+        # Under the file lock, as the bucket's own set-up: processes opening a new budget at once
+        # raced to switch the file to WAL, and SQLite refuses that change ("database is locked")
+        # without waiting (seen in CI with four clients starting together).
+        with self._file_lock:
+            self._lanes.execute("PRAGMA journal_mode=WAL")
+            self._lanes.execute(
+                "CREATE TABLE IF NOT EXISTS budget_waiters (waiter TEXT PRIMARY KEY, lane INTEGER, seen REAL)"
+            )
+            self._lanes.execute(
+                f"CREATE TABLE IF NOT EXISTS {SHARES} (name TEXT PRIMARY KEY, next_ms INTEGER)"
+            )
         self._lock = threading.Lock()
         self._grants = 0
         self.last_grant_ms = 0
