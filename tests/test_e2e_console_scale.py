@@ -9,14 +9,12 @@ import statistics
 import time
 from pathlib import Path
 
-import dagster as dg
 import pytest
 import requests
 from api_process import running_api
 from browser import chromium_page, shots
-from test_e2e_ui_scale import DISTRICTS, SEEDED_DAYS, seed
+from scale_dagster import DISTRICTS, seeded_dagster
 
-from backfill_pipeline.devstack import dagster_service, free_port
 from backfill_pipeline.scope import DistrictConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("console")]
@@ -34,26 +32,9 @@ MATRIX_FETCH = """performance.getEntriesByType('resource').filter((e) => e.name.
 
 @pytest.fixture(scope="module")
 def scale(tmp_path_factory):
-    """`dagster dev` at the default partition space with 128 districts and a week materialized."""
-    tmp_path = tmp_path_factory.mktemp("console-scale")
-    home = tmp_path / "home"
-    service = dagster_service(
-        free_port(),
-        home=home,
-        env={
-            "BACKFILL_DATA_ROOT": str(tmp_path / "dagster-data"),
-            "BACKFILL_DASHBOARD_URL": "http://127.0.0.1:9",
-            "BACKFILL_MAX_ATTEMPTS": "1",
-            "BACKFILL_CONNECT_TIMEOUT": "1",
-        },
-        log_path=tmp_path / "dagster.log",
-    )
-    yesterday = dt.date.today() - dt.timedelta(days=1)
-    with service:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            instance.add_dynamic_partitions("districts", DISTRICTS)
-            seed(instance, yesterday - dt.timedelta(days=SEEDED_DAYS - 1), yesterday)
-        yield service, yesterday
+    """The seeded Dagster of tests/scale_dagster.py (its own: see the module's docstring)."""
+    with seeded_dagster(tmp_path_factory.mktemp("console-scale")) as running:
+        yield running
 
 
 def test_the_console_paints_a_year_of_128_districts_within_a_second(scale, tmp_path):

@@ -12,37 +12,19 @@ import datetime as dt
 import statistics
 import time
 
-import dagster as dg
 import pytest
+from scale_dagster import DISTRICTS, SEEDED_DAYS, seeded_dagster
 
 from backfill_pipeline.api.graphql import PARTITION_STATUSES, DagsterGraphQL
-from backfill_pipeline.devstack import dagster_service, free_port
 from backfill_pipeline.names import concurrency_tag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
 
-DISTRICTS = [f"{i:02d}" for i in range(1, 127)] + ["F", "U"]
 ASSET_PAGE = PARTITION_STATUSES.replace(
     "partitionStats {", "partitionKeysByDimension { name partitionKeys }\n      partitionStats {", 1
 )
 # The asset page's query must answer within this, every time (measured: 0.05 s when idle).
 PAGE_BOUND_S = 3.0
-SEEDED_DAYS = 7
-
-
-def seed(instance, first: dt.date, last: dt.date) -> None:
-    """Runless materializations of both assets for every date from `first` to `last`."""
-    day = first
-    while day <= last:
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(asset_key="all_districts_summary", partition=day.isoformat())
-        )
-        for d in DISTRICTS:
-            key = dg.MultiPartitionKey({"date": day.isoformat(), "district": d})
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(asset_key="district_snapshot", partition=key)
-            )
-        day += dt.timedelta(days=1)
 
 
 def page_seconds(graphql: DagsterGraphQL) -> float:
@@ -55,29 +37,9 @@ def page_seconds(graphql: DagsterGraphQL) -> float:
 
 @pytest.fixture(scope="module")
 def scale(tmp_path_factory):
-    """`dagster dev` at the default partition space with 128 districts and a week materialized."""
-    tmp_path = tmp_path_factory.mktemp("ui-scale")
-    home = tmp_path / "home"
-    service = dagster_service(
-        free_port(),
-        home=home,
-        env={
-            "BACKFILL_DATA_ROOT": str(tmp_path / "data"),
-            # Nothing listens there: a run that starts fails at once, and none is wanted here.
-            "BACKFILL_DASHBOARD_URL": "http://127.0.0.1:9",
-            "BACKFILL_MAX_ATTEMPTS": "1",
-            "BACKFILL_CONNECT_TIMEOUT": "1",
-        },
-        log_path=tmp_path / "dagster.log",
-    )
-    yesterday = dt.date.today() - dt.timedelta(days=1)
-    with service:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            instance.add_dynamic_partitions("districts", DISTRICTS)
-            began = time.monotonic()
-            seed(instance, yesterday - dt.timedelta(days=SEEDED_DAYS - 1), yesterday)
-            print(f"seeded in {time.monotonic() - began:.0f} s")
-        yield service, yesterday
+    """The seeded Dagster of tests/scale_dagster.py."""
+    with seeded_dagster(tmp_path_factory.mktemp("ui-scale")) as running:
+        yield running
 
 
 def test_the_asset_page_answers_while_a_year_of_every_district_is_evaluated(scale):

@@ -343,3 +343,21 @@ def test_a_range_reads_each_date_once_in_order_and_skips_strays(world, tmp_path)
     pd.testing.assert_frame_equal(read_table(tmp_path, "district_statistics", later, later), second)
     with pytest.raises(ValueError, match="before"):
         read_table(tmp_path, "district_statistics", later, AS_OF)
+
+
+def test_both_tables_of_a_date_come_from_one_read_and_equal_the_single_builds(world, monkeypatch):
+    from backfill_pipeline.tables import club_rows, date_tables, district_rows
+
+    store, _ = world
+    reads = []
+    real = PerDistrictFileSnapshotStore.read_snapshot
+    monkeypatch.setattr(
+        PerDistrictFileSnapshotStore,
+        "read_snapshot",
+        lambda self, *a, **k: reads.append(a) or real(self, *a, **k),
+    )
+    both = date_tables(store, AS_OF)
+    assert len(reads) == 1
+    assert both["district_statistics"].equals(district_rows(store, AS_OF))
+    assert both["club_statistics"].equals(club_rows(store, AS_OF))
+    assert len(both["club_statistics"]) > 0

@@ -541,7 +541,9 @@ class CoverageMatrix(ApiModel):
     rows: list[str]
     totals: StateTotals
     in_progress: Count = Field(description="Cells a run is collecting now (code `R`).")
-    in_progress_known: bool = Field(description="False when Dagster did not answer: no `R` shown.")
+    in_progress_known: bool = Field(
+        description="False when Dagster was not asked (`inProgress=false`) or did not answer: no `R` shown."
+    )
     by_district: dict[str, dict[str, Count]]
     by_date: dict[str, dict[str, Count]]
     details: dict[str, CoverageCell] = Field(

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 from .gaps import STATES, Gaps
 
-# One letter per state, in the legend's order (`in-progress` is laid over by the console from
-# the backfills it follows; the store does not know it).
+# One letter per state, in the legend's order (`in-progress` is not the store's: it is laid over
+# from Dagster's materializing partitions, below).
 CODES: dict[str, str] = {
     "detailed": "D",
     "summary": "S",
@@ -35,7 +35,7 @@ def coverage_matrix(gaps: Gaps, in_progress: Iterable[str] | None = None) -> dic
     """The matrix of `gaps` as JSON data: dates, districts, the codes, one row string per date,
     totals per state for each district and each date, and the details of incomplete cells.
     `in_progress`: the `date|district` keys (or bare dates: every district) being collected now,
-    None when that is not known (Dagster did not answer)."""
+    None when that is not known (Dagster was not asked, or did not answer)."""
     # Imported on the first matrix: pandas 3 loads pyarrow with it (about 70 MB), which the API
     # process needs only once the console asks for a heatmap.
     import pandas as pd

@@ -2,7 +2,7 @@
 dashboard's eras, built with pandas from a date's snapshot files and kept as hive-partitioned
 Parquet under the data root. No Dagster here."""
 
-from .build import club_frame, club_rows, district_frame, district_rows
+from .build import club_frame, club_rows, date_tables, district_frame, district_rows
 from .headers import ALIASES, Alias, map_row, stable_column, unknown_headers
 from .parquet import partition_dates, partition_dir, read_table, write_date
 from .schema import CLUB_STATISTICS, DISTRICT_STATISTICS, TABLES, UNMAPPED, Column, Table, table
@@ -21,6 +21,7 @@ __all__ = [
     "Table",
     "club_frame",
     "club_rows",
+    "date_tables",
     "district_frame",
     "district_rows",
     "map_row",

@@ -28,15 +28,7 @@ def district_rows(
 ) -> pd.DataFrame:
     """district_statistics of one date: a row per district file; empty when the date has none.
     Unreadable cells and unknown headers are logged, and added to `report` when given."""
-    snapshot = store.read_snapshot(as_of)
-    if snapshot is None:
-        return DISTRICT_STATISTICS.empty_frame()
-    found = BuildReport()
-    frame = district_frame(snapshot.districts.values(), snapshot.rankings, found)
-    found.log(DISTRICT_STATISTICS.name, as_of)
-    if report is not None:
-        report.extend(found)
-    return frame
+    return date_tables(store, as_of, report)[DISTRICT_STATISTICS.name]
 
 
 def club_rows(
@@ -44,15 +36,28 @@ def club_rows(
 ) -> pd.DataFrame:
     """club_statistics of one date: a row per club of each detailed district; empty when none.
     Unreadable cells and unknown headers are logged, and added to `report` when given."""
+    return date_tables(store, as_of, report)[CLUB_STATISTICS.name]
+
+
+def date_tables(
+    store: PerDistrictFileSnapshotStore, as_of: dt.date, report: BuildReport | None = None
+) -> dict[str, pd.DataFrame]:
+    """Both tables of one date by name, from one read of its snapshot files; each empty when the
+    date has none. Unreadable cells and unknown headers are logged per table, and added to
+    `report` when given."""
     snapshot = store.read_snapshot(as_of)
     if snapshot is None:
-        return CLUB_STATISTICS.empty_frame()
-    found = BuildReport()
-    frame = club_frame(snapshot.districts.values(), found)
-    found.log(CLUB_STATISTICS.name, as_of)
-    if report is not None:
-        report.extend(found)
-    return frame
+        return {t.name: t.empty_frame() for t in (DISTRICT_STATISTICS, CLUB_STATISTICS)}
+    districts, clubs = BuildReport(), BuildReport()
+    frames = {
+        DISTRICT_STATISTICS.name: district_frame(snapshot.districts.values(), snapshot.rankings, districts),
+        CLUB_STATISTICS.name: club_frame(snapshot.districts.values(), clubs),
+    }
+    for name, found in ((DISTRICT_STATISTICS.name, districts), (CLUB_STATISTICS.name, clubs)):
+        found.log(name, as_of)
+        if report is not None:
+            report.extend(found)
+    return frames
 
 
 def district_frame(
