@@ -15,19 +15,18 @@ from .defs.sensors import (
     district_discovery,
     run_failure_alerts,
 )
+from .defs.tables import build_tables_asset, tables_sensor
 from .settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """Everything: assets over partitions from the start date, jobs, schedules, sensors, resources."""
-    summary, district = build_assets(
-        daily_partitions(settings.start_date),
-        batch_size=settings.batch_size,
-        retry_delay=settings.retry_delay,
-    )
+    """Everything: the snapshot assets and the analyst tables over partitions from the start date,
+    jobs, schedules, sensors, resources."""
+    daily = daily_partitions(settings.start_date)
+    summary, district = build_assets(daily, batch_size=settings.batch_size, retry_delay=settings.retry_delay)
     summary_job, district_job = build_asset_jobs(summary, district)
     return dg.Definitions(
-        assets=[summary, district],
+        assets=[summary, district, build_tables_asset(daily)],
         jobs=[summary_job, district_job, prune_old_runs],
         schedules=[build_refresh_schedule(summary_job, settings.start_date), prune_old_runs_schedule],
         sensors=[
@@ -40,6 +39,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 retry_delay=settings.retry_delay,
             ),
             run_failure_alerts,
+            tables_sensor,
         ],
         resources=resources(settings),
         # One process per run: the run's rate limiter, cache and breaker serve all its partitions.

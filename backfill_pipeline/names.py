@@ -14,6 +14,13 @@ ASSET_GROUP = "toastmasters"
 SUMMARY_JOB = "all_districts_summary_job"
 DISTRICT_JOB = "district_snapshot_job"
 
+# The analyst tables (backfill_pipeline/tables), one daily-partitioned asset each, rebuilt by the
+# automation sensor when a date's snapshots change.
+DISTRICT_TABLE = "district_statistics"
+CLUB_TABLE = "club_statistics"
+TABLES_GROUP = "analyst_tables"
+TABLES_SENSOR = "rebuild_analyst_tables"
+
 # The dynamic partitions of district ids, and the two dimensions of the date x district
 # partitions (Dagster sorts dimensions by name, so keys read `date|district`).
 DISTRICTS_PARTITION = "districts"
@@ -37,6 +44,8 @@ PLAN_HASH_TAG = f"{TAG_PREFIX}plan-hash"
 RECHECK_TAG = f"{TAG_PREFIX}recheck-unavailable"
 # A run launched by the heal sensor (or `heal`) to re-execute cells that failed transiently.
 HEAL_TAG = f"{TAG_PREFIX}heal"
+# A run that rebuilds analyst tables (its limit in dagster.yaml: one at a time).
+TABLES_TAG = f"{TAG_PREFIX}tables"
 REQUESTER_TAG = "requester"
 
 # Dagster's own tags the product reads or sets.

@@ -147,11 +147,16 @@ def test_definitions_load_without_environment():
     from backfill_pipeline.definitions import defs
 
     loaded = defs()
-    assert {a.key.to_user_string() for a in loaded.assets} == {"all_districts_summary", "district_snapshot"}
-    for asset in loaded.assets:
-        assert asset.op.pool == "toastmasters_dashboard"
+    snapshots = [a for a in loaded.assets if a.op.pool == "toastmasters_dashboard"]
+    assert {a.key.to_user_string() for a in snapshots} == {"all_districts_summary", "district_snapshot"}
+    for asset in snapshots:
         assert asset.backfill_policy.max_partitions_per_run == 50
         assert asset.descriptions_by_key[asset.key]
+    # The analyst tables: one multi-asset, no pool (it never asks the dashboard), one run per backfill.
+    (tables,) = [a for a in loaded.assets if a not in snapshots]
+    assert {k.to_user_string() for k in tables.keys} == {"district_statistics", "club_statistics"}
+    assert tables.op.pool is None and tables.backfill_policy.max_partitions_per_run is None
+    assert all(tables.descriptions_by_key[k] for k in tables.keys)
 
 
 def test_resources_get_the_values_of_the_settings(monkeypatch, tmp_path):
@@ -171,7 +176,8 @@ def test_resources_get_the_values_of_the_settings(monkeypatch, tmp_path):
         2.5,
     )
     assert refresh.data_root == loaded.resources["store"].data_root == str(tmp_path)
-    assert {a.backfill_policy.max_partitions_per_run for a in loaded.assets} == {7}
+    dashboard = [a for a in loaded.assets if a.op.pool == "toastmasters_dashboard"]
+    assert {a.backfill_policy.max_partitions_per_run for a in dashboard} == {7}
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from conftest import TODAY, published_dates
 
 from backfill_pipeline.api.graphql import DagsterGraphQL
 from backfill_pipeline.devstack import start_configured_stack
-from backfill_pipeline.names import concurrency_tag
+from backfill_pipeline.names import CLUB_TABLE, DISTRICT_TABLE, FORCE_TAG, concurrency_tag
+from backfill_pipeline.tables import partition_dir, read_table
 
 # The e2e files with their own `dagster dev` run on one xdist worker (`--dist loadgroup`).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dagster")]
@@ -253,3 +254,72 @@ def test_the_daemon_acts_within_seconds_of_a_launch_and_of_the_last_run(stack):
         assert first_run - b["timestamp"] < 8, f"first run {first_run - b['timestamp']:.1f}s after launch"
         done = b["endTimestamp"] - last_end
         assert done < 8, f"completed {done:.1f}s after its runs"
+
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+TABLE_RUNS = """
+query {
+  runsOrError(filter: {tags: [{key: "backfill_pipeline/tables", value: "rebuild"}]}) {
+    ... on Runs { results { runId status startTime endTime tags { key value } } }
+  }
+}"""
+
+
+def table_runs(graphql):
+    return graphql.execute(TABLE_RUNS)["runsOrError"]["results"]
+
+
+def run_dates(run):
+    """The dates a table run rebuilt: its partition, or the ends of its range."""
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    return {tags[k] for k in ("dagster/partition", RANGE_START, RANGE_END) if k in tags}
+
+
+def wait_tables(graphql, dates, timeout=150):
+    """Until both analyst tables are materialized for `dates` (the automation sensor ticks every 30 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = [graphql.partition_statuses([t]).materialized for t in (DISTRICT_TABLE, CLUB_TABLE)]
+        if all(set(dates) <= d for d in done):
+            return
+        assert time.monotonic() < deadline, f"tables of {dates} not rebuilt: {done}"
+        time.sleep(3)
+
+
+def test_the_analyst_tables_follow_the_snapshots_date_by_date(stack):
+    """Point 3 of issue 13: Dagster's automation sensor rebuilds a date's tables after a backfill
+    collected it (never while it still collects), and after a re-collection only that date."""
+    graphql, root = stack["graphql"], stack["root"]
+    dates = consecutive_published(dt.date(2025, 10, 6), 2)
+    backfill_id = graphql.launch_backfill(ranges(dates, ["42", "109"]), tags={"requester": "e2e-tables"})
+    assert wait_terminal(graphql, backfill_id)["status"] == "COMPLETED_SUCCESS"
+    b = graphql.execute(BACKFILL_TIMES, {"id": backfill_id})
+    collected_by = max(r["endTime"] for r in b["partitionBackfillOrError"]["runs"])
+    wait_tables(graphql, dates)
+    ours = [r for r in table_runs(graphql) if {t["value"] for t in r["tags"]} & set(dates)]
+    assert ours and all(r["status"] == "SUCCESS" for r in ours)
+    assert min(r["startTime"] for r in ours) >= collected_by - 1, (
+        "a table rebuilt while its date was collecting"
+    )
+    days = [dt.date.fromisoformat(d) for d in dates]
+    clubs = read_table(root, CLUB_TABLE, days[0], days[1])
+    assert set(clubs["district"]) == {"42", "109"} and set(clubs["as_of"]) == set(days)
+    for day in days:
+        listed = json.loads((root / "snapshots" / day.isoformat() / "manifest.json").read_text())["districts"]
+        assert len(read_table(root, DISTRICT_TABLE, day, day)) == len(listed)
+
+    # Re-collect one district of the second date: only that date is rebuilt.
+    files = {d: partition_dir(root, CLUB_TABLE, d) / "part-0.parquet" for d in days}
+    before = {d: files[d].stat().st_mtime_ns for d in days}
+    runs_before = {r["runId"] for r in table_runs(graphql)}
+    again = graphql.launch_backfill(ranges([dates[1]], ["42"])[1:], tags={FORCE_TAG: "true"})
+    assert wait_terminal(graphql, again)["status"] == "COMPLETED_SUCCESS"
+    deadline = time.monotonic() + 150
+    while files[days[1]].stat().st_mtime_ns == before[days[1]]:
+        assert time.monotonic() < deadline, "the re-collected date's tables were not rebuilt"
+        time.sleep(3)
+    new_runs = [r for r in table_runs(graphql) if r["runId"] not in runs_before]
+    assert [{t["key"]: t["value"] for t in r["tags"]}.get("dagster/partition") for r in new_runs] == [
+        dates[1]
+    ]
+    assert files[days[0]].stat().st_mtime_ns == before[days[0]], "an unchanged date was rebuilt"

@@ -11,6 +11,7 @@ import yaml
 from backfill_pipeline.names import (
     BACKFILL_TAG,
     KEY_SEPARATOR,
+    TABLES_TAG,
     concurrency_tag,
     district_key,
     key_date,
@@ -40,7 +41,9 @@ def test_dagster_yaml_limits_the_tags_the_product_sets():
     keys = {limit["key"] for limit in limits}
     # Every concurrency a request may ask for has its lane, limited per backfill.
     lanes = {concurrency_tag(n): n for n in range(1, MAX_CONCURRENCY + 1)}
-    assert set(lanes) | {BACKFILL_TAG} == keys
+    assert set(lanes) | {BACKFILL_TAG, TABLES_TAG} == keys
     for limit in limits:
         if limit["key"] in lanes:
             assert limit["limit"] == lanes[limit["key"]] and limit["value"]["applyLimitPerUniqueValue"]
+        if limit["key"] == TABLES_TAG:
+            assert limit["limit"] == 1 and "value" not in limit, "one table rebuild at a time in all"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -45,19 +46,41 @@ def date_tables(
     """Both tables of one date by name, from one read of its snapshot files; each empty when the
     date has none. Unreadable cells and unknown headers are logged per table, and added to
     `report` when given."""
-    snapshot = store.read_snapshot(as_of)
-    if snapshot is None:
-        return {t.name: t.empty_frame() for t in (DISTRICT_STATISTICS, CLUB_STATISTICS)}
-    districts, clubs = BuildReport(), BuildReport()
-    frames = {
-        DISTRICT_STATISTICS.name: district_frame(snapshot.districts.values(), snapshot.rankings, districts),
-        CLUB_STATISTICS.name: club_frame(snapshot.districts.values(), clubs),
-    }
-    for name, found in ((DISTRICT_STATISTICS.name, districts), (CLUB_STATISTICS.name, clubs)):
-        found.log(name, as_of)
-        if report is not None:
+    built = build_date(store, as_of)
+    if report is not None:
+        for found in built.reports.values():
             report.extend(found)
-    return frames
+    return built.frames
+
+
+@dataclass(frozen=True)
+class DateBuild:
+    """Both tables of one date, what each build met, and whether the date has a snapshot."""
+
+    as_of: dt.date
+    frames: dict[str, pd.DataFrame]
+    reports: dict[str, BuildReport]
+    has_snapshot: bool
+
+
+def build_date(store: PerDistrictFileSnapshotStore, as_of: dt.date) -> DateBuild:
+    """Both tables of one date from one read of its snapshot files, with a report per table
+    (logged too); empty frames when the date has no snapshot."""
+    snapshot = store.read_snapshot(as_of)
+    names = (DISTRICT_STATISTICS.name, CLUB_STATISTICS.name)
+    reports = {name: BuildReport() for name in names}
+    if snapshot is None:
+        frames = {t.name: t.empty_frame() for t in (DISTRICT_STATISTICS, CLUB_STATISTICS)}
+        return DateBuild(as_of, frames, reports, has_snapshot=False)
+    frames = {
+        DISTRICT_STATISTICS.name: district_frame(
+            snapshot.districts.values(), snapshot.rankings, reports[DISTRICT_STATISTICS.name]
+        ),
+        CLUB_STATISTICS.name: club_frame(snapshot.districts.values(), reports[CLUB_STATISTICS.name]),
+    }
+    for name in names:
+        reports[name].log(name, as_of)
+    return DateBuild(as_of, frames, reports, has_snapshot=True)
 
 
 def district_frame(

@@ -1,0 +1,123 @@
+"""Ad-hoc extracts of a table: a range of dates (and districts) as one Parquet or CSV file,
+streamed a date at a time so a year of clubs never sits in memory at once, and written
+atomically (the old file, or the whole new one)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..dataroot import DataRoot
+from ..files import temp_path
+from .parquet import partition_dates, read_table
+from .schema import table
+
+Format = Literal["parquet", "csv"]
+FORMATS: tuple[Format, ...] = ("parquet", "csv")
+STDOUT = "-"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made as asked (the message says why); nothing was written."""
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: rows, dates with a partition, and dates of the range without one."""
+
+    path: str
+    rows: int = 0
+    dates: int = 0
+    missing: list[dt.date] = field(default_factory=list)
+
+
+def export_table(
+    root: DataRoot | Path | str,
+    name: str,
+    start: dt.date,
+    end: dt.date,
+    out: str,
+    fmt: Format,
+    districts: list[str] | None = None,
+    *,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write the rows of [start, end] (of `districts`, default all) to `out` (`-`: stdout, CSV
+    only). Refuses an existing file unless `overwrite`, and a directory always."""
+    schema = table(name)
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if end < start:
+        raise ExportError(f"end {end} is before start {start}")
+    have = set(partition_dates(root, schema.name))
+    days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+    result = ExportResult(path=out, missing=[d for d in days if d not in have])
+    chunks = (_rows(root, schema.name, d, districts) for d in days if d in have)
+    if out == STDOUT:
+        if fmt != "csv":
+            raise ExportError("only --format csv can be written to stdout (-)")
+        _write_csv(chunks, sys.stdout, result, schema.empty_frame())
+        return result
+    target = Path(out)
+    if target.is_dir():
+        raise ExportError(f"{out} is a directory: give a file name")
+    if target.exists() and not overwrite:
+        raise ExportError(f"{out} exists: remove it or pass --overwrite")
+    if not target.parent.is_dir():
+        raise ExportError(f"{target.parent} does not exist")
+    tmp = temp_path(target)
+    try:
+        if fmt == "csv":
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                _write_csv(chunks, f, result, schema.empty_frame())
+        else:
+            _write_parquet(chunks, tmp, pa.schema(schema.arrow_schema()), result)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _rows(root: DataRoot | Path | str, name: str, day: dt.date, districts: list[str] | None) -> pd.DataFrame:
+    return read_table(root, name, day, day, districts)
+
+
+def _write_csv(
+    chunks: Iterator[pd.DataFrame], sink: IO[str], result: ExportResult, empty: pd.DataFrame
+) -> None:
+    header = True
+    for frame in chunks:
+        if header or len(frame):
+            frame.to_csv(sink, header=header, index=False)
+            header = False
+        _count(result, frame)
+    if header:
+        # An extract with no rows still has the table's columns.
+        empty.to_csv(sink, index=False)
+
+
+def _write_parquet(
+    chunks: Iterator[pd.DataFrame], path: Path, schema: pa.Schema, result: ExportResult
+) -> None:
+    with pq.ParquetWriter(path, schema) as writer:
+        for frame in chunks:
+            writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+            _count(result, frame)
+        if not result.dates:
+            # An extract with no rows still has the table's columns.
+            writer.write_table(schema.empty_table())
+
+
+def _count(result: ExportResult, frame: pd.DataFrame) -> None:
+    result.dates += 1
+    result.rows += len(frame)

@@ -1,0 +1,57 @@
+"""Rebuilding one date's tables from its snapshot files: both Parquet partitions written, or
+removed when the date no longer has a snapshot, so a table never holds rows the store lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..dataroot import DataRoot
+from ..files import fsync_dir
+from ..snapshots.store import PerDistrictFileSnapshotStore
+from .build import build_date
+from .parquet import PART, partition_dir, write_date
+from .values import BuildReport
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """One table's partition of one date as rebuilt: its file (None: removed), rows and report."""
+
+    table: str
+    as_of: dt.date
+    path: Path | None
+    frame: pd.DataFrame
+    report: BuildReport
+
+    @property
+    def rows(self) -> int:
+        """The number of rows written."""
+        return len(self.frame)
+
+
+def rebuild_date(root: DataRoot | Path | str, as_of: dt.date, *, durable: bool = True) -> list[TableWrite]:
+    """Rebuild both tables of `as_of` from one read of its snapshot files. A date without a
+    snapshot has its old partition files removed (and none written)."""
+    data_root = DataRoot.of(root)
+    built = build_date(PerDistrictFileSnapshotStore(data_root), as_of)
+    written = []
+    for name, frame in built.frames.items():
+        path: Path | None
+        if built.has_snapshot:
+            path = write_date(data_root, name, as_of, frame, durable=durable)
+        else:
+            path = None
+            _remove(partition_dir(data_root, name, as_of) / PART, durable=durable)
+        written.append(TableWrite(name, as_of, path, frame, built.reports[name]))
+    return written
+
+
+def _remove(path: Path, *, durable: bool) -> None:
+    if path.exists():
+        path.unlink()
+        if durable:
+            fsync_dir(path.parent)
