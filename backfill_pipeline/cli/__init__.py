@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("backfill_pipeline.cli.backfills", "list_backfills"),
     "gaps": ("backfill_pipeline.cli.coverage", "gaps"),
     "heal": ("backfill_pipeline.cli.coverage", "heal"),
+    "export": ("backfill_pipeline.cli.export", "export"),
     "api": ("backfill_pipeline.cli.serve", "api"),
     "api-token": ("backfill_pipeline.cli.token", "api_token"),
     "demo": ("backfill_pipeline.cli.demo", "demo"),

@@ -27,17 +27,39 @@ STDOUT = "-"
 
 
 class ExportError(ValueError):
-    """An export that cannot be made as asked (the message says why); nothing was written."""
+    """An export that cannot be made as asked; `subject` names what is wrong (`out`, `format`,
+    `range`) and the message why. Nothing was written."""
+
+    def __init__(self, subject: str, message: str) -> None:
+        super().__init__(message)
+        self.subject = subject
+
+
+SHOWN_MISSING = 10
 
 
 @dataclass
 class ExportResult:
-    """What an export wrote: rows, dates with a partition, and dates of the range without one."""
+    """What an export wrote: rows, dates with a partition, and the dates of the range without one
+    (their number, and the first few)."""
 
     path: str
+    table: str
     rows: int = 0
     dates: int = 0
-    missing: list[dt.date] = field(default_factory=list)
+    missing: int = 0
+    first_missing: list[dt.date] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """As `export --json` prints it."""
+        return {
+            "path": self.path,
+            "table": self.table,
+            "rows": self.rows,
+            "dates": self.dates,
+            "datesWithoutTable": self.missing,
+            "firstDatesWithoutTable": [d.isoformat() for d in self.first_missing],
+        }
 
 
 def export_table(
@@ -55,25 +77,25 @@ def export_table(
     only). Refuses an existing file unless `overwrite`, and a directory always."""
     schema = table(name)
     if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise ExportError("format", f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if end < start:
-        raise ExportError(f"end {end} is before start {start}")
-    have = set(partition_dates(root, schema.name))
-    days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
-    result = ExportResult(path=out, missing=[d for d in days if d not in have])
-    chunks = (_rows(root, schema.name, d, districts) for d in days if d in have)
+        raise ExportError("range", f"end {end} is before start {start}")
+    have = [d for d in partition_dates(root, schema.name) if start <= d <= end]
+    result = ExportResult(path=out, table=schema.name, missing=(end - start).days + 1 - len(have))
+    result.first_missing = _first_missing(start, end, set(have))
+    chunks = (_rows(root, schema.name, d, districts) for d in have)
     if out == STDOUT:
         if fmt != "csv":
-            raise ExportError("only --format csv can be written to stdout (-)")
+            raise ExportError("format", "only CSV can be written to stdout (-)")
         _write_csv(chunks, sys.stdout, result, schema.empty_frame())
         return result
     target = Path(out)
     if target.is_dir():
-        raise ExportError(f"{out} is a directory: give a file name")
+        raise ExportError("out", f"{out} is a directory: give a file name")
     if target.exists() and not overwrite:
-        raise ExportError(f"{out} exists: remove it or pass --overwrite")
+        raise ExportError("out", f"{out} exists: remove it, or overwrite it")
     if not target.parent.is_dir():
-        raise ExportError(f"{target.parent} does not exist")
+        raise ExportError("out", f"its directory {target.parent} does not exist")
     tmp = temp_path(target)
     try:
         if fmt == "csv":
@@ -86,6 +108,17 @@ def export_table(
         tmp.unlink(missing_ok=True)
         raise
     return result
+
+
+def _first_missing(start: dt.date, end: dt.date, have: set[dt.date]) -> list[dt.date]:
+    # At most len(have) + SHOWN_MISSING steps, however long the range.
+    found: list[dt.date] = []
+    day = start
+    while day <= end and len(found) < SHOWN_MISSING:
+        if day not in have:
+            found.append(day)
+        day += dt.timedelta(days=1)
+    return found
 
 
 def _rows(root: DataRoot | Path | str, name: str, day: dt.date, districts: list[str] | None) -> pd.DataFrame:
