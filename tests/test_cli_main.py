@@ -20,6 +20,7 @@ COMMANDS = [
     "demo",
     "dev",
     "districts",
+    "export",
     "fetch",
     "gaps",
     "heal",

@@ -47,8 +47,7 @@ def export(
     root: str | None,
     as_json: bool,
 ) -> None:
-    """Write an analyst table over a range of dates to one Parquet or CSV file (with the as_of
-    column), from the dataset under the data root's tables/."""
+    """Write an analyst table over a range of dates to one Parquet or CSV file."""
     settings: Settings = load({"data_root": "--root"}, data_root=root)
     if end < start:
         raise CliError(f"--end {end} is before --start {start}", ExitCode.BAD_INPUT)
