@@ -5,6 +5,7 @@ analyst would, and the rebuild condition evaluated tick by tick."""
 import datetime as dt
 import random
 import time
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -32,9 +33,11 @@ from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
 from backfill_pipeline.tables import CLUB_STATISTICS, DISTRICT_STATISTICS, partition_dir
 
 START = dt.date(2019, 1, 1)
-# Two eras: 2018-2019 writes `Level 2s or EOM`, 2023-2024 `Level 2s`; both land in level_2s.
+# Two eras: 2018-2019 writes `Level 2s or EOM`, 2024-2025 `Level 2s`; both land in level_2s.
 (OLD,) = published_dates(dt.date(2019, 3, 11), closing=False)
-(NEW,) = published_dates(dt.date(2024, 3, 11), closing=False)
+# Two dates of program year 2024-2025, the README's questions' year: March and May.
+(NEW,) = published_dates(dt.date(2025, 3, 10), closing=False)
+(LATER,) = published_dates(dt.date(2025, 5, 12), closing=False)
 DISTRICTS = ["42", "61"]
 # Raw header -> stable column, written out here rather than taken from the mapping under test.
 SUMMARY_CELLS = {
@@ -61,7 +64,7 @@ def world(sandbox, tmp_path_factory):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(DISTRICTS_PARTITION, DISTRICTS)
     res = resources(deployment)
-    for day in (OLD, NEW):
+    for day in (OLD, NEW, LATER):
         dg.materialize([summary], partition_key=day.isoformat(), instance=instance, resources=res)
         for d in DISTRICTS:
             dg.materialize(
@@ -240,3 +243,52 @@ def test_a_date_is_rebuilt_once_per_change_of_its_snapshots(tmp_path):
     instance.update_backfill(backfill.with_status(BulkActionStatus.COMPLETED_SUCCESS))
     cursor, requested = _rebuild_requests(world, cursor)
     assert requested == {NEW.isoformat()}, "remembered, and rebuilt once nothing is collecting"
+
+
+def readme_questions() -> str:
+    """The README's analyst questions, as written there."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = text.split("<!-- analyst-questions -->", 1)[1].split("<!-- /analyst-questions -->", 1)[0]
+    return block.split("```python", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_questions_answer_what_the_snapshot_files_hold(world):
+    for day in (OLD, NEW, LATER):
+        build_tables(world, day)
+    store = world["store"]
+    answers: dict = {}
+    code = readme_questions()
+    assert 'tables = "data/tables"' in code
+    exec(code.replace('"data/tables"', repr(str(world["root"] / "tables"))), answers)
+
+    # 1. District 42's membership: the program year's dates, the detailed member count.
+    membership = answers["membership"]
+    assert [d.date() for d in membership.index] == [NEW, LATER]
+    for day in (NEW, LATER):
+        detailed = store.read_district(day, "42").figures.detailed
+        assert membership.loc[pd.Timestamp(day), "members"] == detailed.members
+
+    # 2. Clubs distinguished in March (the newest March date) and no longer on the newest date.
+    def tiers(day):
+        return {
+            (d, raw["Club Number"].zfill(8)): raw["Club Distinguished Status"]
+            for d in DISTRICTS
+            for raw in store.read_district(day, d).raw.club_performance
+        }
+
+    march, now = tiers(NEW), tiers(LATER)
+    expected = {
+        k
+        for k in march.keys() & now.keys()
+        if march[k] in "DSP" and march[k] and now[k] not in ("D", "S", "P")
+    }
+    lost = answers["lost"]
+    assert set(zip(lost["district"], lost["club_number"], strict=True)) == expected
+
+    # 3. Each data month's last date's rank, for every district, from the dates' rankings files.
+    rank_by_month = answers["rank_by_month"]
+    for day in (OLD, NEW, LATER):
+        month = store.read_district(day, "42").data_month
+        ranks = {r.district_id: r.overall_rank for r in store.read_rankings(day).rankings}
+        column = rank_by_month[month].dropna()
+        assert column.to_dict() == ranks

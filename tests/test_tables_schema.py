@@ -194,3 +194,14 @@ def test_the_tables_package_imports_without_dagster():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, f"Dagster imported by backfill_pipeline.tables: {p.stdout} {p.stderr[-2000:]}"
+
+
+def test_the_reference_in_docs_is_generated_from_the_code():
+    from pathlib import Path
+
+    from backfill_pipeline.tables.reference import markdown
+
+    written = (Path(__file__).parents[1] / "docs" / "tables.md").read_text()
+    assert written == markdown(), "run: python -m backfill_pipeline.tables.reference > docs/tables.md"
+    for table in (DISTRICT_STATISTICS, CLUB_STATISTICS):
+        assert all(f"| `{c.name}` |" in written for c in table.columns)
