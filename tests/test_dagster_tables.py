@@ -30,7 +30,7 @@ from backfill_pipeline.names import (
     SUMMARY_ASSET,
 )
 from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
-from backfill_pipeline.tables import CLUB_STATISTICS, DISTRICT_STATISTICS, partition_dir
+from backfill_pipeline.tables import CLUB_STATISTICS, DISTRICT_STATISTICS, partition_dir, read_table
 
 START = dt.date(2019, 1, 1)
 # Two eras: 2018-2019 writes `Level 2s or EOM`, 2024-2025 `Level 2s`; both land in level_2s.
@@ -292,3 +292,27 @@ def test_the_readme_questions_answer_what_the_snapshot_files_hold(world):
         ranks = {r.district_id: r.overall_rank for r in store.read_rankings(day).rankings}
         column = rank_by_month[month].dropna()
         assert column.to_dict() == ranks
+
+
+def test_duckdb_reads_the_same_dataset_with_its_date_from_the_path(world):
+    import duckdb
+
+    for day in (OLD, NEW, LATER):
+        build_tables(world, day)
+    files = world["root"] / "tables" / CLUB_TABLE / "*" / "*.parquet"
+    with duckdb.connect() as con:
+        sql = con.execute(
+            "SELECT as_of, district, club_number, club_name, active_members, level_2s "
+            f"FROM read_parquet('{files}', hive_partitioning = true) ORDER BY as_of, district, club_number"
+        ).df()
+        (kind,) = con.execute(
+            f"SELECT DISTINCT typeof(as_of) FROM read_parquet('{files}', hive_partitioning = true)"
+        ).fetchone()
+    assert kind == "DATE"
+    ours = read_table(world["root"], CLUB_TABLE, OLD, LATER)[list(sql.columns)]
+    assert len(sql) == len(ours) > 0
+    assert [d.date() if hasattr(d, "date") else d for d in sql["as_of"]] == list(ours["as_of"])
+    for column in ("district", "club_number", "club_name"):
+        assert sql[column].tolist() == ours[column].tolist()
+    for column in ("active_members", "level_2s"):
+        assert sql[column].astype("Int64").tolist() == ours[column].tolist()
