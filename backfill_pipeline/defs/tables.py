@@ -19,7 +19,7 @@ from ..names import (
     TABLES_SENSOR,
     TABLES_TAG,
 )
-from ..tables import CLUB_STATISTICS, DISTRICT_STATISTICS, Table, TableWrite, rebuild_date
+from ..tables import CLUB_STATISTICS, DISTRICT_STATISTICS, TABLES, Table, TableWrite, rebuild_date
 from .resources import SnapshotStore
 
 AC = dg.AutomationCondition
@@ -75,7 +75,7 @@ def table_spec(table: Table) -> dg.AssetSpec:
 
 def table_metadata(write: TableWrite) -> dict[str, Any]:
     """A materialization's metadata: schema, row count, a small preview, its file and problems."""
-    table = DISTRICT_STATISTICS if write.table == DISTRICT_STATISTICS.name else CLUB_STATISTICS
+    table = TABLES[write.table]
     bad = write.report.bad_values
     unknown = {report: sorted(headers) for report, headers in sorted(write.report.unknown_headers.items())}
     return {
