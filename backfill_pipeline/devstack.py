@@ -12,13 +12,12 @@ running).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -28,6 +27,19 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_YAML = REPO_ROOT / "dagster.yaml"
+# Dagster's storage in PostgreSQL, appended to the instance file when DAGSTER_PG_HOST is set.
+POSTGRES_YAML = REPO_ROOT / "deploy" / "dagster-postgres.yaml"
+# The code location as a deployment loads it: a gRPC code server at BACKFILL_CODE_SERVER_HOST:PORT.
+WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
+POSTGRES_VARIABLES = (
+    "DAGSTER_PG_HOST",
+    "DAGSTER_PG_PORT",
+    "DAGSTER_PG_USERNAME",
+    "DAGSTER_PG_PASSWORD",
+    "DAGSTER_PG_DB",
+)
+# The code location's name, whichever process serves it (runs re-execute under the same name).
+LOCATION = "backfill_pipeline.definitions"
 
 
 def free_port() -> int:
@@ -37,13 +49,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare_dagster_home(home: Path | str) -> Path:
-    """Make `home` a Dagster instance directory holding the repo's dagster.yaml."""
+def instance_yaml(env: Mapping[str, str] | None = None) -> str:
+    """The instance file: the repo's dagster.yaml, with Dagster's storage in PostgreSQL when
+    `env` (default: this process's) sets DAGSTER_PG_HOST; SQLite under DAGSTER_HOME otherwise."""
+    for path in (INSTANCE_YAML, POSTGRES_YAML):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run from a checkout (pip install -e .)")
+    env = os.environ if env is None else env
+    text = INSTANCE_YAML.read_text()
+    if not env.get("DAGSTER_PG_HOST"):
+        return text
+    unset = [name for name in POSTGRES_VARIABLES if name not in env]
+    if unset:
+        raise ValueError(
+            f"DAGSTER_PG_HOST is set, so Dagster's storage is PostgreSQL: set {', '.join(unset)} too"
+        )
+    return text + "\n" + POSTGRES_YAML.read_text()
+
+
+def prepare_dagster_home(home: Path | str, env: Mapping[str, str] | None = None) -> Path:
+    """Make `home` a Dagster instance directory holding the instance file (`instance_yaml`)."""
     home = Path(home).resolve()
+    text = instance_yaml(env)
     home.mkdir(parents=True, exist_ok=True)
-    if not INSTANCE_YAML.exists():
-        raise FileNotFoundError(f"{INSTANCE_YAML} not found: run from a checkout (pip install -e .)")
-    shutil.copyfile(INSTANCE_YAML, home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(text)
     return home
 
 
@@ -224,10 +253,12 @@ class Service:
         health: str | None,
         log_path: Path | None = None,
         cwd: Path | None = None,
+        ready: Callable[[subprocess.Popen, float], None] | None = None,
     ) -> None:
         self.name, self.argv, self.env, self.url, self.health = name, argv, env, url, health
         self.log_path = log_path
         self.cwd = cwd
+        self.ready = ready
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> Service:
@@ -236,7 +267,9 @@ class Service:
         try:
             with held():  # a signal cannot land between the fork and self.process
                 process = self.process = self._spawn()
-            if self.health is not None:
+            if self.ready is not None:
+                self.ready(process, timeout)
+            elif self.health is not None:
                 wait_for(self.url + self.health, timeout, process)
             else:  # no health endpoint (the daemon): alive after a few seconds is started
                 time.sleep(3)
@@ -329,7 +362,7 @@ def dagster_service(
 ) -> Service:
     """`backfill-pipeline dev` (code server, webserver, daemons with the brisk backfill daemon) over
     backfill_pipeline.definitions; with `brisk=False` Dagster's own `dagster dev` (30-s backfill tick)."""
-    full_env = {**os.environ, **env, "DAGSTER_HOME": str(prepare_dagster_home(home))}
+    full_env = _dagster_env(home, env)
     if brisk:
         argv = [
             sys.executable,
@@ -355,23 +388,77 @@ def dagster_service(
     )
 
 
-def webserver_service(port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None) -> Service:
-    """`dagster-webserver` alone (no daemon) over backfill_pipeline.definitions."""
-    full_env = {**os.environ, **env, "DAGSTER_HOME": str(prepare_dagster_home(home))}
+def _dagster_env(home: Path, env: Mapping[str, str]) -> dict[str, str]:
+    full_env = {**os.environ, **env}
+    return {**full_env, "DAGSTER_HOME": str(prepare_dagster_home(home, full_env))}
+
+
+def _location(workspace: Path | None) -> list[str]:
+    return ["-w", str(workspace)] if workspace is not None else ["-m", LOCATION]
+
+
+def webserver_service(
+    port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None, workspace: Path | None = None
+) -> Service:
+    """`dagster-webserver` alone (no daemon) over backfill_pipeline.definitions, or the code
+    location `workspace` names."""
+    full_env = _dagster_env(home, env)
     webserver = Path(sys.executable).with_name("dagster-webserver")
-    argv = [str(webserver), "-m", "backfill_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    argv = [str(webserver), *_location(workspace), "-h", "127.0.0.1", "-p", str(port)]
     url = f"http://127.0.0.1:{port}"
     return Service(
         "webserver", argv, env=full_env, url=url, health="/server_info", log_path=log_path, cwd=REPO_ROOT
     )
 
 
-def daemon_service(*, home: Path, env: dict[str, str], log_path: Path | None = None) -> Service:
+def daemon_service(
+    *, home: Path, env: dict[str, str], log_path: Path | None = None, workspace: Path | None = None
+) -> Service:
     """`backfill-pipeline daemon` alone (schedules, sensors, run queue, the brisk backfill daemon,
     run retries): what a deployment runs instead of `dagster-daemon run`."""
-    full_env = {**os.environ, **env, "DAGSTER_HOME": str(prepare_dagster_home(home))}
-    argv = [sys.executable, "-m", "backfill_pipeline.cli", "daemon", "-m", "backfill_pipeline.definitions"]
+    full_env = _dagster_env(home, env)
+    argv = [sys.executable, "-m", "backfill_pipeline.cli", "daemon", *_location(workspace)]
     return Service("daemon", argv, env=full_env, url="", health=None, log_path=log_path, cwd=REPO_ROOT)
+
+
+def wait_for_code_server(
+    port: int, process: subprocess.Popen, timeout: float, host: str = "127.0.0.1"
+) -> None:
+    """Until the code server on `port` answers a ping (its definitions loaded); RuntimeError if
+    it exits first, TimeoutError if it does not answer in time."""
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client = DagsterGrpcClient(port=port, host=host)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the code server exited with {process.returncode} while loading {LOCATION}")
+        try:
+            client.ping("ready?")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the code server did not load {LOCATION} within {timeout:.0f}s") from None
+            time.sleep(0.5)
+
+
+def code_server_service(
+    port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None
+) -> Service:
+    """The code location's gRPC server (`backfill_pipeline.codeserver`: `dagster api grpc` whose
+    runs fork from a preloaded process) on `port`; started once it answers a ping."""
+    argv = [sys.executable, "-m", "backfill_pipeline.codeserver", "-m", LOCATION, "-h", "127.0.0.1",
+            "-p", str(port), "--location-name", LOCATION]  # fmt: skip
+    return Service(
+        "code server",
+        argv,
+        env=_dagster_env(home, env),
+        url=f"grpc://127.0.0.1:{port}",
+        health=None,
+        log_path=log_path,
+        cwd=REPO_ROOT,
+        ready=lambda process, timeout: wait_for_code_server(port, process, timeout),
+    )
 
 
 def wait_for_districts(dagster_url: str, districts: list[str], timeout: float = 150) -> None:
@@ -410,6 +497,62 @@ def start_split_stack(
         stop_all([sandbox, webserver, daemon])
         raise
     return sandbox, webserver, daemon
+
+
+class ProductionStack(NamedTuple):
+    """The processes of `start_production_stack`, started in this order."""
+
+    sandbox: Service
+    code_server: Service
+    webserver: Service
+    daemon: Service
+
+    def stop(self) -> None:
+        """Stop them all, the last started first."""
+        stop_all(self)
+
+
+def start_production_stack(
+    base: Path, *, today: str, districts: list[str], env: dict[str, str]
+) -> ProductionStack:
+    """The sandbox and Dagster as a deployment runs it: a gRPC code server, `dagster-webserver` and
+    `backfill-pipeline daemon` as separate processes, the two last loading the repo's
+    workspace.yaml; Dagster's storage in PostgreSQL when `env` sets DAGSTER_PG_HOST. Returned once
+    the districts are partitions."""
+    from .scope import DistrictConfig
+
+    root = base / "data"
+    DistrictConfig(root).set(districts)
+    sandbox = sandbox_service(free_port(), today=today, log_path=base / "sandbox.log")
+    code_port = free_port()
+    settings_env = {
+        "BACKFILL_DATA_ROOT": str(root),
+        "BACKFILL_DASHBOARD_URL": sandbox.url,
+        "BACKFILL_CODE_SERVER_HOST": "127.0.0.1",
+        "BACKFILL_CODE_SERVER_PORT": str(code_port),
+        **env,
+    }
+    home = base / "dagster_home"
+    stack = ProductionStack(
+        sandbox,
+        code_server_service(code_port, home=home, env=settings_env, log_path=base / "code-server.log"),
+        webserver_service(
+            free_port(),
+            home=home,
+            env=settings_env,
+            log_path=base / "webserver.log",
+            workspace=WORKSPACE_YAML,
+        ),
+        daemon_service(home=home, env=settings_env, log_path=base / "daemon.log", workspace=WORKSPACE_YAML),
+    )
+    try:
+        for service in stack:
+            service.start(timeout=180)
+        wait_for_districts(stack.webserver.url, districts)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
 
 
 def start_configured_stack(

@@ -273,7 +273,7 @@ def small_store(tmp_path) -> PerDistrictFileSnapshotStore:
 
 # The e2e groups, longest first: `--dist loadgroup` hands work out in collection order, so these
 # start at once, each on its own worker, and the fast tests fill in around them.
-GROUP_ORDER = ["faults-outage", "faults", "dagster", "api-stack", "budget"]
+GROUP_ORDER = ["faults-outage", "faults", "dagster", "api-stack", "production", "budget"]
 
 
 def _group(item: pytest.Item) -> str | None:

@@ -51,7 +51,7 @@ CLUB_CELLS = {
     "Goals Met": "goals_met",
     "Mem. Base": "membership_base",
 }
-LEVEL_2S = {OLD: "Level 2s or EOM", NEW: "Level 2s"}
+LEVEL_2S = {OLD: "Level 2s or EOM", NEW: "Level 2s", LATER: "Level 2s"}
 
 
 @pytest.fixture(scope="module")
@@ -136,16 +136,16 @@ def test_a_range_with_dates_never_collected_fails_naming_them(world):
 
 
 def test_pandas_reads_the_dataset_and_sampled_cells_equal_the_snapshot_files(world):
-    build_tables(world, OLD)
-    build_tables(world, NEW)
+    for day in (OLD, NEW, LATER):
+        build_tables(world, day)
     store, rng = world["store"], random.Random(7)
     # What an analyst types: pandas over the hive-partitioned folder, the date from the path.
     districts = pd.read_parquet(world["root"] / "tables" / DISTRICT_TABLE)
     clubs = pd.read_parquet(world["root"] / "tables" / CLUB_TABLE)
     districts["as_of"] = pd.to_datetime(districts["as_of"].astype(str)).dt.date
     clubs["as_of"] = pd.to_datetime(clubs["as_of"].astype(str)).dt.date
-    assert set(districts["as_of"]) == set(clubs["as_of"]) == {OLD, NEW}
-    for day in (OLD, NEW):
+    assert set(districts["as_of"]) == set(clubs["as_of"]) == {OLD, NEW, LATER}
+    for day in (OLD, NEW, LATER):
         listed = store.read_manifest(day).districts
         on_day = districts[districts["as_of"] == day].set_index("district")
         assert sorted(on_day.index) == sorted(e.district_id for e in listed)

@@ -20,14 +20,14 @@ from pathlib import Path
 import click
 from dagster_shared.cli import WorkspaceOpts, workspace_options
 
-from ..devstack import Interrupted, ProcessExited, StopSignals, free_port, held, wait_for
+from .. import devstack
+from ..devstack import LOCATION, Interrupted, ProcessExited, StopSignals, free_port, held, wait_for
 from .common import AsciiInt, CliError, json_option, print_json_line
 from .exit_codes import ExitCode
 
-MODULE = "backfill_pipeline.definitions"
-# The code location's name under `dagster dev -m backfill_pipeline.definitions` too, so runs made
-# under either re-execute under the other.
-LOCATION = MODULE
+# The code location's name (devstack.LOCATION) is the module's, as under `dagster dev -m
+# backfill_pipeline.definitions` too, so runs made under either re-execute under the other.
+MODULE = LOCATION
 CODE_SERVER_TIMEOUT = 180.0
 WEBSERVER_TIMEOUT = 180.0
 # Not 0: the webserver would bind a port `dev` could not announce or wait for.
@@ -99,20 +99,10 @@ def workspace_file(directory: Path, port: int) -> Path:
 
 def wait_for_code_server(port: int, process: subprocess.Popen, timeout: float = CODE_SERVER_TIMEOUT) -> None:
     """Until the code server on `port` answers a ping (its definitions loaded)."""
-    from dagster._grpc.client import DagsterGrpcClient
-
-    client = DagsterGrpcClient(port=port, host="127.0.0.1")
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise CliError(f"the code server exited with {process.returncode} while loading {MODULE}")
-        try:
-            client.ping("ready?")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise CliError(f"the code server did not load {MODULE} within {timeout:.0f}s") from None
-            time.sleep(0.5)
+    try:
+        devstack.wait_for_code_server(port, process, timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None:
