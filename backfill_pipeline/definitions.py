@@ -37,6 +37,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 district_job,
                 breaker_cooldown=settings.breaker_cooldown,
                 retry_delay=settings.retry_delay,
+                shared_store=settings.budget_store,
             ),
             run_failure_alerts,
             tables_sensor,

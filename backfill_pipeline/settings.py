@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .dashboard.calendar import EARLIEST_AS_OF, iso_date_text
@@ -97,6 +99,24 @@ def _budget_store(value: str | None) -> str | None:
     return value
 
 
+def dagster_postgres_url(env: Mapping[str, str]) -> str | None:
+    """The `postgresql://` URL of Dagster's own database when its instance is on PostgreSQL
+    (DAGSTER_PG_HOST and the other DAGSTER_PG_* variables, as deploy/dagster-postgres.yaml reads
+    them); None otherwise."""
+    host = env.get("DAGSTER_PG_HOST", "").strip()
+    if not host:
+        return None
+    port = env.get("DAGSTER_PG_PORT", "5432").strip() or "5432"
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"DAGSTER_PG_PORT={port!r} is not a port number")
+    if not host.isprintable() or any(c in host for c in "/@?# "):
+        raise ValueError(f"DAGSTER_PG_HOST={host!r} is not a host name")
+    user = quote(env.get("DAGSTER_PG_USERNAME", ""), safe="")
+    password = env.get("DAGSTER_PG_PASSWORD", "")
+    credentials = f"{user}:{quote(password, safe='')}@" if password else f"{user}@" if user else ""
+    return f"postgresql://{credentials}{host}:{port}/{quote(env.get('DAGSTER_PG_DB', ''), safe='')}"
+
+
 def _none_if_blank(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -127,8 +147,10 @@ class Settings(BaseSettings):
     budget_store: Annotated[str | None, BeforeValidator(_none_if_blank), AfterValidator(_budget_store)] = (
         Field(
             None,
-            description="where the shared budget is kept: a SQLite file path (default "
-            "<root>/state/budget.sqlite) or a postgresql:// URL when runs span machines",
+            description="where the shared budget and the circuit breaker are kept: a SQLite file path "
+            "(default <root>/state/budget.sqlite, the breaker in <root>/state/breaker.json) or a "
+            "postgresql:// URL when runs span machines (default: Dagster's database when DAGSTER_PG_HOST "
+            "is set)",
         )
     )
     api_token: Annotated[SecretStr | None, BeforeValidator(_none_if_blank), AfterValidator(_token)] = Field(
@@ -160,6 +182,17 @@ class Settings(BaseSettings):
         le=3600,
         description="seconds before Dagster retries a step that failed for transient reasons (doubling)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _state_beside_dagsters(cls, data: Any) -> Any:
+        # When Dagster's instance is on PostgreSQL, the budget and the breaker are kept there too
+        # (shared by every machine), unless BACKFILL_BUDGET_STORE says otherwise.
+        if isinstance(data, dict) and _none_if_blank(data.get("budget_store")) is None:
+            url = dagster_postgres_url(os.environ)
+            if url is not None:
+                return {**data, "budget_store": url}
+        return data
 
     @classmethod
     def settings_customise_sources(
@@ -218,8 +251,11 @@ def describe(exc: ValidationError, given: dict[str, Any], options: dict[str, str
     problems = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else ""
-        name = options.get(field, variable(field)) if field in given else variable(field)
         message = error["msg"].removeprefix("Value error, ")
+        if not field:  # a check of the whole (its message names the variable)
+            problems.append(message)
+            continue
+        name = options.get(field, variable(field)) if field in given else variable(field)
         shown = "'**********'" if field in SECRET_FIELDS else repr(error.get("input"))
         problems.append(f"{name}={shown}: {message}")
     return "invalid settings: " + "; ".join(problems)

@@ -125,3 +125,36 @@ def test_host_names_and_stores_are_read_as_given(monkeypatch, tmp_path):
     assert s.allowed_hosts == ("stats.example.org", "10.0.0.5:8080")
     assert s.client().budget_store == str(tmp_path / "budget.sqlite")
     assert load_settings(budget_store="postgresql://u@db/x").budget_store == "postgresql://u@db/x"
+
+
+PG_ENV = {
+    "DAGSTER_PG_HOST": "db.internal",
+    "DAGSTER_PG_PORT": "6543",
+    "DAGSTER_PG_USERNAME": "dagster",
+    "DAGSTER_PG_PASSWORD": "p@ss/word",
+    "DAGSTER_PG_DB": "dagster",
+}
+
+
+def test_on_dagsters_postgres_the_budget_and_breaker_default_to_its_database(monkeypatch):
+    for name, value in PG_ENV.items():
+        monkeypatch.setenv(name, value)
+    loaded = load_settings()
+    assert loaded.budget_store == "postgresql://dagster:p%40ss%2Fword@db.internal:6543/dagster"
+    assert loaded.client().budget_store == loaded.budget_store
+    # An explicit store still wins.
+    monkeypatch.setenv("BACKFILL_BUDGET_STORE", "/var/lib/budget.sqlite")
+    assert load_settings().budget_store == "/var/lib/budget.sqlite"
+
+
+def test_a_bad_dagster_postgres_variable_is_named(monkeypatch):
+    for name, value in PG_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAGSTER_PG_PORT", "54x2")
+    with pytest.raises(SettingsError, match="DAGSTER_PG_PORT='54x2' is not a port number"):
+        load_settings()
+
+
+def test_without_dagster_postgres_the_budget_stays_under_the_data_root(monkeypatch):
+    monkeypatch.delenv("DAGSTER_PG_HOST", raising=False)
+    assert load_settings().budget_store is None

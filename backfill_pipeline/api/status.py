@@ -143,10 +143,18 @@ class StatusReader:
             runs_reporting=len(stats),
             pool_slots_in_use=pool.get("activeSlotCount"),
             pool_limit=pool.get("limit"),
-            breaker_state=CircuitBreaker(self.root).state().state,
+            breaker_state=self._breaker_state(),
             budget_rate=self.budget,
             budget_rate_now=self._budget_now(),
         )
+
+    def _breaker_state(self) -> str:
+        try:
+            with CircuitBreaker(self.root, shared_store=self.budget_store) as breaker:
+                return breaker.state().state
+        except Exception:
+            # The shared store cannot be read (a lost database): say so rather than fail the page.
+            return "unknown"
 
     def _budget_now(self) -> float | None:
         try:

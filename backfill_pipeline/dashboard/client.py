@@ -138,6 +138,7 @@ class DashboardClient:
             self.root,
             failure_threshold=settings.breaker_threshold,
             cooldown=settings.breaker_cooldown,
+            shared_store=settings.budget_store,
         )
         self._budget_store = None
         if http is None:
@@ -172,6 +173,7 @@ class DashboardClient:
     def close(self) -> None:
         """Release the HTTP session and the budget's store."""
         self.http.close()
+        self.breaker.close()
         if self._budget_store is not None:
             self._budget_store.close()
 

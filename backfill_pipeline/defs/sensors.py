@@ -138,7 +138,7 @@ def transient_failures(instance: dg.DagsterInstance, since: dt.datetime) -> dict
 
 
 def build_heal_sensor(
-    summary_job, district_job, *, breaker_cooldown: float, retry_delay: float
+    summary_job, district_job, *, breaker_cooldown: float, retry_delay: float, shared_store: str | None = None
 ) -> dg.SensorDefinition:
     """Re-executes what failed for transient reasons once the dashboard answers again, and asks
     pending "not published" dates again daily: outages heal without a human."""
@@ -154,7 +154,8 @@ def build_heal_sensor(
     )
     def heal_gaps(context: dg.SensorEvaluationContext, store: SnapshotStore):
         """Launch runs for the cells that heal themselves (see backfill_pipeline.planning.healing)."""
-        wait = CircuitBreaker(store.root, cooldown=breaker_cooldown).retry_in()
+        with CircuitBreaker(store.root, cooldown=breaker_cooldown, shared_store=shared_store) as breaker:
+            wait = breaker.retry_in()
         if wait > 0:
             return dg.SkipReason(f"the dashboard is failing (breaker open, {wait:.0f} s more): healing waits")
         now = dt.datetime.now(dt.UTC)
