@@ -8,8 +8,9 @@ import click
 
 from ..district_ids import InvalidDistrictId
 from ..scope import DistrictConfig, DistrictConfigError, normalise_ids
+from ..snapshots.rootcheck import check_data_root
 from ..snapshots.store import PerDistrictFileSnapshotStore
-from ..snapshots.verify import verify_store
+from ..snapshots.verify import Problem, verify_store
 from .common import CliError, console, finish, json_option, load, print_json, root_option, table
 from .exit_codes import ExitCode
 
@@ -21,10 +22,12 @@ ROOT_OPTION = {"data_root": "--root"}
 @click.option("--repair", is_flag=True, help="fix what can be fixed (rebuild, remove temp files)")
 @json_option
 def verify(root: str | None, repair: bool, as_json: bool) -> None:
-    """Check every snapshot: files, hashes, schemas, pointer."""
+    """Check the data root's filesystem and every snapshot: files, hashes, schemas, pointer."""
     data_root = load(ROOT_OPTION, data_root=root).data_root
+    root_check = check_data_root(data_root)
+    problems = [Problem(None, str(data_root), "data-root", message) for message in root_check.problems]
     store = PerDistrictFileSnapshotStore(data_root)
-    problems = verify_store(store, repair=repair)
+    problems += verify_store(store, repair=repair) if not problems else []
     left = [p for p in problems if not p.repaired]
     dates = len(store.root.dates())
     if as_json:

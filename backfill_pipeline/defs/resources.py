@@ -21,6 +21,7 @@ from ..names import BACKFILL_TAG, RATE_TAG, RECHECK_TAG
 from ..scope import DistrictConfig
 from ..settings import Settings, load_settings
 from ..snapshots.models import Scope
+from ..snapshots.rootcheck import check_data_root
 from ..snapshots.store import PerDistrictFileSnapshotStore
 
 # The Settings behind each field of RefreshService (the resource names its fields for the UI).
@@ -90,6 +91,9 @@ class RefreshService(dg.ConfigurableResource):
             if context.run
             else False
         )
+        # Before anything is written: a root on an object-store mount, or without working locks,
+        # would lose or corrupt snapshots (UnsafeDataRoot fails the run, naming why).
+        check_data_root(self.data_root).raise_if_unsafe()
         self._client = DashboardClient(settings, self.data_root, recheck_unavailable=recheck)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
