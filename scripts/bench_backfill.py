@@ -21,6 +21,7 @@ finds another's data. Usage: `python scripts/bench_backfill.py [--rates 2,8] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -30,6 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import requests
 
@@ -218,9 +220,36 @@ def daemon_cpu_seconds(group: int) -> float:
     return total
 
 
-def bench_rate(rate: float, cases: list[Case], base: Path, rerun: bool, brisk: bool) -> list[dict]:
-    """Every case at one budget, on a stack of its own."""
-    env_extra = {"BACKFILL_RATE": str(rate), "BACKFILL_START_DATE": "2025-01-01"}
+def bench_rate(
+    rate: float, cases: list[Case], base: Path, rerun: bool, brisk: bool, storage: str = "sqlite"
+) -> list[dict]:
+    """Every case at one budget, on a stack of its own (Dagster's storage in SQLite, or in a
+    throwaway PostgreSQL: the budget and the breaker then live there too)."""
+    with contextlib.ExitStack() as stack:
+        env_extra = {"BACKFILL_RATE": str(rate), "BACKFILL_START_DATE": "2025-01-01"}
+        if storage == "postgres":
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from pg_server import postgres_server  # the tests' throwaway server
+
+            url = urlparse(stack.enter_context(postgres_server()))
+            pg = {
+                "DAGSTER_PG_HOST": url.hostname or "",
+                "DAGSTER_PG_PORT": str(url.port),
+                "DAGSTER_PG_USERNAME": url.username or "",
+                "DAGSTER_PG_PASSWORD": "",
+                "DAGSTER_PG_DB": url.path.lstrip("/"),
+            }
+            env_extra.update(pg)
+        rows = _bench_rate(rate, cases, base, rerun, brisk, env_extra)
+        for row in rows:
+            row["storage"] = storage
+            row["case"] = f"{row['case']} ({storage})"
+        return rows
+
+
+def _bench_rate(
+    rate: float, cases: list[Case], base: Path, rerun: bool, brisk: bool, env_extra: dict[str, str]
+) -> list[dict]:
     sandbox, dagster = start_configured_stack(
         base, today=TODAY, districts=DISTRICTS, env=env_extra, brisk=brisk
     )
@@ -316,6 +345,12 @@ def main() -> None:
     parser.add_argument("--cases", default=DEFAULT_CASES, help=f"default {DEFAULT_CASES}")
     parser.add_argument("--no-rerun", action="store_true", help="skip the re-runs with skipExisting off")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--keep", type=Path, help="keep the work directory (logs, data, instance) here")
+    parser.add_argument(
+        "--storage",
+        default="sqlite",
+        help="Dagster's storage, comma-separated: sqlite, postgres (a throwaway server; the tests' one)",
+    )
     parser.add_argument(
         "--dagster-dev",
         action="store_true",
@@ -324,10 +359,20 @@ def main() -> None:
     args = parser.parse_args()
     cases = [Case.parse(c) for c in args.cases.split(",")]
     rows: list[dict] = []
-    with StopSignals(), tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
-        for rate in (float(r) for r in args.rates.split(",")):
-            base = Path(tmp) / f"rate-{rate:g}"
-            rows += bench_rate(rate, cases, base, rerun=not args.no_rerun, brisk=not args.dagster_dev)
+    with StopSignals(), contextlib.ExitStack() as kept:
+        tmp = (
+            str(args.keep)
+            if args.keep
+            else kept.enter_context(tempfile.TemporaryDirectory(prefix="bench-backfill-"))
+        )
+        for storage in args.storage.split(","):
+            if storage not in ("sqlite", "postgres"):
+                parser.error(f"--storage: {storage!r} is neither sqlite nor postgres")
+            for rate in (float(r) for r in args.rates.split(",")):
+                base = Path(tmp) / f"{storage}-rate-{rate:g}"
+                rows += bench_rate(
+                    rate, cases, base, rerun=not args.no_rerun, brisk=not args.dagster_dev, storage=storage
+                )
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

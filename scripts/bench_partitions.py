@@ -300,6 +300,37 @@ def launch_and_cancel(
 
 
 def run_config(cfg: Config, args: argparse.Namespace, workdir: Path) -> Result:
+    """One configuration on Dagster's storage of `args.storage`: SQLite, or a throwaway
+    PostgreSQL (DAGSTER_PG_* for the started Dagster and this process's instance)."""
+    if args.storage != "postgres":
+        return _run_config(cfg, args, workdir, {})
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from urllib.parse import urlparse
+
+    from pg_server import postgres_server  # the tests' throwaway server
+
+    with postgres_server() as url:
+        parts = urlparse(url)
+        pg = {
+            "DAGSTER_PG_HOST": parts.hostname or "",
+            "DAGSTER_PG_PORT": str(parts.port),
+            "DAGSTER_PG_USERNAME": parts.username or "",
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_DB": parts.path.lstrip("/"),
+        }
+        saved = {k: os.environ.get(k) for k in pg}
+        os.environ.update(pg)  # this process reads the same instance
+        try:
+            return _run_config(cfg, args, workdir, pg)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _run_config(cfg: Config, args: argparse.Namespace, workdir: Path, extra_env: dict[str, str]) -> Result:
     today = dt.date.today()
     last = today - dt.timedelta(days=1)  # DailyPartitionsDefinition ends yesterday
     res = Result(cfg)
@@ -322,6 +353,7 @@ def run_config(cfg: Config, args: argparse.Namespace, workdir: Path) -> Result:
             "BACKFILL_DASHBOARD_URL": "http://127.0.0.1:9",
             "BACKFILL_MAX_ATTEMPTS": "1",
             "BACKFILL_CONNECT_TIMEOUT": "1",
+            **extra_env,
         },
         log_path=log,
     )
@@ -583,6 +615,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=14,
         help="report materializations of the last N days before the page queries (0: none)",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="Dagster's storage: SQLite under DAGSTER_HOME, or a throwaway PostgreSQL",
     )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument("--keep", type=Path, help="work directory to keep (logs, instances)")

@@ -125,6 +125,10 @@ def test_a_backfill_survives_the_code_server_and_the_daemon_restarting(productio
     wait_until(lambda: state() not in ("running", "failing", "canceling"), 600, "the backfill's end", every=3)
     print(f"backfill over {time.monotonic() - restarted:.0f} s after the restarts")
     assert state() == "succeeded"
+    # Every run recorded what it cost (its teardown reads the breaker, kept in PostgreSQL here).
+    status = requests.get(f"{api}/backfills/{backfill_id}", headers=headers, timeout=30).json()
+    assert status["performance"]["requestsMade"] >= len(wanted) * 3, status["performance"]
+    assert status["performance"]["breakerState"] == "closed"
     per_key: dict[str, int] = {}
     for record in instance.fetch_materializations(DISTRICT, limit=5000).records:
         key = record.event_log_entry.dagster_event.partition

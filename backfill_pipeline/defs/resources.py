@@ -99,10 +99,15 @@ class RefreshService(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is None:
             return
-        self._client.close()
-        if context.run is not None:
-            # What this run cost the dashboard, for the backfill status (read without Dagster).
-            record_run_stats(self.root, context.run.run_id, context.run.tags.get(BACKFILL_TAG), self.stats())
+        try:
+            if context.run is not None:
+                # What this run cost the dashboard, for the backfill status (read without Dagster);
+                # before the client closes: its stats read the breaker, whose store it closes.
+                record_run_stats(
+                    self.root, context.run.run_id, context.run.tags.get(BACKFILL_TAG), self.stats()
+                )
+        finally:
+            self._client.close()
 
     @property
     def root(self) -> DataRoot:
