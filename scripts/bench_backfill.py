@@ -31,7 +31,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import requests
 
@@ -229,17 +228,9 @@ def bench_rate(
         env_extra = {"BACKFILL_RATE": str(rate), "BACKFILL_START_DATE": "2025-01-01"}
         if storage == "postgres":
             sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-            from pg_server import postgres_server  # the tests' throwaway server
+            from pg_server import dagster_postgres_env, postgres_server  # the tests' throwaway server
 
-            url = urlparse(stack.enter_context(postgres_server()))
-            pg = {
-                "DAGSTER_PG_HOST": url.hostname or "",
-                "DAGSTER_PG_PORT": str(url.port),
-                "DAGSTER_PG_USERNAME": url.username or "",
-                "DAGSTER_PG_PASSWORD": "",
-                "DAGSTER_PG_DB": url.path.lstrip("/"),
-            }
-            env_extra.update(pg)
+            env_extra.update(dagster_postgres_env(stack.enter_context(postgres_server())))
         rows = _bench_rate(rate, cases, base, rerun, brisk, env_extra)
         for row in rows:
             row["storage"] = storage

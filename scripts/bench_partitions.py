@@ -305,19 +305,10 @@ def run_config(cfg: Config, args: argparse.Namespace, workdir: Path) -> Result:
     if args.storage != "postgres":
         return _run_config(cfg, args, workdir, {})
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from urllib.parse import urlparse
-
-    from pg_server import postgres_server  # the tests' throwaway server
+    from pg_server import dagster_postgres_env, postgres_server  # the tests' throwaway server
 
     with postgres_server() as url:
-        parts = urlparse(url)
-        pg = {
-            "DAGSTER_PG_HOST": parts.hostname or "",
-            "DAGSTER_PG_PORT": str(parts.port),
-            "DAGSTER_PG_USERNAME": parts.username or "",
-            "DAGSTER_PG_PASSWORD": "",
-            "DAGSTER_PG_DB": parts.path.lstrip("/"),
-        }
+        pg = dagster_postgres_env(url)
         saved = {k: os.environ.get(k) for k in pg}
         os.environ.update(pg)  # this process reads the same instance
         try:

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from backfill_pipeline.devstack import free_port
 
@@ -74,3 +75,16 @@ def postgres_server() -> Iterator[str]:
             timeout=60,
         )
         shutil.rmtree(data, ignore_errors=True)
+
+
+def dagster_postgres_env(url: str) -> dict[str, str]:
+    """The DAGSTER_PG_* variables deploy/dagster-postgres.yaml reads, for the server at `url`
+    (what `postgres_server` yields)."""
+    parts = urlsplit(url)
+    return {
+        "DAGSTER_PG_HOST": parts.hostname or "",
+        "DAGSTER_PG_PORT": str(parts.port),
+        "DAGSTER_PG_USERNAME": unquote(parts.username or ""),
+        "DAGSTER_PG_PASSWORD": unquote(parts.password or ""),
+        "DAGSTER_PG_DB": unquote(parts.path.lstrip("/")),
+    }

@@ -3,13 +3,13 @@ budget through the database, lanes included. A real server, started for the test
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import time
 
 import pytest
 from pg_server import postgres_server
 from test_dashboard_budget import max_in_window
+from together import run_together
 
 from backfill_pipeline.dashboard.budget import (
     Lane,
@@ -46,18 +46,8 @@ def _draw(url: str, rate: float, lane: int, seconds: float, ready, out) -> None:
 
 
 def draw(url: str, rate: float, lanes: list[Lane], seconds: float):
-    # Fresh interpreters (not forks of this one, whose connection pools ran threads), which start
-    # drawing together once all are connected.
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    ready = ctx.Barrier(len(lanes))
-    procs = [ctx.Process(target=_draw, args=(url, rate, int(lane), seconds, ready, out)) for lane in lanes]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=seconds + 60) for _ in procs]
-    for p in procs:
-        p.join(timeout=10)
-    return results
+    """Each lane's process draws from the database's budget for `seconds`, all starting together."""
+    return run_together(_draw, [(url, rate, int(lane), seconds) for lane in lanes], timeout=seconds + 60)
 
 
 def test_processes_on_one_database_share_one_budget_and_the_refresh_goes_first(database):

@@ -8,7 +8,6 @@ partition materialized once, `verify` clean."""
 import datetime as dt
 import secrets
 import time
-from urllib.parse import urlparse
 
 import dagster as dg
 import pytest
@@ -16,7 +15,7 @@ import requests
 from api_process import running_api
 from conftest import TODAY, published_dates
 from dagster._core.instance.ref import InstanceRef
-from pg_server import postgres_server
+from pg_server import dagster_postgres_env, postgres_server
 
 from backfill_pipeline.devstack import start_production_stack
 from backfill_pipeline.planning.gaps import find_gaps
@@ -27,18 +26,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("production")]
 
 DISTRICTS = ["42", "61", "109"]
 DISTRICT = dg.AssetKey("district_snapshot")
-
-
-def dagster_postgres_env(url: str) -> dict[str, str]:
-    """The DAGSTER_PG_* variables deploy/dagster-postgres.yaml reads, for the server at `url`."""
-    parts = urlparse(url)
-    return {
-        "DAGSTER_PG_HOST": parts.hostname or "",
-        "DAGSTER_PG_PORT": str(parts.port),
-        "DAGSTER_PG_USERNAME": parts.username or "",
-        "DAGSTER_PG_PASSWORD": parts.password or "",
-        "DAGSTER_PG_DB": parts.path.lstrip("/"),
-    }
 
 
 @pytest.fixture(scope="module")

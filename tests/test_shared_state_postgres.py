@@ -5,13 +5,13 @@ the sandbox over loopback HTTP through the real dashboard client; a real server,
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 import time
 
 import pytest
 from conftest import client_settings, published_dates
 from pg_server import postgres_server
 from test_dashboard_budget import max_in_window
+from together import run_together
 
 from backfill_pipeline.dashboard.breaker import OPEN, CircuitBreaker, PostgresBreakerStore
 from backfill_pipeline.dashboard.client import DashboardClient
@@ -48,19 +48,9 @@ def _worker(url: str, dashboard: str, root: str, first: int, ready, out) -> None
 
 
 def run_workers(url: str, dashboard: str, roots: list[str]) -> list[int]:
-    # Fresh interpreters, which start fetching together once both are connected.
-    ctx = multiprocessing.get_context("spawn")
-    out, ready = ctx.Queue(), ctx.Barrier(len(roots))
-    procs = [
-        ctx.Process(target=_worker, args=(url, dashboard, root, n * 5000, ready, out))
-        for n, root in enumerate(roots)
-    ]
-    for p in procs:
-        p.start()
-    done = [out.get(timeout=SECONDS + 90) for _ in procs]
-    for p in procs:
-        p.join(timeout=10)
-    return done
+    """One worker per root, starting together once all are connected."""
+    each = [(url, dashboard, root, n * 5000) for n, root in enumerate(roots)]
+    return run_together(_worker, each, timeout=SECONDS + 90)
 
 
 def test_two_machines_share_one_budget_at_the_dashboard(database, tmp_path):
