@@ -25,19 +25,14 @@ from typing import ClassVar, NamedTuple
 
 import requests
 
+from .dashboard.budget import dagster_postgres_url
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_YAML = REPO_ROOT / "dagster.yaml"
 # Dagster's storage in PostgreSQL, appended to the instance file when DAGSTER_PG_HOST is set.
 POSTGRES_YAML = REPO_ROOT / "deploy" / "dagster-postgres.yaml"
 # The code location as a deployment loads it: a gRPC code server at BACKFILL_CODE_SERVER_HOST:PORT.
 WORKSPACE_YAML = REPO_ROOT / "workspace.yaml"
-POSTGRES_VARIABLES = (
-    "DAGSTER_PG_HOST",
-    "DAGSTER_PG_PORT",
-    "DAGSTER_PG_USERNAME",
-    "DAGSTER_PG_PASSWORD",
-    "DAGSTER_PG_DB",
-)
 # The code location's name, whichever process serves it (runs re-execute under the same name).
 LOCATION = "backfill_pipeline.definitions"
 
@@ -57,13 +52,9 @@ def instance_yaml(env: Mapping[str, str] | None = None) -> str:
             raise FileNotFoundError(f"{path} not found: run from a checkout (pip install -e .)")
     env = os.environ if env is None else env
     text = INSTANCE_YAML.read_text()
-    if not env.get("DAGSTER_PG_HOST"):
+    # The same check of the DAGSTER_PG_* variables as the budget's (ValueError naming them).
+    if dagster_postgres_url(env) is None:
         return text
-    unset = [name for name in POSTGRES_VARIABLES if name not in env]
-    if unset:
-        raise ValueError(
-            f"DAGSTER_PG_HOST is set, so Dagster's storage is PostgreSQL: set {', '.join(unset)} too"
-        )
     return text + "\n" + POSTGRES_YAML.read_text()
 
 

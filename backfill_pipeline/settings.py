@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .dashboard.budget import dagster_postgres_url
 from .dashboard.calendar import EARLIEST_AS_OF, iso_date_text
 from .dashboard.client import ClientSettings
 from .dataroot import DataRoot
@@ -99,24 +99,6 @@ def _budget_store(value: str | None) -> str | None:
     return value
 
 
-def dagster_postgres_url(env: Mapping[str, str]) -> str | None:
-    """The `postgresql://` URL of Dagster's own database when its instance is on PostgreSQL
-    (DAGSTER_PG_HOST and the other DAGSTER_PG_* variables, as deploy/dagster-postgres.yaml reads
-    them); None otherwise."""
-    host = env.get("DAGSTER_PG_HOST", "").strip()
-    if not host:
-        return None
-    port = env.get("DAGSTER_PG_PORT", "5432").strip() or "5432"
-    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        raise ValueError(f"DAGSTER_PG_PORT={port!r} is not a port number")
-    if not host.isprintable() or any(c in host for c in "/@?# "):
-        raise ValueError(f"DAGSTER_PG_HOST={host!r} is not a host name")
-    user = quote(env.get("DAGSTER_PG_USERNAME", ""), safe="")
-    password = env.get("DAGSTER_PG_PASSWORD", "")
-    credentials = f"{user}:{quote(password, safe='')}@" if password else f"{user}@" if user else ""
-    return f"postgresql://{credentials}{host}:{port}/{quote(env.get('DAGSTER_PG_DB', ''), safe='')}"
-
-
 def _none_if_blank(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -183,16 +165,15 @@ class Settings(BaseSettings):
         description="seconds before Dagster retries a step that failed for transient reasons (doubling)",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _state_beside_dagsters(cls, data: Any) -> Any:
-        # When Dagster's instance is on PostgreSQL, the budget and the breaker are kept there too
-        # (shared by every machine), unless BACKFILL_BUDGET_STORE says otherwise.
-        if isinstance(data, dict) and _none_if_blank(data.get("budget_store")) is None:
-            url = dagster_postgres_url(os.environ)
-            if url is not None:
-                return {**data, "budget_store": url}
-        return data
+    @model_validator(mode="after")
+    def _dagsters_postgres_is_usable(self) -> Settings:
+        # When Dagster's instance is on PostgreSQL and no budget store is given, the budget and
+        # the breaker are kept in its database (budget.shared_store, resolved where they are
+        # opened, so the password never becomes a setting shown in Dagster's UI): check its
+        # DAGSTER_PG_* variables now, not in the middle of a run.
+        if self.budget_store is None:
+            dagster_postgres_url(os.environ)
+        return self
 
     @classmethod
     def settings_customise_sources(

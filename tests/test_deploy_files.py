@@ -18,10 +18,10 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._core.workspace.config_schema import ensure_workspace_config
 from dagster_postgres.utils import pg_config, pg_url_from_config
 
+from backfill_pipeline.dashboard.budget import POSTGRES_VARIABLES
 from backfill_pipeline.devstack import (
     INSTANCE_YAML,
     LOCATION,
-    POSTGRES_VARIABLES,
     WORKSPACE_YAML,
     code_server_service,
     instance_yaml,

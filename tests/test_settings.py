@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from backfill_pipeline.dashboard.budget import dagster_postgres_url, shared_store
 from backfill_pipeline.settings import DEFAULT_START_DATE, Settings, SettingsError, load_settings, variable
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -140,21 +141,39 @@ def test_on_dagsters_postgres_the_budget_and_breaker_default_to_its_database(mon
     for name, value in PG_ENV.items():
         monkeypatch.setenv(name, value)
     loaded = load_settings()
-    assert loaded.budget_store == "postgresql://dagster:p%40ss%2Fword@db.internal:6543/dagster"
-    assert loaded.client().budget_store == loaded.budget_store
+    # Resolved where the stores open, so the password is never a setting (Dagster's UI shows those).
+    assert loaded.budget_store is None
+    assert shared_store(loaded.budget_store) == "postgresql://dagster:p%40ss%2Fword@db.internal:6543/dagster"
     # An explicit store still wins.
     monkeypatch.setenv("BACKFILL_BUDGET_STORE", "/var/lib/budget.sqlite")
-    assert load_settings().budget_store == "/var/lib/budget.sqlite"
+    assert shared_store(load_settings().budget_store) == "/var/lib/budget.sqlite"
 
 
-def test_a_bad_dagster_postgres_variable_is_named(monkeypatch):
-    for name, value in PG_ENV.items():
+def test_an_ipv6_host_is_bracketed_and_a_missing_password_left_out():
+    env = {**PG_ENV, "DAGSTER_PG_HOST": "::1", "DAGSTER_PG_PASSWORD": ""}
+    assert dagster_postgres_url(env) == "postgresql://dagster@[::1]:6543/dagster"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DAGSTER_PG_PORT", "54x2", "DAGSTER_PG_PORT='54x2' is not a port number"),
+        ("DAGSTER_PG_HOST", "db:5433", "DAGSTER_PG_HOST='db:5433' is not a host name"),
+        ("DAGSTER_PG_HOST", "%41", "DAGSTER_PG_HOST='%41' is not a host name"),
+        ("DAGSTER_PG_DB", None, "set DAGSTER_PG_DB too"),
+    ],
+)
+def test_a_bad_dagster_postgres_variable_is_named_at_load(monkeypatch, name, value, message):
+    for key, given in PG_ENV.items():
+        monkeypatch.setenv(key, given)
+    if value is None:
+        monkeypatch.delenv(name)
+    else:
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DAGSTER_PG_PORT", "54x2")
-    with pytest.raises(SettingsError, match="DAGSTER_PG_PORT='54x2' is not a port number"):
+    with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings()
 
 
 def test_without_dagster_postgres_the_budget_stays_under_the_data_root(monkeypatch):
     monkeypatch.delenv("DAGSTER_PG_HOST", raising=False)
-    assert load_settings().budget_store is None
+    assert load_settings().budget_store is None and shared_store(None) is None

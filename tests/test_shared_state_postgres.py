@@ -13,11 +13,19 @@ from pg_server import postgres_server
 from test_dashboard_budget import max_in_window
 from together import run_together
 
-from backfill_pipeline.dashboard.breaker import OPEN, CircuitBreaker, PostgresBreakerStore
+from backfill_pipeline.collecting.collect import is_transient
+from backfill_pipeline.dashboard.breaker import (
+    OPEN,
+    BreakerUnavailable,
+    CircuitBreaker,
+    PostgresBreakerStore,
+    read_breaker_state,
+)
 from backfill_pipeline.dashboard.client import DashboardClient
 from backfill_pipeline.dashboard.errors import CircuitOpen
 from backfill_pipeline.dashboard.reports import Report
 from backfill_pipeline.sandbox.server import SandboxServer
+from backfill_pipeline.snapshots.models import NOT_AN_ATTEMPT
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +109,21 @@ def test_a_breaker_opened_by_one_machine_is_open_for_the_other(database, tmp_pat
         # Reset for the other tests of this database.
         with CircuitBreaker(tmp_path / "a", shared_store=database) as breaker:
             breaker.store.update(lambda s: type(s)())
+
+
+def test_a_lost_breaker_database_is_transient_and_not_an_attempt(database, tmp_path):
+    lost = "postgresql://postgres@127.0.0.1:9/postgres"  # nothing listens there
+    began = time.monotonic()
+    with pytest.raises(BreakerUnavailable) as caught:
+        CircuitBreaker(tmp_path, shared_store=lost)
+    assert time.monotonic() - began < 15, "bounded, not the pool's default 30 s"
+    # An OSError: the collection is transient (retried, healed), and no request counts as an attempt.
+    assert isinstance(caught.value, OSError) and is_transient(caught.value)
+    assert "BreakerUnavailable" in NOT_AN_ATTEMPT
+    # The status page says so within its 2 s, without creating anything.
+    with pytest.raises(Exception):  # noqa: B017 (psycopg's OperationalError)
+        read_breaker_state(lost, tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
+    # And reads the live database's state without writing.
+    assert read_breaker_state(database, tmp_path / "nowhere") in ("closed", "open", "half-open")
+    assert read_breaker_state(None, tmp_path / "nowhere") == "closed"

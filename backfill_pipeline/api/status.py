@@ -7,7 +7,7 @@ import datetime as dt
 from collections import Counter
 
 from ..collecting.run_stats import read_run_stats
-from ..dashboard.breaker import CircuitBreaker
+from ..dashboard.breaker import read_breaker_state
 from ..dashboard.budget import recent_rate
 from ..dataroot import DataRoot
 from ..names import PARENT_BACKFILL_TAG, POOL, REQUEST_ID_TAG, REQUESTER_TAG, STRATEGY_TAG
@@ -150,8 +150,7 @@ class StatusReader:
 
     def _breaker_state(self) -> str:
         try:
-            with CircuitBreaker(self.root, shared_store=self.budget_store) as breaker:
-                return breaker.state().state
+            return read_breaker_state(self.budget_store, self.root)
         except Exception:
             # The shared store cannot be read (a lost database): say so rather than fail the page.
             return "unknown"

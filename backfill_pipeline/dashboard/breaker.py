@@ -1,10 +1,16 @@
 """A circuit breaker whose state every process shares: a small JSON file under the data root
 (every process on the machine), or a row in PostgreSQL (every machine whose runs reach the
-database, the same one the budget uses when it is kept there)."""
+database, the same one the budget uses when it is kept there).
+
+A store that cannot be used (a lost database) is BreakerUnavailable, an OSError: the attempt is
+transient, and no request goes out without the breaker's say. Recording an answer in a store that
+cannot be used is logged and skipped: the answer itself is good.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -15,9 +21,18 @@ from filelock import FileLock
 
 from ..dataroot import DataRoot
 from ..files import atomic_write_bytes
+from .budget import STATUS_QUERY_OPTIONS, is_postgres_url, shared_store
 from .errors import CircuitOpen
 
+log = logging.getLogger(__name__)
+# Seconds a breaker operation waits for the database before it is BreakerUnavailable.
+DB_TIMEOUT = 5.0
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+class BreakerUnavailable(OSError):
+    """The breaker's shared store cannot be used; transient, as our other I/O trouble."""
 
 
 @dataclass
@@ -38,7 +53,8 @@ class BreakerStore(Protocol):
         ...
 
     def update(self, change: Callable[[BreakerState], BreakerState | None]) -> BreakerState:
-        """Apply `change` to the current state under the store's lock (None: no write); the result."""
+        """Apply `change` to the current state under the store's lock (None: no write); the result.
+        `change` runs once."""
         ...
 
     def close(self) -> None:
@@ -83,75 +99,111 @@ class PostgresBreakerStore:
     """One row of `backfill_breaker` in PostgreSQL, changed under a row lock: every machine whose
     runs reach the database. The clock stays each process's own (opened_at is epoch seconds)."""
 
-    TABLE = "backfill_breaker"
-
-    def __init__(self, url: str, name: str = "dashboard") -> None:
+    def __init__(self, url: str) -> None:
         # Imported here: only a deployment on PostgreSQL needs the driver loaded.
         from psycopg_pool import ConnectionPool
 
-        self._name = name
-        # A pool, as the budget's: every request asks the breaker first.
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=2, open=True, kwargs={"autocommit": False, "connect_timeout": 5}
-        )
-        with self._pool.connection() as conn:
-            # Processes starting together would race on CREATE TABLE IF NOT EXISTS.
-            conn.execute(f"SELECT pg_advisory_xact_lock(hashtext('{self.TABLE}'))")
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.TABLE} (name TEXT PRIMARY KEY, state JSONB NOT NULL)"
+        try:
+            # A pool, as the budget's: every request asks the breaker first.
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=2,
+                open=True,
+                timeout=DB_TIMEOUT,
+                kwargs={"autocommit": False, "connect_timeout": int(DB_TIMEOUT)},
             )
-            conn.execute(
-                f"INSERT INTO {self.TABLE} (name, state) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                (name, json.dumps(asdict(BreakerState()))),
-            )
+            with self._pool.connection() as conn:
+                # Processes starting together would race on CREATE TABLE IF NOT EXISTS.
+                conn.execute(f"SELECT pg_advisory_xact_lock(hashtext('{BREAKER_TABLE}'))")
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {BREAKER_TABLE} "
+                    "(name TEXT PRIMARY KEY, state JSONB NOT NULL)"
+                )
+                conn.execute(
+                    f"INSERT INTO {BREAKER_TABLE} (name, state) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    (BREAKER_ROW, json.dumps(asdict(BreakerState()))),
+                )
+        except Exception as exc:
+            raise BreakerUnavailable(f"the dashboard breaker's store cannot be used: {exc}") from exc
 
     def close(self) -> None:
         """Close the pool's connections."""
         self._pool.close()
 
-    @staticmethod
-    def _state(value: object) -> BreakerState:
-        try:
-            data = json.loads(value) if isinstance(value, str | bytes) else value
-            return BreakerState(**data)  # type: ignore[arg-type]
-        except (ValueError, TypeError):
-            return BreakerState()
-
     def read(self) -> BreakerState:
         """The current state."""
-        with self._pool.connection() as conn:
-            row = conn.execute(f"SELECT state FROM {self.TABLE} WHERE name = %s", (self._name,)).fetchone()
-        return self._state(row[0]) if row else BreakerState()
+        try:
+            with self._pool.connection() as conn:
+                row = conn.execute(
+                    f"SELECT state FROM {BREAKER_TABLE} WHERE name = %s", (BREAKER_ROW,)
+                ).fetchone()
+        except Exception as exc:
+            raise BreakerUnavailable(f"the dashboard breaker's store cannot be read: {exc}") from exc
+        return _state(row[0]) if row else BreakerState()
 
     def update(self, change: Callable[[BreakerState], BreakerState | None]) -> BreakerState:
-        """Read under `SELECT ... FOR UPDATE`, change, write, commit: one process at a time. Most
-        calls change nothing (a closed breaker, a success after a success): those read without
-        the lock, which at 50 requests/s saved a locking transaction per request and answer."""
-        current = self.read()
-        if change(BreakerState(**asdict(current))) is None:
-            return current
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                f"SELECT state FROM {self.TABLE} WHERE name = %s FOR UPDATE", (self._name,)
-            ).fetchone()
-            current = self._state(row[0]) if row else BreakerState()
-            changed = change(BreakerState(**asdict(current)))
-            if changed is None:
-                return current
-            conn.execute(
-                f"INSERT INTO {self.TABLE} (name, state) VALUES (%s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state",
-                (self._name, json.dumps(asdict(changed))),
-            )
-            return changed
+        """Read under `SELECT ... FOR UPDATE`, change, write, commit: one process at a time."""
+        try:
+            with self._pool.connection() as conn:
+                row = conn.execute(
+                    f"SELECT state FROM {BREAKER_TABLE} WHERE name = %s FOR UPDATE", (BREAKER_ROW,)
+                ).fetchone()
+                current = _state(row[0]) if row else BreakerState()
+                changed = change(BreakerState(**asdict(current)))
+                if changed is None:
+                    return current
+                conn.execute(
+                    f"INSERT INTO {BREAKER_TABLE} (name, state) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state",
+                    (BREAKER_ROW, json.dumps(asdict(changed))),
+                )
+                return changed
+        except Exception as exc:
+            raise BreakerUnavailable(f"the dashboard breaker's store cannot be used: {exc}") from exc
+
+
+BREAKER_TABLE = "backfill_breaker"
+BREAKER_ROW = "dashboard"
+
+
+def _state(value: object) -> BreakerState:
+    try:
+        data = json.loads(value) if isinstance(value, str | bytes) else value
+        return BreakerState(**data)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return BreakerState()
 
 
 def open_breaker_store(where: str | None, root: DataRoot | Path | str) -> BreakerStore:
-    """The breaker's store beside the budget's: PostgreSQL for a `postgresql://` URL (the
-    budget store setting), the data root's file otherwise."""
-    if where is not None and where.startswith(("postgresql://", "postgres://")):
-        return PostgresBreakerStore(where)
+    """The breaker's store beside the budget's (`budget.shared_store`): PostgreSQL for a
+    `postgresql://` URL, the data root's file otherwise."""
+    url = shared_store(where)
+    if is_postgres_url(url):
+        return PostgresBreakerStore(url)  # type: ignore[arg-type]
     return FileBreakerStore(DataRoot.of(root))
+
+
+def read_breaker_state(where: str | None, root: DataRoot | Path | str) -> str:
+    """The shared state's name, read without writing or creating anything (for status pages):
+    a database that does not answer fails within 2 s."""
+    url = shared_store(where)
+    if url is None or not is_postgres_url(url):
+        try:
+            return BreakerState(**json.loads(DataRoot.of(root).breaker_state.read_text())).state
+        except FileNotFoundError:
+            return CLOSED
+        except (ValueError, TypeError):
+            return CLOSED  # as the store reads an unreadable file
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=2, autocommit=True, options=STATUS_QUERY_OPTIONS) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", (BREAKER_TABLE,)).fetchone()
+        if found is None or found[0] is None:
+            return CLOSED
+        row = conn.execute(f"SELECT state FROM {BREAKER_TABLE} WHERE name = %s", (BREAKER_ROW,)).fetchone()
+    return _state(row[0]).state if row else CLOSED
 
 
 class CircuitBreaker:
@@ -220,7 +272,10 @@ class CircuitBreaker:
             s.probe_started_at = now
             return s
 
-        self.store.update(change)
+        try:
+            self.store.update(change)
+        except BreakerUnavailable as exc:
+            log.warning("breaker: a failure not recorded: %s", exc)
         if refused:
             raise refused[0]
 
@@ -228,7 +283,10 @@ class CircuitBreaker:
         """The dashboard answered: reset the count, and close a half-open circuit (the probe).
 
         A late answer to a request sent before the circuit opened does not close it."""
-        self.store.update(lambda s: BreakerState() if s.state != OPEN and s != BreakerState() else None)
+        try:
+            self.store.update(lambda s: BreakerState() if s.state != OPEN and s != BreakerState() else None)
+        except BreakerUnavailable as exc:
+            log.warning("breaker: a success not recorded: %s", exc)
 
     def record_failure(self) -> None:
         """A retryable failure: count it, and open the circuit at the threshold or a failed probe."""
@@ -239,4 +297,7 @@ class CircuitBreaker:
                 s.state, s.opened_at, s.probe_started_at = OPEN, self._clock(), None
             return s
 
-        self.store.update(change)
+        try:
+            self.store.update(change)
+        except BreakerUnavailable as exc:
+            log.warning("breaker: a failure not recorded: %s", exc)

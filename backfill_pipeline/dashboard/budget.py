@@ -10,16 +10,19 @@ is waiting announces itself in a small table beside the bucket, and callers of l
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 from pyrate_limiter import Rate, RateItem, SQLiteBucket, SQLiteQueries
 
@@ -399,11 +402,14 @@ class SharedBudget:
             try:
                 if self.store.restamp(granted):
                     return
-            except Exception as exc:
-                raise BudgetUnavailable(f"the dashboard budget's store cannot be used: {exc}") from exc
+            except Exception:
+                # The grant stands; only moving it failed (a locked file, a pool hiccup). As for
+                # an overtaken grant, a new slot is waited for: acquire() is BudgetUnavailable
+                # when the store is really gone.
+                pass
             self.acquire()
-        # Overtaken again and again (a machine too busy to send on time): go out late, as the
-        # newest grant; the next slot is still a spacing after it.
+        # Overtaken again and again (a machine too busy to send on time): the request goes out
+        # on the last grant taken, unchecked for lateness.
         self._granted_ms = None
 
 
@@ -599,8 +605,9 @@ def recent_rate(where: str | None, root: DataRoot, seconds: float = 10.0) -> flo
     read without writing anything: 0 when the budget has never been used. OSError (or the
     database driver's error) when the store cannot be read."""
     window_ms = int(min(seconds * 1000, HISTORY_MS))
-    if where is not None and where.startswith(("postgresql://", "postgres://")):
-        count = _recent_in_postgres(where, window_ms)
+    where = shared_store(where)
+    if is_postgres_url(where):
+        count = _recent_in_postgres(where, window_ms)  # type: ignore[arg-type]
     else:
         count = _recent_in_sqlite(root.budget_file if where is None else Path(where), window_ms)
     return count / (window_ms / 1000)
@@ -624,13 +631,19 @@ def _recent_in_sqlite(path: Path, window_ms: int) -> int:
     return int(row[0]) if row else 0
 
 
+# A status page's query of the database: answered within 2 s, or "not known".
+STATUS_QUERY_OPTIONS = "-c statement_timeout=2000"
+
+
 def _recent_in_postgres(url: str, window_ms: int) -> int:
     import psycopg
     from psycopg import sql
 
     name = f"ratelimit___{GRANTS_PG}"
     # A status page waits on this: a database that does not answer is "not known" in 2 s.
-    with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
+    with psycopg.connect(
+        url, connect_timeout=2, autocommit=True, options="-c statement_timeout=2000"
+    ) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
         if exists is None or exists[0] is None:
             return 0
@@ -645,11 +658,66 @@ def _recent_in_postgres(url: str, window_ms: int) -> int:
 
 def open_store(where: str | None, root: DataRoot, rate: float) -> SqliteBudgetStore | PostgresBudgetStore:
     """The budget's store: a `postgresql://` URL, a SQLite file path, or None for the data root's
-    own SQLite file."""
+    own SQLite file; Dagster's database when none is given and its instance is on PostgreSQL
+    (`shared_store`)."""
+    where = shared_store(where)
     if where is None:
         return SqliteBudgetStore(root.budget_file, rate)
-    if where.startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(where):
         return PostgresBudgetStore(where, rate)
     if "://" in where:
         raise ValueError(f"budget store {where!r}: give a SQLite file path or a postgresql:// URL")
     return SqliteBudgetStore(Path(where), rate)
+
+
+# -- where the shared state lives -----------------------------------------------------------------
+
+POSTGRES_VARIABLES = (
+    "DAGSTER_PG_HOST",
+    "DAGSTER_PG_PORT",
+    "DAGSTER_PG_USERNAME",
+    "DAGSTER_PG_PASSWORD",
+    "DAGSTER_PG_DB",
+)
+_HOST = re.compile(r"^[A-Za-z0-9._-]{1,253}$")
+
+
+def is_postgres_url(where: str | None) -> bool:
+    """Whether a store setting names a PostgreSQL database (else a SQLite file, or the default)."""
+    return where is not None and where.startswith(("postgresql://", "postgres://"))
+
+
+def dagster_postgres_url(env: Mapping[str, str]) -> str | None:
+    """The `postgresql://` URL of Dagster's own database when its instance is on PostgreSQL
+    (DAGSTER_PG_HOST set, with the other DAGSTER_PG_* variables as deploy/dagster-postgres.yaml
+    reads them); None otherwise. ValueError naming a variable that is missing or malformed."""
+    host = env.get("DAGSTER_PG_HOST", "").strip()
+    if not host:
+        return None
+    unset = [name for name in POSTGRES_VARIABLES if name not in env]
+    if unset:
+        raise ValueError(
+            f"DAGSTER_PG_HOST is set, so Dagster's storage is PostgreSQL: set {', '.join(unset)} too"
+        )
+    port = env["DAGSTER_PG_PORT"].strip()
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"DAGSTER_PG_PORT={port!r} is not a port number")
+    if _HOST.fullmatch(host):
+        netloc_host = host
+    else:
+        try:
+            netloc_host = f"[{ipaddress.IPv6Address(host)}]"
+        except ValueError:
+            raise ValueError(f"DAGSTER_PG_HOST={host!r} is not a host name or address") from None
+    user, password = quote(env["DAGSTER_PG_USERNAME"], safe=""), quote(env["DAGSTER_PG_PASSWORD"], safe="")
+    credentials = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    return f"postgresql://{credentials}{netloc_host}:{port}/{quote(env['DAGSTER_PG_DB'], safe='')}"
+
+
+def shared_store(where: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """Where the budget and the breaker are kept: the setting when given, else Dagster's own
+    database when its instance is on PostgreSQL, else None (the data root's files). Resolved where
+    the stores are opened, so the database's password is never a setting."""
+    if where is not None:
+        return where
+    return dagster_postgres_url(os.environ if env is None else env)

@@ -12,7 +12,7 @@ from filelock import FileLock, Timeout
 
 from ..dataroot import DataRoot
 from ..district_ids import normalise_district_id
-from .breaker import CircuitBreaker
+from .breaker import BreakerUnavailable, CircuitBreaker
 from .budget import CappedBudget, Lane, Limiter, SharedBudget, SharedShare, open_store
 from .cache import CachedAnswer, RawCache
 from .calendar import (
@@ -193,8 +193,14 @@ class DashboardClient:
             "cacheHits": self.cache_hits,
             "rateLimitWaitSeconds": round(self.http.limiter.waited_seconds, 3),
             "backoffSeconds": round(self.http.stats.backoff_seconds, 3),
-            "breakerState": self.breaker.state().state,
+            "breakerState": self._breaker_state(),
         }
+
+    def _breaker_state(self) -> str:
+        try:
+            return self.breaker.state().state
+        except BreakerUnavailable:
+            return "unknown"
 
     # -- fetching --------------------------------------------------------------------------
 

@@ -260,7 +260,7 @@ MAX_DEFER_SECONDS = 7 * 24 * 3600.0
 MAX_ERRORS_KEPT = 20
 
 # Errors that are not attempts at the cell: no request was made (the breaker failed fast).
-NOT_AN_ATTEMPT = frozenset({"CircuitOpen"})
+NOT_AN_ATTEMPT = frozenset({"CircuitOpen", "BudgetUnavailable", "BreakerUnavailable"})
 
 
 def counted_attempts(errors: Iterable[AttemptError]) -> int:
