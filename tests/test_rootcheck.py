@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -23,34 +24,57 @@ from backfill_pipeline.snapshots.rootcheck import UnsafeDataRoot, check_data_roo
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 30 22 0:40 / /mnt/bucket rw,nosuid shared:9 - fuse.s3fs s3fs rw,user_id=0
-31 22 0:41 / /mnt/nfs rw,relatime shared:10 - nfs4 server:/export rw,vers=4.2
+31 22 0:41 / /mnt/nfs rw,relatime shared:10 - nfs4 server:/export rw,vers=4.2,local_lock=none
 32 22 0:42 / /mnt/with\\040space rw - tmpfs tmpfs rw
+33 22 0:43 / /mnt/donn\xc3\xa9es\\040x rw - fuse.gcsfuse bucket rw
 """
 
 
 def test_the_mount_holding_a_path_is_the_longest_prefix():
-    assert mount_of(Path("/mnt/bucket/data"), MOUNTINFO) == ("/mnt/bucket", "fuse.s3fs")
-    assert mount_of(Path("/mnt/nfs"), MOUNTINFO) == ("/mnt/nfs", "nfs4")
-    assert mount_of(Path("/mnt/nfsother/x"), MOUNTINFO) == ("/", "ext4")
-    assert mount_of(Path("/mnt/with space/d"), MOUNTINFO) == ("/mnt/with space", "tmpfs")
+    assert mount_of(Path("/mnt/bucket/data"), MOUNTINFO).filesystem == "fuse.s3fs"
+    nfs = mount_of(Path("/mnt/nfs"), MOUNTINFO)
+    assert (nfs.point, nfs.filesystem) == ("/mnt/nfs", "nfs4") and "local_lock=none" in nfs.options
+    assert mount_of(Path("/mnt/nfsother/x"), MOUNTINFO).point == "/"
+    assert mount_of(Path("/mnt/with space/d"), MOUNTINFO).filesystem == "tmpfs"
     assert mount_of(Path("/x"), "garbage\n\n- \n") is None
+
+
+def test_a_non_ascii_object_store_mount_is_still_recognised():
+    text = MOUNTINFO.encode("latin-1").decode("utf-8")  # mountinfo is UTF-8 as it is
+    assert mount_of(Path("/mnt/données x/data"), text).filesystem == "fuse.gcsfuse"
 
 
 def test_a_local_root_passes_and_leaves_nothing_behind(tmp_path):
     check = check_data_root(tmp_path / "data")
-    assert check.problems == [] and check.filesystem
+    assert check.problems == [] and check.mount is not None
     check.raise_if_unsafe()
-    assert sorted(p.name for p in (tmp_path / "data" / "state").iterdir()) == [".root-check.lock"]
+    assert list((tmp_path / "data" / "state").iterdir()) == []
 
 
 def test_an_object_store_mount_is_refused_by_type(tmp_path):
     fake = f"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n30 22 0:40 / {tmp_path} rw - fuse.gcsfuse bucket rw\n"
-    check = check_data_root(tmp_path / "data", mountinfo=fake)
-    assert check.filesystem == "fuse.gcsfuse" and not check.shared
     with pytest.raises(UnsafeDataRoot, match="object-store mount.*NFSv4"):
-        check.raise_if_unsafe()
-    nfs = fake.replace("fuse.gcsfuse", "nfs4")
-    assert check_data_root(tmp_path / "data", mountinfo=nfs).shared
+        check_data_root(tmp_path / "data", mountinfo=fake).raise_if_unsafe()
+
+
+@pytest.mark.parametrize("options", ["rw,vers=4.2,local_lock=all", "rw,nolock", "rw,local_lock=flock"])
+def test_nfs_with_locks_kept_on_one_machine_is_refused(tmp_path, options):
+    fake = f"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n31 22 0:41 / {tmp_path} rw - nfs4 server:/x {options}\n"
+    with pytest.raises(UnsafeDataRoot, match="one machine only"):
+        check_data_root(tmp_path / "data", mountinfo=fake).raise_if_unsafe()
+    locking = fake.replace(options, "rw,vers=4.2,local_lock=none")
+    assert check_data_root(tmp_path / "data", mountinfo=locking).problems == []
+
+
+def test_runs_starting_together_all_pass_the_check(tmp_path):
+    # Each check probes files of its own: four processes at once, many times, no false verdict.
+    with ProcessPoolExecutor(4) as pool:
+        found = list(pool.map(_problems, [str(tmp_path)] * 200))
+    assert all(p == [] for p in found), [p for p in found if p][:3]
+
+
+def _problems(root: str) -> list[str]:
+    return check_data_root(root).problems
 
 
 def test_a_filesystem_that_ignores_locks_is_refused(tmp_path, monkeypatch):
@@ -66,11 +90,12 @@ def test_a_filesystem_that_ignores_locks_is_refused(tmp_path, monkeypatch):
         check_data_root(tmp_path).raise_if_unsafe()
 
 
-def test_an_unwritable_root_is_named(tmp_path):
+def test_an_io_error_while_probing_stays_an_os_error(tmp_path):
+    """Not a verdict on the root: a full disk or a lost mount is transient."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    check = check_data_root(blocker / "data")
-    assert check.problems and "cannot create" in check.problems[0]
+    with pytest.raises(OSError):
+        check_data_root(blocker / "data")
 
 
 def test_a_run_refuses_an_unsafe_root_before_writing_anything(sandbox, tmp_path, monkeypatch):
@@ -96,6 +121,7 @@ def test_verify_reports_an_unsafe_root(tmp_path, monkeypatch):
     fake = f"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n30 22 0:40 / {tmp_path} rw - fuse.s3fs bucket rw\n"
     monkeypatch.setattr(rootcheck, "MOUNTINFO", tmp_path.parent / "mountinfo-fake-verify")
     (tmp_path.parent / "mountinfo-fake-verify").write_text(fake)
+    (tmp_path / "data").mkdir()
     result = CliRunner().invoke(main, ["verify", "--root", str(tmp_path / "data"), "--json"])
     assert result.exit_code == 1
     assert '"kind": "data-root"' in result.stdout and "fuse.s3fs" in result.stdout

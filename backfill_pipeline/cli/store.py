@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -24,8 +25,7 @@ ROOT_OPTION = {"data_root": "--root"}
 def verify(root: str | None, repair: bool, as_json: bool) -> None:
     """Check the data root's filesystem and every snapshot: files, hashes, schemas, pointer."""
     data_root = load(ROOT_OPTION, data_root=root).data_root
-    root_check = check_data_root(data_root)
-    problems = [Problem(None, str(data_root), "data-root", message) for message in root_check.problems]
+    problems = root_problems(Path(data_root))
     store = PerDistrictFileSnapshotStore(data_root)
     problems += verify_store(store, repair=repair) if not problems else []
     left = [p for p in problems if not p.repaired]
@@ -54,6 +54,18 @@ def verify(root: str | None, repair: bool, as_json: bool) -> None:
         finish(ExitCode.FAILED)
     else:
         click.echo(f"repaired {len(problems)} problem(s) under {data_root}", err=True)
+
+
+def root_problems(data_root: Path) -> list[Problem]:
+    """The data root's filesystem, checked as runs check it; a root that does not exist is not
+    created (nothing to verify there)."""
+    if not data_root.is_dir():
+        return []
+    try:
+        messages = check_data_root(data_root).problems
+    except OSError as exc:
+        messages = [f"its filesystem cannot be probed ({exc.strerror or exc})"]
+    return [Problem(None, str(data_root), "data-root", message) for message in messages]
 
 
 def split_ids(values: tuple[str, ...] | list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from ..names import (
     TABLES_SENSOR,
     TABLES_TAG,
 )
+from ..snapshots.rootcheck import check_data_root
 from ..tables import CLUB_STATISTICS, DISTRICT_STATISTICS, TABLES, Table, TableWrite, rebuild_date
 from .resources import SnapshotStore
 
@@ -129,6 +130,7 @@ def build_tables_asset(daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
     def analyst_tables(context: dg.AssetExecutionContext, store: SnapshotStore) -> Iterator[Any]:
         """district_statistics and club_statistics of each date: rebuilt from its snapshot files
         with pandas, written as hive-partitioned Parquet under the data root."""
+        check_data_root(store.root).raise_if_unsafe()
         days = [dt.date.fromisoformat(k) for k in context.partition_keys]
         context.log.info(f"rebuilding {len(days)} date(s), {days[0]} to {days[-1]}")
         missing = []

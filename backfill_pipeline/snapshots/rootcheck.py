@@ -1,7 +1,9 @@
 """Whether a data root can hold the store safely: its filesystem renames atomically and enforces
 file locks, which every write of the store relies on (the lock of a date, the atomic replace of a
-file). Object-store mounts (s3fs, gcsfuse, ...) do neither, and are refused by type; any other
-filesystem is probed. Runs check their root before they write.
+file). Object-store mounts (s3fs, gcsfuse, ...) do neither, and are refused by type; NFS mounted
+with locks kept local (`nolock`, `local_lock=...`) is refused by its options, as its locks would
+not hold across machines; any other filesystem is probed. Runs check their root before they write.
+An I/O error while probing (a full disk, a lost mount) is left an OSError: transient, not a verdict.
 
 What an operator puts under BACKFILL_DATA_ROOT (README, "Deploying beyond one machine"): a local
 filesystem when every run executes on one machine; when runs execute on several, one shared POSIX
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +37,8 @@ OBJECT_STORE_MOUNTS = frozenset(
         "fuse.s3ql",
     }
 )
-# Filesystems several machines mount at once: fine for runs on several machines when they lock.
-SHARED_FILESYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smb3", "ceph", "fuse.ceph", "fuse.cephfs", "glusterfs", "fuse.glusterfs",
-     "lustre", "gpfs", "beegfs", "fuse.juicefs", "9p"}
-)  # fmt: skip
+NFS = frozenset({"nfs", "nfs4"})
+_OCTAL = re.compile(r"\\([0-7]{3})")
 
 
 class UnsafeDataRoot(RuntimeError):
@@ -45,109 +46,126 @@ class UnsafeDataRoot(RuntimeError):
 
 
 @dataclass
+class Mount:
+    """The mount holding a path: its mount point, filesystem type and options."""
+
+    point: str
+    filesystem: str
+    options: frozenset[str] = frozenset()
+
+
+@dataclass
 class RootCheck:
-    """What was found: the root, its mount point and filesystem type, and the problems."""
+    """What was found: the root, the mount holding it, and the problems."""
 
     root: Path
-    mount_point: str | None = None
-    filesystem: str | None = None
+    mount: Mount | None = None
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def shared(self) -> bool:
-        """Whether the filesystem is one several machines mount (NFS, CephFS, ...)."""
-        return self.filesystem in SHARED_FILESYSTEMS
 
     def raise_if_unsafe(self) -> None:
         """UnsafeDataRoot naming every problem; nothing when there is none."""
         if self.problems:
-            raise UnsafeDataRoot(
-                f"BACKFILL_DATA_ROOT={self.root} cannot hold the store: " + "; ".join(self.problems)
-            )
+            why = "; ".join(self.problems)
+            raise UnsafeDataRoot(f"BACKFILL_DATA_ROOT={self.root} cannot hold the store: {why}")
 
 
 def _unescape(text: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as octal (\040 ...).
-    return text.encode().decode("unicode_escape") if "\\" in text else text
+    # mountinfo escapes space, tab, newline and backslash as octal bytes (\040 ...); the rest
+    # of the path is UTF-8 as it is.
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text)
 
 
-def mount_of(path: Path, mountinfo: str | None = None) -> tuple[str, str] | None:
-    """(mount point, filesystem type) of the mount holding `path` (Linux's mountinfo); None when
-    it cannot be read."""
+def mount_of(path: Path, mountinfo: str | None = None) -> Mount | None:
+    """The mount holding `path` (Linux's mountinfo); None when it cannot be read."""
     if mountinfo is None:
         try:
             mountinfo = MOUNTINFO.read_text()
         except OSError:
             return None
     target = str(path)
-    best: tuple[str, str] | None = None
+    best: Mount | None = None
     for line in mountinfo.splitlines():
         left, sep, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
-        if not sep or len(fields) < 5 or not tail:
+        if not sep or len(fields) < 6 or not tail:
             continue
         point = _unescape(fields[4])
         inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and (best is None or len(point) >= len(best[0])):
-            best = (point, tail[0])
+        if inside and (best is None or len(point) >= len(best.point)):
+            options = set(fields[5].split(","))
+            if len(tail) > 2:
+                options |= set(tail[2].split(","))
+            best = Mount(point, tail[0], frozenset(options))
     return best
 
 
 def check_data_root(root: DataRoot | Path | str, *, mountinfo: str | None = None) -> RootCheck:
-    """Check that `root` can hold the store: a writable directory on a filesystem that is not an
-    object-store mount, that replaces a file atomically and enforces locks. Writes and removes
-    only its own probe files (under <root>/state/)."""
+    """Check that `root` can hold the store: not an object-store mount, not NFS with local-only
+    locks, a filesystem that replaces a file atomically and enforces locks. Creates the root;
+    writes and removes only its own probe files (under <root>/state/). OSError when the probe
+    itself cannot write (transient: the disk, the mount)."""
     path = DataRoot.of(root).path
-    check = RootCheck(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        check.problems.append(f"cannot create the directory ({exc.strerror or exc})")
-        return check
-    found = mount_of(path.resolve(), mountinfo)
-    if found is not None:
-        check.mount_point, check.filesystem = found
-    if check.filesystem in OBJECT_STORE_MOUNTS:
+    path.mkdir(parents=True, exist_ok=True)
+    check = RootCheck(path, mount_of(path.resolve(), mountinfo))
+    mount = check.mount
+    if mount is not None and mount.filesystem in OBJECT_STORE_MOUNTS:
         check.problems.append(
-            f"it is on {check.filesystem} at {check.mount_point}, an object-store mount, which neither "
+            f"it is on {mount.filesystem} at {mount.point}, an object-store mount, which neither "
             "replaces files atomically nor locks them; use a local or a shared POSIX filesystem (NFSv4)"
         )
         return check
+    if mount is not None and mount.filesystem in NFS:
+        local = sorted(
+            o
+            for o in mount.options
+            if o == "nolock" or o.startswith("local_lock=") and o != "local_lock=none"
+        )
+        if local:
+            check.problems.append(
+                f"it is on NFS at {mount.point} mounted with {', '.join(local)}: its locks would hold on "
+                "one machine only; mount it with locking (no nolock, local_lock=none)"
+            )
+            return check
     probe_dir = path / "state"
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    # Names of this check's own: runs that start together each probe their own files.
+    probe = probe_dir / f".root-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        probe_dir.mkdir(parents=True, exist_ok=True)
-        _probe_rename(probe_dir)
-        _probe_locks(probe_dir)
+        _probe_rename(probe)
+        _probe_locks(probe.with_suffix(".lock"))
     except _ProbeFailed as failed:
         check.problems.append(str(failed))
-    except OSError as exc:
-        check.problems.append(f"cannot write there ({exc.strerror or exc})")
+    finally:
+        probe.unlink(missing_ok=True)
+        probe.with_suffix(".lock").unlink(missing_ok=True)
     return check
+
+
+def _local_lock(option: str) -> bool:
+    return option.startswith("local_lock=") and option != "local_lock=none"
 
 
 class _ProbeFailed(Exception):
     pass
 
 
-def _probe_rename(directory: Path) -> None:
-    target = directory / ".root-check"
+def _probe_rename(target: Path) -> None:
     for content in (b"old", b"new"):
         tmp = temp_path(target)
         tmp.write_bytes(content)
         os.replace(tmp, target)
-    try:
-        if target.read_bytes() != b"new":
-            raise _ProbeFailed("a file replaced by a rename does not read back as the new one")
-    finally:
-        target.unlink(missing_ok=True)
+    if target.read_bytes() != b"new":
+        raise _ProbeFailed("a file replaced by a rename does not read back as the new one")
 
 
-def _probe_locks(directory: Path) -> None:
+def _probe_locks(lock: Path) -> None:
     """Two open files of one lock file must exclude each other (flock locks an open file
     description): on a filesystem that ignores locks both succeed."""
-    lock = directory / ".root-check.lock"
     with open(lock, "a") as first, open(lock, "a") as second:
-        fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise _ProbeFailed(f"file locks do not work there ({exc.strerror or exc})") from None
         try:
             try:
                 fcntl.flock(second, fcntl.LOCK_EX | fcntl.LOCK_NB)
