@@ -124,7 +124,7 @@ def phase_one_date(root: Path, days: int) -> dict:
     times, rows = [], {}
     for _ in range(3):
         started = time.perf_counter()
-        writes = rebuild_date(root, day)
+        writes = rebuild_date(root, day).writes
         times.append(time.perf_counter() - started)
         rows = {w.table: w.rows for w in writes}
     return {"seconds": sorted(times)[1], "rows": rows}
@@ -136,7 +136,7 @@ def phase_year(root: Path, days: int) -> dict:
     rows = {"district_statistics": 0, "club_statistics": 0}
     started = time.perf_counter()
     for i in range(days):
-        for w in rebuild_date(root, FIRST + dt.timedelta(days=i)):
+        for w in rebuild_date(root, FIRST + dt.timedelta(days=i)).writes:
             rows[w.table] += w.rows
     return {"seconds": time.perf_counter() - started, "rows": rows}
 

@@ -30,7 +30,13 @@ from backfill_pipeline.names import (
     SUMMARY_ASSET,
 )
 from backfill_pipeline.snapshots.store import PerDistrictFileSnapshotStore
-from backfill_pipeline.tables import CLUB_STATISTICS, DISTRICT_STATISTICS, partition_dir, read_table
+from backfill_pipeline.tables import (
+    CLUB_STATISTICS,
+    DISTRICT_STATISTICS,
+    partition_dir,
+    read_table,
+    write_date,
+)
 
 START = dt.date(2019, 1, 1)
 # Two eras: 2018-2019 writes `Level 2s or EOM`, 2024-2025 `Level 2s`; both land in level_2s.
@@ -116,23 +122,28 @@ def test_both_tables_materialize_per_date_with_schema_row_count_and_preview(worl
         assert [c.name for c in columns] == schema.names
         assert all(c.description for c in columns)
         preview = meta["preview"].value
-        assert 0 < len(preview.records) <= 5
-        assert [c.name for c in preview.schema.columns] == schema.names[:8]
-        assert preview.records[0].data["district"] == written["district"].iloc[0]
-        assert meta["districts"].value == (
-            len(DISTRICTS) if table_name == CLUB_TABLE else written["district"].nunique()
-        )
+        shown = [*schema.key, *schema.preview]
+        assert len(preview.records) == min(5, len(written))
+        assert [c.name for c in preview.schema.columns] == shown
+        first = written.iloc[0]
+        for column in shown[1:]:  # as_of is in the path, not the file
+            value = first[column]
+            assert preview.records[0].data[column] == (None if pd.isna(value) else value), column
+        listed = len(world["store"].read_manifest(dt.date.fromisoformat(day)).districts)
+        assert meta["districts"].value == (len(DISTRICTS) if table_name == CLUB_TABLE else listed)
         assert meta["unreadable_cells"].value == 0
 
 
 def test_a_range_with_dates_never_collected_fails_naming_them(world):
     gap = unpublished_date(dt.date(2024, 1, 1))
+    # A table file left from before (the date's snapshot since removed) must not outlive it.
+    write_date(world["root"], DISTRICT_TABLE, gap, DISTRICT_STATISTICS.empty_frame(), durable=False)
     result = build_tables(world, gap, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert gap.isoformat() in failure.step_failure_data.user_failure_data.description
     assert "no snapshot" in failure.step_failure_data.user_failure_data.description
-    assert not (partition_dir(world["root"], DISTRICT_TABLE, gap)).exists()
+    assert not (partition_dir(world["root"], DISTRICT_TABLE, gap) / "part-0.parquet").exists()
 
 
 def test_pandas_reads_the_dataset_and_sampled_cells_equal_the_snapshot_files(world):
@@ -278,9 +289,7 @@ def test_the_readme_questions_answer_what_the_snapshot_files_hold(world):
 
     march, now = tiers(NEW), tiers(LATER)
     expected = {
-        k
-        for k in march.keys() & now.keys()
-        if march[k] in "DSP" and march[k] and now[k] not in ("D", "S", "P")
+        k for k in march.keys() & now.keys() if march[k] in ("D", "S", "P") and now[k] not in ("D", "S", "P")
     }
     lost = answers["lost"]
     assert set(zip(lost["district"], lost["club_number"], strict=True)) == expected

@@ -361,3 +361,14 @@ def test_both_tables_of_a_date_come_from_one_read_and_equal_the_single_builds(wo
     assert both["district_statistics"].equals(district_rows(store, AS_OF))
     assert both["club_statistics"].equals(club_rows(store, AS_OF))
     assert len(both["club_statistics"]) > 0
+
+
+def test_large_integers_beside_nulls_read_back_exactly(world, tmp_path):
+    store, _ = world
+    frame = district_rows(store, AS_OF)
+    big = 2**53 + 1  # the first integer a float64 cannot hold
+    frame["payment_base"] = pd.array([big, None, big - 2, None], dtype="Int64")
+    write_date(tmp_path, DISTRICT_STATISTICS.name, AS_OF, frame, durable=False)
+    back = read_table(tmp_path, DISTRICT_STATISTICS.name, AS_OF, AS_OF)
+    assert back["payment_base"].tolist()[:1] + back["payment_base"].tolist()[2:3] == [big, big - 2]
+    assert back["payment_base"].isna().sum() == 2

@@ -50,7 +50,9 @@ def run(*argv: str):
 
 
 def test_rebuilding_a_date_writes_both_tables_from_its_files(small_store):
-    writes = {w.table: w for w in rebuild_date(small_store.root.path, AS_OF)}
+    rebuilt = rebuild_date(small_store.root.path, AS_OF)
+    assert rebuilt.has_snapshot
+    writes = {w.table: w for w in rebuilt.writes}
     assert set(writes) == {DISTRICT_STATISTICS.name, CLUB_STATISTICS.name}
     districts = writes[DISTRICT_STATISTICS.name]
     assert districts.rows == 3 and list(districts.frame["district"]) == ["09", "42", "61"]
@@ -68,8 +70,9 @@ def test_a_date_that_lost_its_snapshot_loses_its_table_files(built, small_store)
     for f in (small_store.root.path / "snapshots" / NEXT.isoformat()).iterdir():
         f.unlink()
     (small_store.root.path / "snapshots" / NEXT.isoformat()).rmdir()
-    writes = rebuild_date(built, NEXT)
-    assert all(w.path is None and w.rows == 0 for w in writes)
+    rebuilt = rebuild_date(built, NEXT)
+    assert not rebuilt.has_snapshot
+    assert all(w.path is None and w.rows == 0 for w in rebuilt.writes)
     assert not stale.exists(), "a table must not hold rows the store no longer has"
     assert read_table(built, DISTRICT_STATISTICS.name, NEXT, NEXT).empty
 

@@ -2,7 +2,6 @@
 snapshot files, and an automation sensor rebuilds a date whenever its snapshots change."""
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -21,6 +20,7 @@ from ..names import (
 )
 from ..snapshots.rootcheck import check_data_root
 from ..tables import CLUB_STATISTICS, DISTRICT_STATISTICS, TABLES, Table, TableWrite, rebuild_date
+from .assets import transient_retry
 from .resources import SnapshotStore
 
 AC = dg.AutomationCondition
@@ -39,7 +39,6 @@ REBUILD_CONDITION = (
 )
 
 PREVIEW_ROWS = 5
-PREVIEW_COLUMNS = 8
 SHOWN_PROBLEMS = 20
 RUN_TAGS = {SOURCE_TAG: "tables", TABLES_TAG: "rebuild"}
 
@@ -82,7 +81,7 @@ def table_metadata(write: TableWrite) -> dict[str, Any]:
     return {
         "dagster/column_schema": column_schema(table),
         "dagster/row_count": write.rows,
-        "preview": preview(write.frame),
+        "preview": preview(table, write.frame),
         "path": dg.MetadataValue.path(str(write.path)),
         "districts": int(write.frame["district"].nunique()),
         "unreadable_cells": len(bad),
@@ -96,9 +95,9 @@ def table_metadata(write: TableWrite) -> dict[str, Any]:
     }
 
 
-def preview(frame: pd.DataFrame) -> dg.MetadataValue:
-    """The first rows of the table's first columns, as a Dagster table."""
-    head = frame.iloc[:PREVIEW_ROWS, :PREVIEW_COLUMNS]
+def preview(table: Table, frame: pd.DataFrame) -> dg.MetadataValue:
+    """The first rows of the table's key and preview columns, as a Dagster table."""
+    head = frame.head(PREVIEW_ROWS)[[*table.key, *table.preview]]
     schema = dg.TableSchema(columns=[dg.TableColumn(str(c), str(head[c].dtype)) for c in head.columns])
     records = [dg.TableRecord({str(c): _plain(v) for c, v in row.items()}) for _, row in head.iterrows()]
     return dg.MetadataValue.table(records, schema=schema)
@@ -113,7 +112,7 @@ def _plain(value: object) -> str | int | float | bool | None:
         plain = value.item()
         if isinstance(plain, bool | int | float | str):
             return plain
-    return str(value) if not isinstance(value, dict | list) else json.dumps(value)
+    return str(value)  # dates, timestamps
 
 
 def build_tables_asset(daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
@@ -126,6 +125,9 @@ def build_tables_asset(daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
         can_subset=False,
         # A backfill of the tables (a year rebuilt from the snapshots) is one run.
         backfill_policy=dg.BackfillPolicy.single_run(),
+        # Our own I/O trouble (a full disk, a lost mount) is retried as the snapshots' is; a date
+        # without a snapshot is a Failure that is not.
+        retry_policy=transient_retry(),
     )
     def analyst_tables(context: dg.AssetExecutionContext, store: SnapshotStore) -> Iterator[Any]:
         """district_statistics and club_statistics of each date: rebuilt from its snapshot files
@@ -135,11 +137,13 @@ def build_tables_asset(daily: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
         context.log.info(f"rebuilding {len(days)} date(s), {days[0]} to {days[-1]}")
         missing = []
         for day in days:
-            writes = rebuild_date(store.root, day)
-            if writes[0].path is None:
+            rebuilt = rebuild_date(store.root, day)
+            for line in rebuilt.problems():
+                context.log.warning(line)
+            if not rebuilt.has_snapshot:
                 missing.append(day.isoformat())
                 continue
-            for write in writes:
+            for write in rebuilt.writes:
                 yield dg.AssetMaterialization(
                     asset_key=write.table, partition=day.isoformat(), metadata=table_metadata(write)
                 )

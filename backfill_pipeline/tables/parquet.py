@@ -93,7 +93,18 @@ def read_table(
     wanted = None
     if districts is not None:
         wanted = ds.field("district").isin([normalise_district_id(d) for d in districts])
-    return _sorted(schema, schema.typed(dataset.to_table(filter=wanted).to_pandas()))
+    # Nullable pandas types straight from Arrow: through float64 an integer column with a null
+    # would lose every value above 2**53.
+    frame = dataset.to_table(filter=wanted).to_pandas(types_mapper=_NULLABLE.get)
+    return _sorted(schema, schema.typed(frame))
+
+
+_NULLABLE = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.float64(): pd.Float64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.string(): pd.StringDtype(),
+}
 
 
 def _file_schema(schema: Table) -> pa.Schema:

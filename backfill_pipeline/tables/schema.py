@@ -13,6 +13,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from ..names import CLUB_TABLE, DISTRICT_TABLE
+
 # The column types: pandas dtype name -> (pandas dtype, Arrow type). Nullable pandas types, so an
 # empty or unreadable cell is <NA>, never a 0 or a NaN that looks like data.
 _TYPES: dict[str, tuple[Any, pa.DataType]] = {
@@ -59,6 +61,8 @@ class Table:
     description: str
     key: tuple[str, ...]
     columns: tuple[Column, ...]
+    # What a materialization's preview shows: the key, then a few telling figures.
+    preview: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -107,13 +111,18 @@ _UNMAPPED = Column(
 )
 
 DISTRICT_STATISTICS = Table(
-    name="district_statistics",
+    name=DISTRICT_TABLE,
     description="One row per district per as-of date: the all-districts summary for every district, "
     "and the detailed reports' totals where collected.",
     key=("as_of", "district"),
     columns=(
         *_common(),
-        Column("status", "string", "`success`, `failed` or `unavailable`; figures are null unless success."),
+        Column(
+            "status",
+            "string",
+            "`success`, `failed` or `unavailable`; the report's figures are null unless success (the "
+            "date's rank and score are filled for every district the rankings list).",
+        ),
         Column("region", "string", "Region (`REGION`)."),
         *_cols(
             "boolean",
@@ -193,12 +202,14 @@ DISTRICT_STATISTICS = Table(
         ),
         _UNMAPPED,
     ),
+    preview=("status", "detail_level", "members", "paid_clubs", "overall_rank"),
 )
 
 CLUB_STATISTICS = Table(
-    name="club_statistics",
+    name=CLUB_TABLE,
     description="One row per club per as-of date for the districts collected in detail: the club, "
-    "district and division performance reports joined by club number.",
+    "district and division performance reports joined by club number (null for a row whose number "
+    "could not be read: it stands alone, and is reported as an unreadable cell).",
     key=("as_of", "district", "club_number"),
     columns=(
         *_common(),
@@ -295,6 +306,7 @@ CLUB_STATISTICS = Table(
         Column("division_paid_clubs", "Int64", "Paid clubs of the division (`Total Paid Division Clubs`)."),
         _UNMAPPED,
     ),
+    preview=("club_name", "club_status", "active_members", "goals_met", "club_distinguished_status"),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (DISTRICT_STATISTICS, CLUB_STATISTICS)}

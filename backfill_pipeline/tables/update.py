@@ -33,7 +33,20 @@ class TableWrite:
         return len(self.frame)
 
 
-def rebuild_date(root: DataRoot | Path | str, as_of: dt.date, *, durable: bool = True) -> list[TableWrite]:
+@dataclass(frozen=True)
+class DateRebuild:
+    """Both tables of one date as rebuilt, and whether the date has a snapshot to build from."""
+
+    as_of: dt.date
+    has_snapshot: bool
+    writes: list[TableWrite]
+
+    def problems(self) -> list[str]:
+        """What the build met (unreadable cells, unknown headers), a line per kind and table."""
+        return [line for w in self.writes for line in w.report.lines(w.table, self.as_of)]
+
+
+def rebuild_date(root: DataRoot | Path | str, as_of: dt.date, *, durable: bool = True) -> DateRebuild:
     """Rebuild both tables of `as_of` from one read of its snapshot files. A date without a
     snapshot has its old partition files removed (and none written)."""
     data_root = DataRoot.of(root)
@@ -47,7 +60,7 @@ def rebuild_date(root: DataRoot | Path | str, as_of: dt.date, *, durable: bool =
             path = None
             _remove(partition_dir(data_root, name, as_of) / PART, durable=durable)
         written.append(TableWrite(name, as_of, path, frame, built.reports[name]))
-    return written
+    return DateRebuild(as_of, built.has_snapshot, written)
 
 
 def _remove(path: Path, *, durable: bool) -> None:

@@ -57,13 +57,20 @@ class BuildReport:
         for report, headers in other.unknown_headers.items():
             self.unknown(report, headers)
 
-    def log(self, table: str, as_of: dt.date) -> None:
-        """One warning per kind of problem, with a few examples."""
+    def lines(self, table: str, as_of: dt.date) -> list[str]:
+        """One line per kind of problem, with a few examples (none when there is none)."""
+        out = []
         if self.bad_values:
             shown = ", ".join(f"{b.district}/{b.column}={b.value!r}" for b in self.bad_values[:5])
-            log.warning("%s %s: %d unreadable cells made null: %s", table, as_of, len(self.bad_values), shown)
+            out.append(f"{table} {as_of}: {len(self.bad_values)} unreadable cells made null: {shown}")
         for report, headers in sorted(self.unknown_headers.items()):
-            log.warning("%s %s: unknown %s columns kept raw: %s", table, as_of, report, sorted(headers))
+            out.append(f"{table} {as_of}: unknown {report} columns kept raw: {sorted(headers)}")
+        return out
+
+    def log(self, table: str, as_of: dt.date) -> None:
+        """`lines` as warnings of this module's logger."""
+        for line in self.lines(table, as_of):
+            log.warning("%s", line)
 
 
 def _integer(text: str) -> int | None:
