@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _TEMP_MARK = ".tmp-"
@@ -78,22 +80,29 @@ def remove_dead_temps(target: Path) -> None:
             temp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = True) -> None:
-    """Write `data` to `path` so that readers see the old or the new file, never a torn one
-    (and sweep the temporary files a killed writer of `path` left behind). `sync_dir=False`
-    leaves the rename's durability to the caller's one `fsync_dir` after several writes."""
+@contextmanager
+def atomic_writer(path: Path, *, durable: bool = True, sync_dir: bool = True) -> Iterator[Path]:
+    """A temporary path beside `path` to write; on a clean exit it replaces `path` (readers see
+    the old or the new file, never a torn one), on an error it is removed. Sweeps the temporary
+    files a killed writer of `path` left behind. `sync_dir=False` leaves the rename's durability
+    to the caller's one `fsync_dir` after several writes."""
     make_dirs(path.parent, durable=durable)
     remove_dead_temps(path)
     tmp = temp_path(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
+        yield tmp
+        if durable:
+            with open(tmp, "rb") as written:
+                os.fsync(written.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if durable and sync_dir:
         fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True, sync_dir: bool = True) -> None:
+    """Write `data` to `path` through `atomic_writer`."""
+    with atomic_writer(path, durable=durable, sync_dir=sync_dir) as tmp:
+        tmp.write_bytes(data)

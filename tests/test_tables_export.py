@@ -39,10 +39,9 @@ def built(small_store):
 
 
 @pytest.fixture
-def outdir(tmp_path):
-    """Where extracts go: beside the data root, not in it."""
-    (tmp_path / "out").mkdir()
-    return tmp_path / "out"
+def outdir(tmp_path_factory):
+    """Where extracts go: outside the data root (small_store's is tmp_path)."""
+    return tmp_path_factory.mktemp("extracts")
 
 
 def run(*argv: str):
@@ -163,7 +162,8 @@ def test_the_command_writes_csv_to_stdout(built):
         (["--out", "-", "--format", "csv", "--json"], "--json"),
         (["--out", "{new}", "--districts", "42,../etc"], "--districts"),
         (["--out", "{new}", "--districts", "42,,61"], "empty district id"),
-        (["--out", "{new}", "--end", "2025-01-01"], "before --start"),
+        (["--out", "{new}", "--end", "2025-01-01"], "--end: 2025-01-01 is before the start"),
+        (["--out", "{inside}"], "inside the data root"),
         (["--out", "{new}", "--start", "2025-13-01"], "YYYY-MM-DD"),
         (["--out", "{new}", "--format", "xlsx"], "xlsx"),
         (["--out", "{new}", "--table", "members"], "members"),
@@ -175,6 +175,7 @@ def test_bad_arguments_exit_2_naming_them_and_write_nothing(built, outdir, extra
         "dir": outdir,
         "missing": outdir / "nowhere",
         "new": outdir / "new.csv",
+        "inside": built / "extract.csv",
     }
     places["exists"].write_text("old")
     args = ["export", "--root", str(built), "--start", str(AS_OF), "--end", str(NEXT), "--table", "club"]
@@ -185,11 +186,12 @@ def test_bad_arguments_exit_2_naming_them_and_write_nothing(built, outdir, extra
     assert message in result.output
     assert places["exists"].read_text() == "old" and not places["new"].exists()
     assert sorted(p.name for p in outdir.iterdir()) == ["old.csv"]
+    assert not places["inside"].exists()
 
 
 def test_a_library_caller_gets_the_same_refusals(built, outdir):
-    with pytest.raises(ExportError, match="before start") as caught:
+    with pytest.raises(ExportError, match="before the start") as caught:
         export_table(built, CLUB_STATISTICS.name, NEXT, AS_OF, str(outdir / "x.csv"), "csv")
-    assert caught.value.subject == "range"
+    assert caught.value.subject == "end"
     with pytest.raises(ValueError, match="unknown table"):
         export_table(built, "../secrets", AS_OF, NEXT, str(outdir / "x.csv"), "csv")

@@ -49,8 +49,6 @@ def export(
 ) -> None:
     """Write an analyst table over a range of dates to one Parquet or CSV file."""
     settings: Settings = load({"data_root": "--root"}, data_root=root)
-    if end < start:
-        raise CliError(f"--end {end} is before --start {start}", ExitCode.BAD_INPUT)
     if out == STDOUT and as_json:
         raise CliError("--json prints a summary on stdout: give --out a file name", ExitCode.BAD_INPUT)
     try:
@@ -69,8 +67,10 @@ def export(
             overwrite=overwrite,
         )
     except ExportError as exc:
-        hint = " (pass --overwrite)" if exc.subject == "out" and "exists" in str(exc) else ""
-        raise CliError(f"--{exc.subject}: {exc}{hint}", ExitCode.BAD_INPUT) from None
+        option, hint = (
+            ("--out", " (pass --overwrite)") if exc.subject == "overwrite" else (f"--{exc.subject}", "")
+        )
+        raise CliError(f"{option}: {exc}{hint}", ExitCode.BAD_INPUT) from None
     if as_json:
         print_json(result.to_dict())
         return

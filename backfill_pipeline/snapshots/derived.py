@@ -20,7 +20,8 @@ from .models import (
 
 Row = Mapping[str, str]
 
-_MISSING = {"", "N/A", "NA", "-", "--"}
+# Cells that say "no value".
+MISSING = frozenset({"", "N/A", "NA", "-", "--"})
 # A whole number of at most this many ASCII digits is read with int() directly.
 _PLAIN_DIGITS = 18
 _STATUSES = ("active", "low", "suspended", "ineligible")
@@ -37,7 +38,7 @@ def parse_int(value: str | None) -> int | None:
     digits = text[1:] if text[:1] in ("+", "-") else text
     if 0 < len(digits) <= _PLAIN_DIGITS and digits.isascii() and digits.isdigit():
         return int(text)  # the common case, without a Decimal: a re-run parses millions of cells
-    if text.upper() in _MISSING:
+    if text.upper() in MISSING:
         return None
     number = bounded_decimal(text)
     if number is None or number != number.to_integral_value():
@@ -48,7 +49,7 @@ def parse_int(value: str | None) -> int | None:
 def parse_decimal(value: str | None) -> Decimal | None:
     """`"-7.69%"` -> Decimal('-7.69'); empty, `N/A`, not a number, or absurd -> None. Exact."""
     text = number_text(value or "")
-    if text.upper() in _MISSING:
+    if text.upper() in MISSING:
         return None
     return bounded_decimal(text)
 

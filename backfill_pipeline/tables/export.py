@@ -5,7 +5,6 @@ atomically (the old file, or the whole new one)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..dataroot import DataRoot
-from ..files import temp_path
+from ..files import atomic_writer
 from .parquet import partition_dates, read_table
 from .schema import table
 
@@ -27,8 +26,8 @@ STDOUT = "-"
 
 
 class ExportError(ValueError):
-    """An export that cannot be made as asked; `subject` names what is wrong (`out`, `format`,
-    `range`) and the message why. Nothing was written."""
+    """An export that cannot be made as asked; `subject` names the option at fault (`out`,
+    `overwrite`, `format`, `end`) and the message why. Nothing was written."""
 
     def __init__(self, subject: str, message: str) -> None:
         super().__init__(message)
@@ -79,7 +78,7 @@ def export_table(
     if fmt not in FORMATS:
         raise ExportError("format", f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if end < start:
-        raise ExportError("range", f"end {end} is before start {start}")
+        raise ExportError("end", f"{end} is before the start, {start}")
     have = [d for d in partition_dates(root, schema.name) if start <= d <= end]
     result = ExportResult(path=out, table=schema.name, missing=(end - start).days + 1 - len(have))
     result.first_missing = _first_missing(start, end, set(have))
@@ -93,20 +92,18 @@ def export_table(
     if target.is_dir():
         raise ExportError("out", f"{out} is a directory: give a file name")
     if target.exists() and not overwrite:
-        raise ExportError("out", f"{out} exists: remove it, or overwrite it")
+        raise ExportError("overwrite", f"{out} exists: remove it, or overwrite it")
     if not target.parent.is_dir():
         raise ExportError("out", f"its directory {target.parent} does not exist")
-    tmp = temp_path(target)
-    try:
+    if target.resolve().is_relative_to(DataRoot.of(root).path.resolve()):
+        # An extract written over a partition, a snapshot or the budget would corrupt the store.
+        raise ExportError("out", f"{out} is inside the data root: write extracts elsewhere")
+    with atomic_writer(target) as tmp:
         if fmt == "csv":
             with open(tmp, "w", encoding="utf-8", newline="") as f:
                 _write_csv(chunks, f, result, schema.empty_frame())
         else:
-            _write_parquet(chunks, tmp, pa.schema(schema.arrow_schema()), result)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            _write_parquet(chunks, tmp, schema.arrow_schema(), result)
     return result
 
 

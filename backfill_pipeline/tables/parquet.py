@@ -78,9 +78,11 @@ def read_table(
     schema = table(name)
     directory = DataRoot.of(root).tables / schema.name
     # Only the well-named partitions of the range are opened (a stray directory is not read).
-    files = [
-        str(partition_dir(root, name, d) / PART) for d in partition_dates(root, name) if start <= d <= end
-    ]
+    if start == end:  # one date (an export reads date after date): no listing of the table
+        days = [start] if (partition_dir(root, name, start) / PART).is_file() else []
+    else:
+        days = [d for d in partition_dates(root, name) if start <= d <= end]
+    files = [str(partition_dir(root, name, d) / PART) for d in days]
     if not files:
         return schema.empty_frame()
     dataset = ds.dataset(

@@ -10,12 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..snapshots.derived import parse_decimal, parse_int
+from ..snapshots.derived import MISSING, parse_int, parse_pct
 
 log = logging.getLogger(__name__)
 
-# Cells that say "no value": null without a report.
-_MISSING = frozenset({"", "N/A", "NA", "-", "--"})
 _TRUE = frozenset({"Y", "YES", "TRUE", "1"})
 _FALSE = frozenset({"N", "NO", "FALSE", "0"})
 _INT64 = 2**63 - 1
@@ -78,17 +76,12 @@ def _integer(text: str) -> int | None:
     return value if value is not None and -_INT64 <= value <= _INT64 else None
 
 
-def _number(text: str) -> float | None:
-    value = parse_decimal(text)
-    return None if value is None else float(value)
-
-
 def _flag(text: str) -> bool | None:
     upper = text.strip().upper()
     return True if upper in _TRUE else False if upper in _FALSE else None
 
 
-_READERS = {"Int64": _integer, "Float64": _number, "boolean": _flag}
+_READERS = {"Int64": _integer, "Float64": parse_pct, "boolean": _flag}
 
 
 def read_cell(dtype: str, raw: str | None) -> tuple[Any, bool]:
@@ -98,7 +91,7 @@ def read_cell(dtype: str, raw: str | None) -> tuple[Any, bool]:
         return None, True
     if dtype == "string":
         return raw, True
-    if raw.strip().upper() in _MISSING:
+    if raw.strip().upper() in MISSING:
         return None, True
     value = _READERS[dtype](raw)
     return value, value is not None
