@@ -21,6 +21,7 @@ RUN pip install . \
     && chown -R backfill "$DAGSTER_HOME" /data
 USER backfill
 
-# The code server by default (Dagster's chart runs the image so); the other processes name theirs.
+# The code server by default (docker-compose names each process's command; Dagster's chart runs
+# `dagster api grpc` with deploy/helm-values.yaml's dagsterApiGrpcArgs instead).
 EXPOSE 4000 3000 8080
 CMD ["python", "-m", "backfill_pipeline.codeserver", "-m", "backfill_pipeline.definitions", "-h", "0.0.0.0", "-p", "4000", "--location-name", "backfill_pipeline.definitions"]

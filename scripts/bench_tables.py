@@ -7,7 +7,8 @@ collected in detail from the sandbox's generated reports (about 89 clubs a distr
 each phase in a fresh process so its peak memory is its own:
   one-date     rebuilding one date's two tables (median of 3)
   year         rebuilding every date, one after the other, as the tables' single-run backfill does
-  incremental  one district of one date collected again, then that date alone rebuilt
+  incremental  one date collected again (its 128 districts written anew), then that date alone
+               rebuilt (the time of the rebuild only)
   dagster      the year through Dagster: the tables' multi-asset materialized over the whole range
                in one run (an in-process instance), with its metadata per date
   read         an analyst's pandas reads of the club table: one district with every column,
