@@ -433,16 +433,21 @@ def wait_for_code_server(
             time.sleep(0.5)
 
 
+def code_server_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The code location's gRPC server (`backfill_pipeline.codeserver`: `dagster api grpc` whose
+    runs fork from a preloaded process), as `dev`, the tests and the deployment files start it."""
+    return [sys.executable, "-m", "backfill_pipeline.codeserver", "-m", LOCATION, "-h", host,
+            "-p", str(port), "--location-name", LOCATION]  # fmt: skip
+
+
 def code_server_service(
     port: int, *, home: Path, env: dict[str, str], log_path: Path | None = None
 ) -> Service:
     """The code location's gRPC server (`backfill_pipeline.codeserver`: `dagster api grpc` whose
     runs fork from a preloaded process) on `port`; started once it answers a ping."""
-    argv = [sys.executable, "-m", "backfill_pipeline.codeserver", "-m", LOCATION, "-h", "127.0.0.1",
-            "-p", str(port), "--location-name", LOCATION]  # fmt: skip
     return Service(
         "code server",
-        argv,
+        code_server_argv(port),
         env=_dagster_env(home, env),
         url=f"grpc://127.0.0.1:{port}",
         health=None,

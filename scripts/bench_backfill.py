@@ -349,6 +349,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     cases = [Case.parse(c) for c in args.cases.split(",")]
+    storages = args.storage.split(",")
+    if unknown := [s for s in storages if s not in ("sqlite", "postgres")]:
+        parser.error(f"--storage: {unknown} are neither sqlite nor postgres")
     rows: list[dict] = []
     with StopSignals(), contextlib.ExitStack() as kept:
         tmp = (
@@ -356,9 +359,7 @@ def main() -> None:
             if args.keep
             else kept.enter_context(tempfile.TemporaryDirectory(prefix="bench-backfill-"))
         )
-        for storage in args.storage.split(","):
-            if storage not in ("sqlite", "postgres"):
-                parser.error(f"--storage: {storage!r} is neither sqlite nor postgres")
+        for storage in storages:
             for rate in (float(r) for r in args.rates.split(",")):
                 base = Path(tmp) / f"{storage}-rate-{rate:g}"
                 rows += bench_rate(

@@ -21,7 +21,16 @@ import click
 from dagster_shared.cli import WorkspaceOpts, workspace_options
 
 from .. import devstack
-from ..devstack import LOCATION, Interrupted, ProcessExited, StopSignals, free_port, held, wait_for
+from ..devstack import (
+    LOCATION,
+    Interrupted,
+    ProcessExited,
+    StopSignals,
+    code_server_argv,
+    free_port,
+    held,
+    wait_for,
+)
 from .common import AsciiInt, CliError, json_option, print_json_line
 from .exit_codes import ExitCode
 
@@ -144,9 +153,8 @@ def dev(host: str, port: int, as_json: bool) -> None:
             workspace = workspace_file(Path(tmp), code_port)
             code_server = start(
                 "the code server",
-                [sys.executable, "-m", "backfill_pipeline.codeserver", "-m", MODULE, "-h", "127.0.0.1",
-                 "-p", str(code_port), "--location-name", LOCATION, "--log-level", "warning"],
-            )  # fmt: skip
+                [*code_server_argv(code_port), "--log-level", "warning"],
+            )
             wait_for_code_server(code_port, code_server)
             start(
                 "the webserver",

@@ -185,16 +185,20 @@ class DashboardClient:
 
     # -- what the run did ------------------------------------------------------------------
 
-    def stats(self) -> dict:
-        """Requests made, cache hits, retries, seconds waited on the rate limiter, breaker state."""
-        return {
+    def stats(self, *, breaker: bool = True) -> dict:
+        """Requests made, cache hits, retries, seconds waited on the rate limiter, and (unless
+        `breaker=False`: a read of the shared store, a database round trip on PostgreSQL) the
+        breaker's state."""
+        out: dict = {
             "requests": self.http.stats.requests,
             "retries": self.http.stats.retries,
             "cacheHits": self.cache_hits,
             "rateLimitWaitSeconds": round(self.http.limiter.waited_seconds, 3),
             "backoffSeconds": round(self.http.stats.backoff_seconds, 3),
-            "breakerState": self._breaker_state(),
         }
+        if breaker:
+            out["breakerState"] = self._breaker_state()
+        return out
 
     def _breaker_state(self) -> str:
         try:

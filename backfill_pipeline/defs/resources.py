@@ -152,8 +152,9 @@ class RefreshService(dg.ConfigurableResource):
         )
 
     def stats(self) -> dict:
-        """Requests made, cache hits, retries and rate-limiter waiting so far in this run."""
-        return self.client.stats()
+        """Requests made, cache hits, retries and rate-limiter waiting so far in this run (read
+        twice per partition: without the breaker's state, which is the status page's to read)."""
+        return self.client.stats(breaker=False)
 
 
 def lane_of(tags: Mapping[str, str]) -> Lane:
