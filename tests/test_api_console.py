@@ -190,6 +190,9 @@ def test_the_list_carries_each_backfills_progress(api):
 def test_the_matrix_names_a_bad_parameter(api):
     r = api.client.get("/api/coverage/matrix?start=2025-13-01")
     assert r.status_code == 400 and "start" in r.json()["error"]["message"]
+    # The matrix shows every state: a state filter (GET /api/coverage's) is refused, not ignored.
+    r = api.client.get("/api/coverage/matrix?state=missing")
+    assert r.status_code == 400 and "state" in r.json()["error"]["message"]
 
 
 def test_a_kept_matrix_is_answered_only_for_the_same_range_and_store(tmp_path):

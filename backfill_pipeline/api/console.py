@@ -97,8 +97,8 @@ async def matrix(request: Request) -> Response:
     service = await service_of(request)
 
     def read() -> bytes:
+        gaps = service.gaps(query)  # a bad range is answered before Dagster is asked
         running = in_progress(service) if query.in_progress else None
-        gaps = service.gaps(query)
         dagster_url = service.graphql.url.removesuffix("/graphql")
         key = (gaps.version, None if running is None else frozenset(running), dagster_url)
         cached = _ANSWERS.get(key)

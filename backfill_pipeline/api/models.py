@@ -362,15 +362,13 @@ DEFAULT_COVERAGE_DAYS = 30
 GAP_STATES: tuple[CellState, ...] = ("unavailable-pending", "failed-transient", "failed-permanent", "missing")
 
 
-class CoverageQuery(ApiModel):
-    """`GET /api/coverage`'s query and `backfill-pipeline gaps`' options: a range of as-of dates
-    (default: the 30 days up to yesterday), districts (default: the configured ones, else every
-    district the collected summaries list) and the states of the cells to list."""
+class CoverageRange(ApiModel):
+    """A range of as-of dates (default: the 30 days up to yesterday) and districts (default: the
+    configured ones, else every district the collected summaries list)."""
 
     start: dt.date | None = None
     end: dt.date | None = None
     districts: list[str] | None = Field(default=None, max_length=MAX_TARGETS)
-    state: list[CellState] | None = None
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -402,12 +400,6 @@ class CoverageQuery(ApiModel):
             raise PlanError("end", f"a coverage query spans at most {MAX_COVERAGE_DAYS} days")
         return start, end
 
-    def listed(self, cell: Cell) -> bool:
-        """Whether the answer lists `cell`: its state asked for, or (none asked) not complete."""
-        if self.state is not None:
-            return cell.state in self.state
-        return cell.state in GAP_STATES or cell.healable()
-
 
 def coverage_dict(gaps: Gaps, query: CoverageQuery) -> dict:
     """`Gaps.to_dict()` listing the cells `query` asks for (the CLI's JSON, the API's answer)."""
@@ -417,9 +409,23 @@ def coverage_dict(gaps: Gaps, query: CoverageQuery) -> dict:
 DateTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
-class MatrixQuery(CoverageQuery):
-    """`GET /api/coverage/matrix`'s query: a coverage query, and whether to ask Dagster which
-    cells its runs are collecting now (the console paints first without, then with)."""
+class CoverageQuery(CoverageRange):
+    """`GET /api/coverage`'s query and `backfill-pipeline gaps`' options: a range, and the states
+    of the cells to list."""
+
+    state: list[CellState] | None = None
+
+    def listed(self, cell: Cell) -> bool:
+        """Whether the answer lists `cell`: its state asked for, or (none asked) not complete."""
+        if self.state is not None:
+            return cell.state in self.state
+        return cell.state in GAP_STATES or cell.healable()
+
+
+class MatrixQuery(CoverageRange):
+    """`GET /api/coverage/matrix`'s query: a range (the matrix shows every state), and whether to
+    ask Dagster which cells its runs are collecting now (the console paints first without, then
+    with)."""
 
     in_progress: bool = True
 

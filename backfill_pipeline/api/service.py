@@ -20,7 +20,7 @@ from ..snapshots.store import PerDistrictFileSnapshotStore
 from .graphql import BackfillNotFound, DagsterGraphQL, DagsterGraphQLError, DagsterUnreachable
 from .idempotency import SETTLE_SECONDS, Idempotency, IdempotencyConflict, LaunchPending
 from .launching import Launched, Launcher, NothingToRetry, PlanConflict, Retried, StillRunning
-from .models import BackfillStatus, BackfillSummary, CoverageQuery
+from .models import BackfillStatus, BackfillSummary, CoverageRange
 from .status import NotCancellable, StatusReader
 
 __all__ = [
@@ -94,7 +94,7 @@ class BackfillService:
         healed) launch exactly those as one Dagster asset backfill; with a key, at most once."""
         return self._launcher().heal(request, requester=requester, idempotency_key=idempotency_key)
 
-    def gaps(self, query: CoverageQuery) -> Gaps:
+    def gaps(self, query: CoverageRange) -> Gaps:
         """Every cell of the query's range (defaults applied against today) with its state, from
         the store alone (no Dagster); PlanError naming the query field at fault."""
         start, end = query.span(self.today())
